@@ -1,0 +1,49 @@
+"""All tables; importing this module registers them on ``Base.metadata``."""
+
+from db.models.access import ApiToken, AuditEntry, EngineHeartbeat, OneTimeCode
+from db.models.base import Base
+from db.models.billing import StripeEvent, Subscription
+from db.models.bots import Bot
+from db.models.credentials import ExchangeCredential
+from db.models.enums import (
+    BotMode,
+    BotStatus,
+    CredentialStatus,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Plan,
+    Platform,
+)
+from db.models.notifications import Notification, NotificationDelivery
+from db.models.trading import Fill, Order, PaperBalance, Position, Trade
+from db.models.users import ChatIdentity, User
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Bot",
+    "BotMode",
+    "BotStatus",
+    "ChatIdentity",
+    "CredentialStatus",
+    "EngineHeartbeat",
+    "ExchangeCredential",
+    "Fill",
+    "Notification",
+    "NotificationDelivery",
+    "OneTimeCode",
+    "Order",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "PaperBalance",
+    "Plan",
+    "Platform",
+    "Position",
+    "StripeEvent",
+    "Subscription",
+    "Trade",
+    "User",
+]

@@ -1,0 +1,50 @@
+"""Trading bots: a strategy on some symbols of one exchange with some capital."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models.base import Base
+from db.models.enums import BotMode, BotStatus
+from db.types import JSONType, Money, UTCDateTime, utcnow
+
+
+class Bot(Base):
+    __tablename__ = "bots"
+    __table_args__ = (
+        UniqueConstraint("user_id", "name"),
+        Index("ix_bots_status_shard", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(32))
+    credential_id: Mapped[str | None] = mapped_column(
+        ForeignKey("exchange_credentials.id", ondelete="SET NULL"), default=None
+    )
+    symbols: Mapped[list[str]] = mapped_column(JSONType)
+    timeframe: Mapped[str] = mapped_column(String(8), default="1m")
+    strategy: Mapped[str] = mapped_column(String(32))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    capital: Mapped[Decimal] = mapped_column(Money())
+    quote: Mapped[str] = mapped_column(String(16), default="USDT")
+    mode: Mapped[BotMode] = mapped_column(String(8), default=BotMode.PAPER)
+    status: Mapped[BotStatus] = mapped_column(String(16), default=BotStatus.STOPPED)
+    pause_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Risk settings; None means off.
+    stop_loss_pct: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    take_profit_pct: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    max_position: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    daily_loss_limit_pct: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    # Secret part of the signal-webhook URL (signal strategy only).
+    signal_secret: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    # Where the last tick's market data came from: "exchange" or "replay".
+    market_data_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -1,0 +1,51 @@
+"""Closed sets of values stored as short strings (portable, readable in SQL)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    PRO = "pro"
+    PREMIUM = "premium"
+
+
+class Platform(StrEnum):
+    TELEGRAM = "telegram"
+    DISCORD = "discord"
+    CONSOLE = "console"
+
+
+class CredentialStatus(StrEnum):
+    ACTIVE = "active"
+    INVALID = "invalid"
+
+
+class BotMode(StrEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class BotStatus(StrEnum):
+    STOPPED = "stopped"
+    RUNNING = "running"
+    PAUSED = "paused"
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # decided and recorded, not yet acknowledged by the exchange
+    OPEN = "open"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    REJECTED = "rejected"

@@ -1,0 +1,3 @@
+from robotrader.cli import app
+
+app(prog_name="robotrader")

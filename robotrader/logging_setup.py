@@ -1,0 +1,62 @@
+"""Logging as ``event key=value`` lines, with every known secret masked.
+
+Secrets (bot tokens, API keys read from the vault, webhook secrets) are
+registered with `redact`. A log-record factory scrubs them from each record as
+it is made, message and exception text alike, so no handler (a file, stderr,
+pytest's capture) ever sees them, whichever library logged them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from typing import Any
+
+_lock = threading.Lock()
+_secrets: frozenset[str] = frozenset()
+MASK = "***"
+_base_factory = logging.getLogRecordFactory()
+
+
+def redact(*values: str | None) -> None:
+    """Never let these strings reach a log line."""
+    global _secrets
+    with _lock:
+        _secrets = _secrets | {v for v in values if v and len(v) >= 6}
+
+
+def scrub(text: str) -> str:
+    secrets = _secrets
+    if not secrets:
+        return text
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _scrubbing_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    if _secrets:
+        record.msg = scrub(record.getMessage())
+        record.args = None
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = scrub("".join(traceback.format_exception(*record.exc_info)).rstrip())
+            record.exc_info = None
+    return record
+
+
+logging.setLogRecordFactory(_scrubbing_factory)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Library chatter that would print request URLs (the Bot API puts the token in the path).
+    for noisy in ("httpx", "httpcore", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,95 @@
+"""The one settings object: environment variables prefixed ``ROBOTRADER_`` or a ``.env`` file.
+
+These names are an interface (README, DESIGN.md): operators and tests point the
+product at other servers only through them. Nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ROBOTRADER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_level: str = "INFO"
+
+    database_url: str = ""
+    redis_url: str | None = None
+
+    master_key: SecretStr | None = None
+    # Retired master keys, comma separated: still read, never written, until
+    # `robotrader rotate-key` has moved every secret to the current key.
+    old_master_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_secret: SecretStr | None = None
+
+    discord_token: SecretStr | None = None
+    discord_api_url: str = "https://discord.com/api/v10"
+
+    stripe_api_key: SecretStr | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_price_pro: str | None = None
+    stripe_price_premium: str | None = None
+
+    exchange_api_urls: dict[str, str] = Field(default_factory=dict)
+    market_data: Literal["exchange", "replay"] = "exchange"
+
+    public_url: str | None = None
+    web_host: str = "127.0.0.1"
+    web_port: int = 8000
+
+    tick_seconds: float = 5.0
+
+    @field_validator("old_master_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("exchange_api_urls", mode="before")
+    @classmethod
+    def _parse_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or a SQLite file in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'robotrader.db').resolve()}"
+
+    @property
+    def master_key_file(self) -> Path:
+        return self.data_dir / "master.key"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process."""
+    return Settings()

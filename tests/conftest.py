@@ -1,0 +1,80 @@
+"""Suite-wide fixtures: every database test runs on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+
+from db import migrate
+from db.models import Base
+from db.session import Database
+from db.vault import generate_master_key
+from robotrader.settings import Settings
+from tests import services
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = services.missing_services()
+    if missing:
+        pytest.exit(
+            "The test suite needs real services that are not running:\n  - "
+            + "\n  - ".join(missing),
+            returncode=3,
+        )
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """A PostgreSQL database of this run's own, migrated to head once."""
+    name = services.create_database()
+    url = services.sqlalchemy_url(name)
+    migrate.upgrade(url)
+    yield url
+    services.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path) -> str:
+    if request.param == "sqlite":
+        copy = tmp_path / "robotrader.db"
+        shutil.copyfile(migrated_sqlite, copy)
+        return f"sqlite+aiosqlite:///{copy}"
+    url: str = request.getfixturevalue("migrated_postgres")
+    return url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    yield db
+    if not db.is_sqlite:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with db.transaction() as session:
+            await session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await db.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Settings for one test: its own data dir and database, no .env, a fresh master key."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        master_key=SecretStr(generate_master_key()),
+    )

@@ -1,0 +1,105 @@
+"""The `robotrader` command: migrate, rotate-key, and run stopping cleanly on signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from db.vault import generate_master_key
+
+ROOT = Path(__file__).resolve().parents[2]
+ROBOTRADER = [sys.executable, "-m", "robotrader"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTRADER_")}
+    env.update(
+        ROBOTRADER_DATA_DIR=str(tmp_path / "data"),
+        ROBOTRADER_MARKET_DATA="replay",
+        ROBOTRADER_WEB_PORT="0",
+        **extra,
+    )
+    return env
+
+
+def test_migrate_then_downgrade(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    up = subprocess.run(
+        [*ROBOTRADER, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert up.returncode == 0, up.stderr
+    assert "database at revision" in up.stdout and "None" not in up.stdout
+    down = subprocess.run(
+        [*ROBOTRADER, "migrate", "--down", "--revision", "base"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert down.returncode == 0, down.stderr
+    assert "revision None" in down.stdout
+
+
+def test_rotate_key_on_a_development_machine(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    subprocess.run([*ROBOTRADER, "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
+    key_file = tmp_path / "data" / "master.key"
+    history: list[list[str]] = []
+    for _ in range(2):
+        result = subprocess.run(
+            [*ROBOTRADER, "rotate-key"], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        history.append(key_file.read_text().split())
+    assert len(history[1]) == len(history[0]) + 1
+    assert history[1][1:] == history[0], "older keys are kept as retired, newest first"
+
+
+def test_production_without_master_key_refuses_to_run(tmp_path: Path) -> None:
+    env = _env(tmp_path, ROBOTRADER_ENVIRONMENT="production")
+    result = subprocess.run(
+        [*ROBOTRADER, "run"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "ROBOTRADER_MASTER_KEY" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_run_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    env = _env(tmp_path, ROBOTRADER_MASTER_KEY=generate_master_key())
+    proc = subprocess.Popen(
+        [*ROBOTRADER, "run"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        started = False
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if "runtime.started" in line:
+                started = True
+                break
+            if not line and proc.poll() is not None:
+                break
+        assert started, "".join(lines)
+        time.sleep(1)
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(lines) + out
+    assert "runtime.stopped" in out
