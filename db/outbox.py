@@ -1,0 +1,248 @@
+"""The notification outbox: written with the fact it reports, claimed and acknowledged by chats.
+
+Writers (engine, billing, use cases) call `add_notification` inside their own
+transaction, so a notification exists exactly when the fact it reports does.
+Each chat process then loops: `claim` a batch for its channel under a lease,
+send, `acknowledge` each one the platform accepted. A process that dies holding
+a claim loses nothing: once the lease expires another claim picks it up. A
+delivery acknowledged is never claimed again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import ChatIdentity, Notification, NotificationDelivery, Platform, User
+from db.session import Database
+from db.types import utcnow
+
+
+async def add_notification(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    dedupe_key: str,
+    priority: int = 0,
+) -> bool:
+    """Store a notification once per ``dedupe_key``; returns False if it already existed.
+
+    One delivery is queued per chat platform the user is reachable on, unless
+    the user muted this kind.
+    """
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(Notification)
+        .values(
+            user_id=user_id,
+            kind=kind,
+            payload=payload,
+            dedupe_key=dedupe_key,
+            priority=priority,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Notification.id)
+    )
+    notification_id = result.scalar_one_or_none()
+    if notification_id is None:
+        return False
+    muted = await session.scalar(select(User.muted_kinds).where(User.id == user_id))
+    if muted and kind in muted:
+        return True
+    channels = (
+        await session.scalars(
+            select(ChatIdentity.platform)
+            .where(ChatIdentity.user_id == user_id, ChatIdentity.reachable.is_(True))
+            .distinct()
+        )
+    ).all()
+    session.add_all(
+        NotificationDelivery(
+            notification_id=notification_id, user_id=user_id, channel=channel, priority=priority
+        )
+        for channel in channels
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class ClaimedNotification:
+    delivery_id: int
+    notification_id: int
+    user_id: int
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime
+    chat_id: str | None
+    language: str | None
+    attempts: int
+
+
+def _claimable(channel: Platform, now: datetime) -> Any:
+    return and_(
+        NotificationDelivery.channel == channel,
+        NotificationDelivery.delivered_at.is_(None),
+        or_(NotificationDelivery.lease_until.is_(None), NotificationDelivery.lease_until < now),
+        or_(NotificationDelivery.not_before.is_(None), NotificationDelivery.not_before <= now),
+    )
+
+
+async def claim(
+    database: Database,
+    channel: Platform,
+    worker: str,
+    *,
+    limit: int = 100,
+    lease: timedelta = timedelta(seconds=60),
+) -> list[ClaimedNotification]:
+    """Lease up to ``limit`` undelivered notifications of ``channel`` to ``worker``.
+
+    Highest priority first, then oldest. Two workers never hold the same one:
+    PostgreSQL skips rows another transaction has locked; SQLite serialises writers.
+    """
+    now = utcnow()
+    async with database.transaction() as session:
+        candidates = (
+            select(NotificationDelivery.id)
+            .where(_claimable(channel, now))
+            .order_by(NotificationDelivery.priority.desc(), NotificationDelivery.id)
+            .limit(limit)
+        )
+        if not database.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        claimed_ids = (
+            await session.scalars(
+                update(NotificationDelivery)
+                .where(
+                    NotificationDelivery.id.in_(candidates.scalar_subquery()),
+                    _claimable(channel, now),
+                )
+                .values(
+                    claimed_by=worker,
+                    lease_until=now + lease,
+                    attempts=NotificationDelivery.attempts + 1,
+                )
+                .returning(NotificationDelivery.id)
+            )
+        ).all()
+        if not claimed_ids:
+            return []
+        rows = (
+            await session.execute(
+                select(
+                    NotificationDelivery,
+                    Notification,
+                    ChatIdentity.chat_id,
+                    User.language,
+                    ChatIdentity.client_language,
+                )
+                .join(Notification, Notification.id == NotificationDelivery.notification_id)
+                .join(User, User.id == NotificationDelivery.user_id)
+                .outerjoin(
+                    ChatIdentity,
+                    and_(
+                        ChatIdentity.user_id == NotificationDelivery.user_id,
+                        ChatIdentity.platform == channel,
+                    ),
+                )
+                .where(NotificationDelivery.id.in_(claimed_ids))
+                .order_by(NotificationDelivery.priority.desc(), NotificationDelivery.id)
+            )
+        ).all()
+    seen: set[int] = set()
+    claimed: list[ClaimedNotification] = []
+    for delivery, notification, chat_id, language, client_language in rows:
+        if delivery.id in seen:  # a user with two identities on one platform: first wins
+            continue
+        seen.add(delivery.id)
+        claimed.append(
+            ClaimedNotification(
+                delivery_id=delivery.id,
+                notification_id=notification.id,
+                user_id=delivery.user_id,
+                kind=notification.kind,
+                payload=notification.payload,
+                created_at=notification.created_at,
+                chat_id=chat_id,
+                language=language or client_language,
+                attempts=delivery.attempts,
+            )
+        )
+    return claimed
+
+
+async def acknowledge(database: Database, delivery_id: int, outcome: str = "sent") -> None:
+    """The platform accepted it (or it can never be delivered): never claim it again."""
+    async with database.transaction() as session:
+        await session.execute(
+            update(NotificationDelivery)
+            .where(
+                NotificationDelivery.id == delivery_id, NotificationDelivery.delivered_at.is_(None)
+            )
+            .values(delivered_at=utcnow(), outcome=outcome, lease_until=None)
+        )
+
+
+async def release(
+    database: Database, delivery_id: int, *, error: str, retry_in: timedelta = timedelta(0)
+) -> None:
+    """Sending failed for now: give the claim back, to be retried after ``retry_in``."""
+    async with database.transaction() as session:
+        await session.execute(
+            update(NotificationDelivery)
+            .where(
+                NotificationDelivery.id == delivery_id, NotificationDelivery.delivered_at.is_(None)
+            )
+            .values(
+                lease_until=None,
+                claimed_by=None,
+                not_before=utcnow() + retry_in,
+                last_error=error[:500],
+            )
+        )
+
+
+async def mark_unreachable(database: Database, channel: Platform, user_id: int) -> int:
+    """The user blocked the bot or closed DMs: stop trying on this channel.
+
+    Returns how many pending deliveries were closed.
+    """
+    async with database.transaction() as session:
+        await session.execute(
+            update(ChatIdentity)
+            .where(ChatIdentity.user_id == user_id, ChatIdentity.platform == channel)
+            .values(reachable=False)
+        )
+        result = await session.execute(
+            update(NotificationDelivery)
+            .where(
+                NotificationDelivery.user_id == user_id,
+                NotificationDelivery.channel == channel,
+                NotificationDelivery.delivered_at.is_(None),
+            )
+            .values(delivered_at=utcnow(), outcome="unreachable", lease_until=None)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def pending_count(database: Database, channel: Platform | None = None) -> int:
+    """Undelivered deliveries (for /metrics queue depth and tests)."""
+
+    query = (
+        select(func.count())
+        .select_from(NotificationDelivery)
+        .where(NotificationDelivery.delivered_at.is_(None))
+    )
+    if channel is not None:
+        query = query.where(NotificationDelivery.channel == channel)
+    async with database.sessions() as session:
+        return int(await session.scalar(query) or 0)

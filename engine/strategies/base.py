@@ -1,0 +1,164 @@
+"""What a strategy is: declared parameters, one shared vectorised computation, one cheap decision.
+
+The same two functions run in the live tick and in the backtest:
+
+- ``compute(candles, params)`` is pure and vectorised (numpy): it turns a market's
+  candles into one signal per candle. The tick computes it ONCE per
+  (market, strategy, parameters) and shares the result among every bot on it.
+- ``decide(signal, price, position, params)`` is per bot and cheap: given the
+  signal of the last closed candle, its close, and what the bot holds, it says
+  whether to buy or sell and how much.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+SignalArray = npt.NDArray[np.int8]
+
+ParamValue = int | float
+Params = Mapping[str, ParamValue]
+
+
+@dataclass(frozen=True)
+class Candles:
+    """OHLCV of one market, oldest first; ``time`` is each candle's open time in ms (UTC)."""
+
+    time: IntArray
+    open: FloatArray
+    high: FloatArray
+    low: FloatArray
+    close: FloatArray
+    volume: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.time.shape[0])
+
+    @classmethod
+    def from_rows(cls, rows: list[list[float]] | npt.NDArray[Any]) -> Candles:
+        """From ccxt's ``[[ts, open, high, low, close, volume], ...]``."""
+        array = np.asarray(rows, dtype=np.float64).reshape(-1, 6)
+        return cls(
+            time=array[:, 0].astype(np.int64),
+            open=array[:, 1].copy(),
+            high=array[:, 2].copy(),
+            low=array[:, 3].copy(),
+            close=array[:, 4].copy(),
+            volume=array[:, 5].copy(),
+        )
+
+    def tail(self, n: int) -> Candles:
+        return Candles(
+            self.time[-n:],
+            self.open[-n:],
+            self.high[-n:],
+            self.low[-n:],
+            self.close[-n:],
+            self.volume[-n:],
+        )
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared parameter: validated on bot creation, offered with its default in chat."""
+
+    name: str
+    kind: type[int] | type[float]
+    default: ParamValue
+    minimum: ParamValue
+    maximum: ParamValue
+    help: Mapping[str, str]  # language -> text; "en" and "pt-BR" required
+
+    def validate(self, value: Any) -> ParamValue:
+        """The value converted to ``kind``; ValueError naming the range otherwise."""
+        try:
+            number = self.kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name} must be a number") from None
+        if isinstance(number, float) and not np.isfinite(number):
+            raise ValueError(f"{self.name} must be a finite number")
+        if not self.minimum <= number <= self.maximum:
+            raise ValueError(f"{self.name} must be between {self.minimum} and {self.maximum}")
+        return number
+
+
+@dataclass(frozen=True)
+class PositionState:
+    """What a bot holds in one symbol when it decides. ``amount == 0`` means flat."""
+
+    amount: float = 0.0
+    average_entry: float = 0.0
+    entries: int = 0  # buys that built the position (DCA safety orders, grid steps)
+
+    @property
+    def is_open(self) -> bool:
+        return self.amount > 0
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An order the strategy wants.
+
+    ``fraction`` is of the bot's per-symbol allocation for buys and of the
+    position for sells (1.0 = all). ``reason`` names the rule (entry, exit,
+    safety, grid_buy, grid_sell, take_profit...) and is part of the order's
+    idempotent client id together with the bot and the candle time.
+    """
+
+    side: Literal["buy", "sell"]
+    fraction: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    basic: bool  # available on the Free plan
+    title: Mapping[str, str]
+    params: tuple[Param, ...] = field(default_factory=tuple)
+
+
+class Strategy(ABC):
+    """Subclasses declare ``info`` and implement ``compute`` and ``decide``."""
+
+    info: ClassVar[StrategyInfo]
+
+    def defaults(self) -> dict[str, ParamValue]:
+        return {p.name: p.default for p in self.info.params}
+
+    def validate(self, params: Mapping[str, Any]) -> dict[str, ParamValue]:
+        """Defaults filled in, every value checked; ValueError on an unknown name or bad value."""
+        known = {p.name: p for p in self.info.params}
+        unknown = set(params) - set(known)
+        if unknown:
+            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+        values = self.defaults()
+        for name, value in params.items():
+            values[name] = known[name].validate(value)
+        self.check(values)
+        return values
+
+    def check(self, params: Params) -> None:
+        """Cross-parameter rules (e.g. fast < slow); raise ValueError."""
+
+    @abstractmethod
+    def warmup(self, params: Params) -> int:
+        """Closed candles needed before the last signal is meaningful."""
+
+    @abstractmethod
+    def compute(self, candles: Candles, params: Params) -> SignalArray:
+        """One signal per candle (int8; meaning is the strategy's own). Pure, vectorised."""
+
+    @abstractmethod
+    def decide(
+        self, signal: int, price: float, position: PositionState, params: Params
+    ) -> Intent | None:
+        """The order (if any) a bot with ``position`` places after a candle with ``signal``."""

@@ -1,0 +1,104 @@
+"""The outbox: stored once, claimed by one worker at a time, never resent once acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from db import outbox
+from db.models import ChatIdentity, Platform, User
+from db.session import Database
+
+
+async def _user(database: Database, *platforms: Platform, muted: list[str] | None = None) -> int:
+    async with database.transaction() as session:
+        user = User(muted_kinds=muted or [], language="pt-BR")
+        session.add(user)
+        await session.flush()
+        for i, platform in enumerate(platforms):
+            session.add(
+                ChatIdentity(
+                    user_id=user.id,
+                    platform=platform,
+                    platform_user_id=f"{user.id}-{i}",
+                    chat_id=f"chat-{user.id}-{platform}",
+                )
+            )
+        return user.id
+
+
+async def _notify(
+    database: Database, user_id: int, key: str, kind: str = "trade", priority: int = 0
+) -> bool:
+    async with database.transaction() as session:
+        return await outbox.add_notification(
+            session,
+            user_id=user_id,
+            kind=kind,
+            payload={"n": key},
+            dedupe_key=key,
+            priority=priority,
+        )
+
+
+async def test_same_fact_is_stored_once(database: Database) -> None:
+    user = await _user(database, Platform.TELEGRAM)
+    assert await _notify(database, user, "k1") is True
+    assert await _notify(database, user, "k1") is False
+    assert await outbox.pending_count(database, Platform.TELEGRAM) == 1
+
+
+async def test_one_delivery_per_platform_and_muted_kinds_skip(database: Database) -> None:
+    user = await _user(database, Platform.TELEGRAM, Platform.DISCORD, muted=["daily_summary"])
+    await _notify(database, user, "a")
+    await _notify(database, user, "b", kind="daily_summary")
+    assert await outbox.pending_count(database, Platform.TELEGRAM) == 1
+    assert await outbox.pending_count(database, Platform.DISCORD) == 1
+    claimed = await outbox.claim(database, Platform.DISCORD, "w1")
+    assert [c.payload for c in claimed] == [{"n": "a"}]
+    assert claimed[0].chat_id == f"chat-{user}-discord" and claimed[0].language == "pt-BR"
+
+
+async def test_concurrent_claims_never_overlap(database: Database) -> None:
+    user = await _user(database, Platform.TELEGRAM)
+    for i in range(60):
+        await _notify(database, user, f"n{i}")
+    batches = await asyncio.gather(
+        *(outbox.claim(database, Platform.TELEGRAM, f"w{i}", limit=25) for i in range(4))
+    )
+    ids = [c.delivery_id for batch in batches for c in batch]
+    assert len(ids) == len(set(ids)) == 60
+
+
+async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database: Database) -> None:
+    user = await _user(database, Platform.TELEGRAM)
+    await _notify(database, user, "x")
+    await _notify(database, user, "y")
+    first = await outbox.claim(database, Platform.TELEGRAM, "w1", lease=timedelta(seconds=-1))
+    assert len(first) == 2
+    await outbox.acknowledge(database, first[0].delivery_id)
+    # w1 "crashed" holding the second one; its lease is already over.
+    again = await outbox.claim(database, Platform.TELEGRAM, "w2")
+    assert [c.delivery_id for c in again] == [first[1].delivery_id]
+    assert again[0].attempts == 2
+    assert await outbox.claim(database, Platform.TELEGRAM, "w3") == []  # leased by w2
+
+
+async def test_priority_first_then_age_and_release_with_delay(database: Database) -> None:
+    user = await _user(database, Platform.TELEGRAM)
+    await _notify(database, user, "old")
+    await _notify(database, user, "vip", priority=2)
+    claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1)
+    assert claimed[0].payload == {"n": "vip"}
+    await outbox.release(database, claimed[0].delivery_id, error="429", retry_in=timedelta(hours=1))
+    rest = await outbox.claim(database, Platform.TELEGRAM, "w")
+    assert [c.payload for c in rest] == [{"n": "old"}]
+
+
+async def test_unreachable_user_closes_pending_and_gets_no_new(database: Database) -> None:
+    user = await _user(database, Platform.TELEGRAM, Platform.DISCORD)
+    await _notify(database, user, "p1")
+    assert await outbox.mark_unreachable(database, Platform.TELEGRAM, user) == 1
+    await _notify(database, user, "p2")
+    assert await outbox.pending_count(database, Platform.TELEGRAM) == 0
+    assert await outbox.pending_count(database, Platform.DISCORD) == 2
