@@ -3,7 +3,7 @@
 from db.models.access import ApiToken, AuditEntry, EngineHeartbeat, OneTimeCode
 from db.models.base import Base
 from db.models.billing import StripeEvent, Subscription
-from db.models.bots import Bot
+from db.models.bots import Bot, BotSignal
 from db.models.credentials import ExchangeCredential
 from db.models.enums import (
     BotMode,
@@ -25,6 +25,7 @@ __all__ = [
     "Base",
     "Bot",
     "BotMode",
+    "BotSignal",
     "BotStatus",
     "ChatIdentity",
     "CredentialStatus",

@@ -48,3 +48,19 @@ class Bot(Base):
     market_data_source: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class BotSignal(Base):
+    """A TradingView-style alert received for a signal-strategy bot, consumed by the next tick."""
+
+    __tablename__ = "bot_signals"
+    __table_args__ = (Index("ix_bot_signals_pending", "bot_id", "consumed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(8))  # buy | sell | close
+    symbol: Mapped[str | None] = mapped_column(String(32), default=None)
+    price: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    amount: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -38,6 +38,10 @@ class Order(Base):
     # Why the engine placed it: entry, exit, stop_loss, take_profit, safety, grid, signal, panic.
     reason: Mapped[str] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Requests sent to the exchange so far: after the first, look the order up before resending.
+    submit_attempts: Mapped[int] = mapped_column(default=0)
+    # Open time (ms) of the candle the decision was taken on.
+    candle_time: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

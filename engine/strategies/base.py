@@ -147,7 +147,8 @@ class Strategy(ABC):
         return values
 
     def check(self, params: Params) -> None:
-        """Cross-parameter rules (e.g. fast < slow); raise ValueError."""
+        """Cross-parameter rules (e.g. fast < slow); raise ValueError. None by default."""
+        return None
 
     @abstractmethod
     def warmup(self, params: Params) -> int:

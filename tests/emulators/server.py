@@ -103,9 +103,8 @@ class ThreadedServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._requested_port)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1])
 
     async def _shutdown(self) -> None:
         if self._runner is not None:

@@ -1,0 +1,144 @@
+"""The Celery engine: beat schedules a tick every few seconds; shards of bots run in parallel.
+
+- ``engine.tick`` (beat, every ``tick_seconds``) counts the running bots and fans
+  out one ``engine.tick_shard`` per ``bots_per_shard`` bots, all for the same moment.
+- ``engine.tick_shard`` evaluates its shard and queues each live order it decided
+  on the ``orders`` queue.
+- ``engine.place_order`` sends (or reconciles) one live order.
+- ``engine.reconcile`` (beat, every minute) settles pending and open live orders.
+
+Every task is idempotent (client order ids are deterministic and unique), so
+``acks_late`` is safe: a task whose worker died is simply run again.
+
+The app is configured by whoever hosts the worker (``robotrader.worker``), which
+calls `configure` with an EngineConfig: the engine itself reads no settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import func, select
+
+from db.models import Bot, BotStatus
+from engine.context import EngineConfig, EngineContext
+from engine.live_orders import place_live_order, reconcile
+from engine.metrics import observe_tick
+from engine.tick import run_tick
+
+app = Celery("robotrader")
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_serializer="json",
+    accept_content=["json"],
+    task_default_queue="ticks",
+    task_routes={"engine.place_order": {"queue": "orders"}},
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+class _WorkerState:
+    """One event loop and one EngineContext per worker process, made on first use."""
+
+    config: EngineConfig | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    context: EngineContext | None = None
+
+    def run(self, coro_fn: Any, *args: Any) -> Any:
+        if self.config is None:
+            raise RuntimeError(
+                "engine.celery_app is not configured; start it via robotrader.worker"
+            )
+        if self.loop is None or self.loop.is_closed():
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+        if self.context is None:
+            self.context = EngineContext.build(self.config)
+        return self.loop.run_until_complete(coro_fn(self.context, *args))
+
+    def shutdown(self) -> None:
+        if self.loop is not None and self.context is not None:
+            self.loop.run_until_complete(self.context.close())
+        self.context = None
+
+
+state = _WorkerState()
+
+
+def configure(config: EngineConfig, broker_url: str) -> Celery:
+    """Point the app at its broker and give its tasks their configuration."""
+    state.config = config
+    app.conf.update(
+        broker_url=broker_url,
+        result_backend=None,
+        beat_schedule={
+            "tick": {"task": "engine.tick", "schedule": config.tick_seconds},
+            "reconcile": {"task": "engine.reconcile", "schedule": 60.0},
+        },
+    )
+    return app
+
+
+async def _count_running(context: EngineContext) -> int:
+    async with context.database.sessions() as session:
+        count = await session.scalar(
+            select(func.count()).select_from(Bot).where(Bot.status == BotStatus.RUNNING)
+        )
+    return int(count or 0)
+
+
+@app.task(name="engine.tick", ignore_result=True)
+def tick() -> int:
+    """Fan the running bots out into shards evaluated for the same moment."""
+    running: int = state.run(_count_running)
+    assert state.config is not None
+    shards = max(1, math.ceil(running / state.config.bots_per_shard))
+    now_ms = int(time.time() * 1000)
+    for shard in range(shards):
+        tick_shard.delay(shard, shards, now_ms)
+    return shards
+
+
+async def _tick_shard(context: EngineContext, shard: int, shards: int, now_ms: int) -> list[int]:
+    report = await run_tick(
+        context.database, context.feed, shard=shard, shards=shards, runner=f"shard-{shard}",
+        now_ms=now_ms,
+    )  # fmt: skip
+    observe_tick(report)
+    return report.live_orders
+
+
+@app.task(name="engine.tick_shard", ignore_result=True)
+def tick_shard(shard: int, shards: int, now_ms: int) -> int:
+    live_orders: list[int] = state.run(_tick_shard, shard, shards, now_ms)
+    for order_id in live_orders:
+        place_order.delay(order_id)
+    return len(live_orders)
+
+
+async def _place(context: EngineContext, order_id: int) -> str:
+    return await place_live_order(context.live, order_id)
+
+
+@app.task(name="engine.place_order", ignore_result=True)
+def place_order(order_id: int) -> str:
+    result: str = state.run(_place, order_id)
+    observe_tick.order(result)
+    return result
+
+
+async def _reconcile(context: EngineContext) -> dict[str, int]:
+    return await reconcile(context.live)
+
+
+@app.task(name="engine.reconcile", ignore_result=True)
+def reconcile_orders() -> dict[str, int]:
+    outcomes: dict[str, int] = state.run(_reconcile)
+    return outcomes

@@ -1,0 +1,56 @@
+"""What the engine needs to run, built once per process.
+
+The engine does not read settings itself (it imports only db/): the process
+that hosts it (robotrader's runtime, or the Celery worker bootstrap) turns the
+settings into an EngineConfig.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from db.session import Database
+from db.vault import Vault
+from engine.exchanges.clients import ClientPool
+from engine.live_orders import LiveContext
+from engine.market_data.cache import CandleCache, MemoryCandleCache, RedisCandleCache
+from engine.market_data.feed import MarketDataFeed
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    database_url: str
+    vault: Vault
+    redis_url: str | None = None
+    exchange_api_urls: dict[str, str] = field(default_factory=dict)
+    market_data: Literal["exchange", "replay"] = "exchange"
+    tick_seconds: float = 5.0
+    bots_per_shard: int = 2_000
+
+
+@dataclass
+class EngineContext:
+    config: EngineConfig
+    database: Database
+    pool: ClientPool
+    cache: CandleCache
+    feed: MarketDataFeed
+    live: LiveContext
+
+    @classmethod
+    def build(cls, config: EngineConfig, database: Database | None = None) -> EngineContext:
+        database = database or Database(config.database_url)
+        pool = ClientPool(config.exchange_api_urls)
+        cache: CandleCache = (
+            RedisCandleCache(config.redis_url) if config.redis_url else MemoryCandleCache()
+        )
+        feed = MarketDataFeed(pool, cache, mode=config.market_data)
+        return cls(config, database, pool, cache, feed, LiveContext(database, pool, config.vault))
+
+    async def close(self, *, dispose_database: bool = True) -> None:
+        await self.pool.close()
+        if isinstance(self.cache, RedisCandleCache):
+            await self.cache.close()
+        if dispose_database:
+            await self.database.dispose()

@@ -1,0 +1,1 @@
+"""Candles for the tick and the backtester: from exchanges, or replayed offline."""

@@ -1,0 +1,171 @@
+"""Market data for a tick: one fetch per (exchange, symbol, timeframe), shared by every bot on it.
+
+Candles come from the exchange's public (keyless) OHLCV endpoint through ccxt.
+When the exchange cannot be reached, or ``MARKET_DATA=replay``, paper bots get
+the replay feed instead; live bots never do (the tick pauses them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from engine.exchanges.ccxt_errors import translate
+from engine.exchanges.clients import ClientPool
+from engine.exchanges.errors import ExchangeError
+from engine.market_data.cache import CandleCache
+from engine.market_data.replay import ReplayFeed
+from engine.market_data.timeframes import timeframe_ms
+from engine.strategies.base import Candles
+
+log = logging.getLogger(__name__)
+
+Source = Literal["exchange", "replay"]
+STANDARD_WINDOW = 120  # candles fetched per market: more than any default warm-up needs
+
+
+@dataclass(frozen=True, order=True)
+class MarketKey:
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    def cache_key(self, last_closed_ms: int) -> str:
+        return f"{self.exchange}:{self.symbol}:{self.timeframe}:{last_closed_ms}"
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    candles: Candles  # closed candles only, oldest first
+    source: Source
+
+    @property
+    def last_close(self) -> float:
+        return float(self.candles.close[-1])
+
+    @property
+    def last_time(self) -> int:
+        return int(self.candles.time[-1])
+
+
+@dataclass
+class FetchResult:
+    snapshots: dict[MarketKey, MarketSnapshot]
+    exchange_only: dict[MarketKey, MarketSnapshot]  # for live bots: never replay
+    errors: dict[MarketKey, str]
+    exchange_calls: int
+
+
+def last_closed_open_time(now_ms: int, timeframe: str) -> int:
+    """Open time of the newest candle that has closed at ``now_ms``."""
+    step = timeframe_ms(timeframe)
+    return (now_ms // step) * step - step
+
+
+def closed_candles(rows: list[list[float]], now_ms: int, timeframe: str) -> Candles:
+    """ccxt rows validated (ccxt lets malformed answers through as None), closed candles only."""
+    if not rows:
+        raise ValueError("no candles")
+    array = np.asarray(
+        [[float("nan") if v is None else v for v in row[:6]] for row in rows], dtype=np.float64
+    )
+    if array.ndim != 2 or array.shape[1] != 6 or not np.isfinite(array).all():
+        raise ValueError("malformed candles")
+    if (array[:, 1:5] <= 0).any() or (np.diff(array[:, 0]) <= 0).any():
+        raise ValueError("implausible candles")
+    cutoff = last_closed_open_time(now_ms, timeframe)
+    array = array[array[:, 0] <= cutoff]
+    if not len(array):
+        raise ValueError("no closed candle")
+    return Candles.from_rows(array)
+
+
+class MarketDataFeed:
+    def __init__(
+        self,
+        pool: ClientPool,
+        cache: CandleCache,
+        *,
+        mode: Literal["exchange", "replay"] = "exchange",
+        replay: ReplayFeed | None = None,
+        concurrency: int = 16,
+        offline_backoff_seconds: float = 60.0,
+    ) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.mode = mode
+        self.replay = replay or ReplayFeed()
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._offline_until: dict[str, float] = {}
+        self.offline_backoff_seconds = offline_backoff_seconds
+        self.exchange_calls_total = 0
+
+    def _offline(self, exchange: str) -> bool:
+        return self._offline_until.get(exchange, 0.0) > time.monotonic()
+
+    async def _from_exchange(self, key: MarketKey, limit: int, now_ms: int) -> Candles:
+        client = self.pool.public(key.exchange)
+        async with self._semaphore:
+            self.exchange_calls_total += 1
+            with translate():
+                rows = await client.fetch_ohlcv(key.symbol, key.timeframe, limit=limit + 1)
+        return closed_candles(rows, now_ms, key.timeframe)
+
+    async def _one(
+        self, key: MarketKey, wanted: int, live: bool, now_ms: int, result: FetchResult
+    ) -> None:
+        # Every shard asks for the same window, so one shard's fetch serves them all.
+        limit = max(wanted, STANDARD_WINDOW)
+        step_seconds = timeframe_ms(key.timeframe) / 1000
+        cache_key = key.cache_key(last_closed_open_time(now_ms, key.timeframe))
+        cached = await self.cache.get(cache_key)
+        if cached is not None and len(cached[0]) >= wanted:
+            candles, source = cached
+            snapshot = MarketSnapshot(candles, source)  # type: ignore[arg-type]
+            result.snapshots[key] = snapshot
+            if source == "exchange":
+                result.exchange_only[key] = snapshot
+            elif live:
+                result.errors[key] = "market data unavailable"
+            return
+        error = "replay mode"
+        if self.mode == "exchange" and not self._offline(key.exchange):
+            try:
+                candles = await self._from_exchange(key, limit, now_ms)
+            except (ExchangeError, ValueError) as exc:
+                error = str(exc)[:200] or type(exc).__name__
+                self._offline_until[key.exchange] = time.monotonic() + self.offline_backoff_seconds
+                log.warning("market_data.fetch_failed market=%s error=%s", key, error)
+            else:
+                snapshot = MarketSnapshot(candles, "exchange")
+                result.snapshots[key] = result.exchange_only[key] = snapshot
+                await self.cache.put(cache_key, candles, "exchange", step_seconds)
+                return
+        elif self.mode == "exchange":
+            error = "exchange unreachable"
+        if live:
+            result.errors[key] = error
+        candles = self.replay.candles(key.symbol, key.timeframe, limit, now_ms)
+        result.snapshots[key] = MarketSnapshot(candles, "replay")
+        await self.cache.put(cache_key, candles, "replay", min(step_seconds, 30.0))
+
+    async def fetch(
+        self, needs: Mapping[MarketKey, int], live_keys: set[MarketKey], now_ms: int
+    ) -> FetchResult:
+        """Snapshots for every market in ``needs`` (market -> candles wanted), concurrently."""
+        before = self.exchange_calls_total
+        result = FetchResult({}, {}, {}, 0)
+        await asyncio.gather(
+            *(
+                self._one(key, limit, key in live_keys, now_ms, result)
+                for key, limit in needs.items()
+            )
+        )
+        result.exchange_calls = self.exchange_calls_total - before
+        return result

@@ -1,0 +1,1 @@
+"""Shipped 1m sample candles for the replay feed (see make_samples.py)."""

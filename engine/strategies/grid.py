@@ -1,0 +1,111 @@
+"""Grid trading: buy a step each time price falls through a grid line, sell a step when it rises."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from engine.strategies.base import (
+    Candles,
+    FloatArray,
+    Intent,
+    Param,
+    Params,
+    PositionState,
+    SignalArray,
+    Strategy,
+    StrategyInfo,
+)
+
+
+def grid_lines(params: Params) -> FloatArray:
+    """The ``levels`` prices of the grid, evenly spaced from ``lower`` to ``upper`` inclusive."""
+    return np.linspace(float(params["lower"]), float(params["upper"]), int(params["levels"]))
+
+
+class Grid(Strategy):
+    """Signal = grid lines the close crossed since the previous close, signed.
+
+    Positive means the close fell through that many lines (buy steps), negative
+    that it rose through them (sell steps). A close exactly on a line counts as
+    above it, so falling through a line and coming back is always +1 then -1 and
+    the steps balance. The lines are ``lower``, ``upper`` and evenly spaced ones
+    between: the candle that breaks out of the range acts once on the edge line,
+    and while the close stays outside the range there is no line to cross, so
+    the grid does nothing new until the price comes back.
+
+    A candle that crosses several lines still places one step (the engine counts
+    one entry per buy); the count is kept in the signal for charts and reports.
+    """
+
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="grid",
+        basic=False,
+        title={"en": "Grid trading", "pt-BR": "Grid trading (grade de ordens)"},
+        params=(
+            Param(
+                name="lower",
+                kind=float,
+                default=80_000.0,
+                minimum=0.00000001,
+                maximum=10_000_000.0,
+                help={
+                    "en": "Bottom price of the grid, in the quote currency. "
+                    "Set it for your market: the default suits BTC/USDT.",
+                    "pt-BR": "Preço do piso da grade, na moeda de cotação. "
+                    "Ajuste ao seu mercado: o padrão serve para BTC/USDT.",
+                },
+            ),
+            Param(
+                name="upper",
+                kind=float,
+                default=100_000.0,
+                minimum=0.00000001,
+                maximum=10_000_000.0,
+                help={
+                    "en": "Top price of the grid, in the quote currency; must be above the bottom.",
+                    "pt-BR": "Preço do teto da grade, na moeda de cotação; "
+                    "precisa ficar acima do piso.",
+                },
+            ),
+            Param(
+                name="levels",
+                kind=int,
+                default=10,
+                minimum=2,
+                maximum=100,
+                help={
+                    "en": "Number of grid lines from bottom to top; each buy uses 1/levels "
+                    "of the capital.",
+                    "pt-BR": "Quantidade de linhas da grade, do piso ao teto; cada compra usa "
+                    "1/linhas do capital.",
+                },
+            ),
+        ),
+    )
+
+    def check(self, params: Params) -> None:
+        if params["lower"] >= params["upper"]:
+            raise ValueError("lower must be smaller than upper")
+
+    def warmup(self, params: Params) -> int:
+        return 2  # one previous close to compare with
+
+    def compute(self, candles: Candles, params: Params) -> SignalArray:
+        lines = grid_lines(params)
+        # Lines at or below each close; the drop in that count is the lines crossed downward.
+        lines_below = np.searchsorted(lines, candles.close, side="right").astype(np.int16)
+        signal = np.zeros(len(candles), dtype=np.int8)
+        signal[1:] = lines_below[:-1] - lines_below[1:]
+        return signal
+
+    def decide(
+        self, signal: int, price: float, position: PositionState, params: Params
+    ) -> Intent | None:
+        levels = int(params["levels"])
+        if signal > 0 and position.entries < levels:
+            return Intent("buy", 1.0 / levels, "grid_buy")
+        if signal < 0 and position.is_open:
+            return Intent("sell", 1.0 / max(position.entries, 1), "grid_sell")
+        return None

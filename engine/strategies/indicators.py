@@ -1,0 +1,133 @@
+"""Indicator math shared by every strategy: numpy in, numpy out, one value per candle.
+
+Two properties matter more than raw speed, because the live tick and the
+backtester must agree on every signal:
+
+- No look-ahead: the value at index ``i`` depends only on ``values[:i + 1]``,
+  so truncating the input never changes an earlier value (bit for bit).
+- Windowed indicators (``sma``) depend only on their own window, so the tick,
+  which sees only the most recent candles, gets the same numbers as a
+  backtest that started years earlier.
+
+Indices that do not have enough history yet are NaN; comparisons with NaN are
+False, so ``crossover``/``crossunder`` never fire during warm-up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from engine.strategies.base import FloatArray
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+def _as_float_array(values: FloatArray) -> FloatArray:
+    return np.asarray(values, dtype=np.float64)
+
+
+def sma(values: FloatArray, period: int) -> FloatArray:
+    """Simple moving average; NaN for the first ``period - 1`` values.
+
+    The window is summed by adding ``period`` shifted slices in a fixed order
+    (a loop over the window, never over candles). Unlike a running ``cumsum``
+    difference, this gives each average exactly the rounding of its own
+    window, so the result is identical however much earlier history the
+    caller passed in (a cumsum drifts by ~1e-6 on a year of BTC minutes,
+    enough to flip a crossover between the tick and the backtester). Cost is
+    ``O(n * period)`` vectorised: ~8 ms for period 21 and ~60 ms for period
+    200 over 525,000 values.
+    """
+    if period < 1:
+        raise ValueError("period must be at least 1")
+    source = _as_float_array(values)
+    count = source.shape[0]
+    result = np.full(count, np.nan, dtype=np.float64)
+    windows = count - period + 1
+    if windows <= 0:
+        return result
+    total = source[:windows].copy()
+    for offset in range(1, period):
+        total += source[offset : offset + windows]
+    result[period - 1 :] = total / period
+    return result
+
+
+def _wilder_average(series: FloatArray, period: int) -> FloatArray:
+    """Wilder's running average of ``series`` from index ``period - 1`` on.
+
+    The first value is the simple mean of the first ``period`` items; each next
+    one is ``(previous * (period - 1) + current) / period``, evaluated in exactly
+    that order so the numbers match TradingView's and StockCharts' tables.
+    """
+    keep = period - 1
+    average = float(series[:period].sum()) / period
+    averages = [average]
+    for current in series[period:].tolist():
+        average = (average * keep + current) / period
+        averages.append(average)
+    return np.asarray(averages, dtype=np.float64)
+
+
+def rsi(values: FloatArray, period: int) -> FloatArray:
+    """Wilder's Relative Strength Index (0..100); NaN for the first ``period`` values.
+
+    Gains and losses are the positive and negative parts of the close-to-close
+    changes. The averages follow Wilder (as TradingView's ``ta.rsi`` and
+    StockCharts do): the first is the simple mean of the first ``period``
+    changes, then ``avg = (prev * (period - 1) + current) / period``. When the
+    average loss is zero the RSI is 100, else when the average gain is zero it
+    is 0 (TradingView's convention, which also makes a perfectly flat series
+    read 100).
+
+    Why a Python loop: the smoothing is a first-order recursive filter. Its
+    closed forms (powers of ``(period - 1) / period`` scaled over blocks) either
+    overflow/underflow over 525,000 values or round differently from the
+    reference definition, and numpy has no recursive filter without scipy. A
+    tight loop over plain Python floats (``.tolist()``) is exact and takes
+    ~0.18 s for 525,000 values; everything around it is vectorised.
+    """
+    if period < 1:
+        raise ValueError("period must be at least 1")
+    source = _as_float_array(values)
+    count = source.shape[0]
+    result = np.full(count, np.nan, dtype=np.float64)
+    if count <= period:
+        return result
+    change = np.diff(source)
+    average_gain = _wilder_average(np.maximum(change, 0.0), period)
+    average_loss = _wilder_average(np.maximum(-change, 0.0), period)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        strength = 100.0 - 100.0 / (1.0 + average_gain / average_loss)
+    strength = np.where(average_gain == 0.0, 0.0, strength)
+    strength = np.where(average_loss == 0.0, 100.0, strength)
+    result[period:] = strength
+    return result
+
+
+def crossover(a: FloatArray, b: FloatArray | float) -> BoolArray:
+    """True where ``a`` goes above ``b``: ``a > b`` now and ``a <= b`` on the previous value.
+
+    The same definition as TradingView's ``ta.crossover``; ``b`` may be a level.
+    Index 0 is never a crossing (no previous value), nor is any index where
+    either side is NaN now or before.
+    """
+    now_a, now_b = _aligned(a, b)
+    crossed = np.zeros(now_a.shape[0], dtype=np.bool_)
+    crossed[1:] = (now_a[1:] > now_b[1:]) & (now_a[:-1] <= now_b[:-1])
+    return crossed
+
+
+def crossunder(a: FloatArray, b: FloatArray | float) -> BoolArray:
+    """True where ``a`` goes below ``b``: ``a < b`` now and ``a >= b`` on the previous value."""
+    now_a, now_b = _aligned(a, b)
+    crossed = np.zeros(now_a.shape[0], dtype=np.bool_)
+    crossed[1:] = (now_a[1:] < now_b[1:]) & (now_a[:-1] >= now_b[:-1])
+    return crossed
+
+
+def _aligned(a: FloatArray, b: FloatArray | float) -> tuple[FloatArray, FloatArray]:
+    series = _as_float_array(a)
+    other = np.broadcast_to(np.asarray(b, dtype=np.float64), series.shape)
+    return series, other

@@ -1,0 +1,106 @@
+"""Mean reversion: buy as RSI leaves oversold, sell as it falls back from overbought."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from engine.strategies.base import (
+    Candles,
+    Intent,
+    Param,
+    Params,
+    PositionState,
+    SignalArray,
+    Strategy,
+    StrategyInfo,
+)
+from engine.strategies.indicators import crossover, crossunder, rsi
+
+# Wilder's smoothing never forgets its seed completely: after k more candles the seed
+# keeps a weight of ((period - 1) / period) ** k ~ exp(-k / period). 7 periods leave
+# < 0.1 %, so the tick (which sees a short window) and a long backtest agree on RSI to a
+# few hundredths, and the default warm-up (114 candles) fits the tick's shared window.
+CONVERGENCE_PERIODS = 7
+
+
+class RsiReversion(Strategy):
+    """+1 where RSI crosses above ``oversold``, -1 where it crosses below ``overbought``.
+
+    Crossings use TradingView's definition (``ta.crossover``: above now, at or
+    below on the previous candle), the rule of TradingView's built-in "RSI
+    Strategy": buying the turn back up out of oversold rather than the first dip
+    below it avoids catching a falling knife, and one crossing gives exactly one
+    signal even if RSI touches the level on the way.
+    """
+
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="rsi",
+        basic=True,
+        title={"en": "RSI reversion", "pt-BR": "Reversão pelo IFR (RSI)"},
+        params=(
+            Param(
+                name="period",
+                kind=int,
+                default=14,
+                minimum=2,
+                maximum=50,
+                help={
+                    "en": "Candles in the RSI calculation (Wilder's classic is 14).",
+                    "pt-BR": "Quantidade de candles usada no cálculo do IFR "
+                    "(o clássico de Wilder é 14).",
+                },
+            ),
+            Param(
+                name="oversold",
+                kind=float,
+                default=30.0,
+                minimum=1.0,
+                maximum=50.0,
+                help={
+                    "en": "Buy when RSI climbs back above this level.",
+                    "pt-BR": "Compra quando o IFR volta a subir acima deste nível "
+                    "(zona de sobrevenda).",
+                },
+            ),
+            Param(
+                name="overbought",
+                kind=float,
+                default=70.0,
+                minimum=50.0,
+                maximum=99.0,
+                help={
+                    "en": "Sell when RSI drops back below this level.",
+                    "pt-BR": "Vende quando o IFR volta a cair abaixo deste nível "
+                    "(zona de sobrecompra).",
+                },
+            ),
+        ),
+    )
+
+    def check(self, params: Params) -> None:
+        if params["oversold"] >= params["overbought"]:
+            raise ValueError("oversold must be smaller than overbought")
+
+    def warmup(self, params: Params) -> int:
+        # First RSI needs period + 1 closes, a crossing one more; Wilder's smoothing
+        # then needs time to forget its seed so the tick agrees with a long backtest.
+        period = int(params["period"])
+        return period + 2 + CONVERGENCE_PERIODS * period
+
+    def compute(self, candles: Candles, params: Params) -> SignalArray:
+        strength = rsi(candles.close, int(params["period"]))
+        signal = np.zeros(len(candles), dtype=np.int8)
+        signal[crossover(strength, float(params["oversold"]))] = 1
+        signal[crossunder(strength, float(params["overbought"]))] = -1
+        return signal
+
+    def decide(
+        self, signal: int, price: float, position: PositionState, params: Params
+    ) -> Intent | None:
+        if signal > 0 and not position.is_open:
+            return Intent("buy", 1.0, "entry")
+        if signal < 0 and position.is_open:
+            return Intent("sell", 1.0, "exit")
+        return None

@@ -1,0 +1,84 @@
+"""Trend following: enter when the fast moving average crosses above the slow one."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from engine.strategies.base import (
+    Candles,
+    Intent,
+    Param,
+    Params,
+    PositionState,
+    SignalArray,
+    Strategy,
+    StrategyInfo,
+)
+from engine.strategies.indicators import crossover, crossunder, sma
+
+
+class SmaCrossover(Strategy):
+    """+1 on the candle where SMA(fast) crosses above SMA(slow), -1 where it crosses below.
+
+    Signals are events, not states: a bot created in the middle of a trend waits
+    for the next crossing instead of buying late into it.
+    """
+
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="sma_crossover",
+        basic=True,
+        title={"en": "Moving average crossover", "pt-BR": "Cruzamento de médias móveis"},
+        params=(
+            Param(
+                name="fast",
+                kind=int,
+                default=9,
+                minimum=2,
+                maximum=100,
+                help={
+                    "en": "Candles in the fast moving average (reacts quickly to price).",
+                    "pt-BR": "Quantidade de candles da média rápida (reage rápido ao preço).",
+                },
+            ),
+            Param(
+                name="slow",
+                kind=int,
+                default=21,
+                minimum=3,
+                maximum=200,
+                help={
+                    "en": "Candles in the slow moving average (shows the trend); "
+                    "must be greater than fast.",
+                    "pt-BR": "Quantidade de candles da média lenta (mostra a tendência); "
+                    "precisa ser maior que a rápida.",
+                },
+            ),
+        ),
+    )
+
+    def check(self, params: Params) -> None:
+        if params["fast"] >= params["slow"]:
+            raise ValueError("fast must be smaller than slow")
+
+    def warmup(self, params: Params) -> int:
+        # The slow average needs `slow` candles, and a crossing needs one more before it.
+        return int(params["slow"]) + 1
+
+    def compute(self, candles: Candles, params: Params) -> SignalArray:
+        fast = sma(candles.close, int(params["fast"]))
+        slow = sma(candles.close, int(params["slow"]))
+        signal = np.zeros(len(candles), dtype=np.int8)
+        signal[crossover(fast, slow)] = 1
+        signal[crossunder(fast, slow)] = -1
+        return signal
+
+    def decide(
+        self, signal: int, price: float, position: PositionState, params: Params
+    ) -> Intent | None:
+        if signal > 0 and not position.is_open:
+            return Intent("buy", 1.0, "entry")
+        if signal < 0 and position.is_open:
+            return Intent("sell", 1.0, "exit")
+        return None

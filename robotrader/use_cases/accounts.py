@@ -1,0 +1,93 @@
+"""Users and their chat identities: registration on first contact, language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from db.models import AuditEntry, ChatIdentity, Plan, Platform, User
+from robotrader.app import App
+from robotrader.errors import UserError
+
+LANGUAGES = ("en", "pt-BR")
+
+
+def language_from_client(code: str | None) -> str:
+    """Telegram's ``language_code`` / Discord's locale -> one of our catalog languages."""
+    if code and code.lower().startswith("pt"):
+        return "pt-BR"
+    return "en"
+
+
+@dataclass(frozen=True)
+class Account:
+    user_id: int
+    plan: Plan
+    language: str  # the user's choice, else their client's
+    created: bool  # True on the very first contact
+
+
+async def register(
+    app: App,
+    platform: Platform,
+    platform_user_id: str,
+    *,
+    chat_id: str | None = None,
+    display_name: str | None = None,
+    client_language: str | None = None,
+) -> Account:
+    """The user behind a chat account, created on first contact. Updates chat and language seen."""
+    async with app.database.transaction() as session:
+        identity = await session.scalar(
+            select(ChatIdentity)
+            .where(
+                ChatIdentity.platform == platform,
+                ChatIdentity.platform_user_id == platform_user_id,
+            )
+            .with_for_update()
+        )
+        created = identity is None
+        if identity is None:
+            user = User()
+            session.add(user)
+            await session.flush()
+            identity = ChatIdentity(
+                user_id=user.id, platform=platform, platform_user_id=platform_user_id
+            )
+            session.add(identity)
+            session.add(
+                AuditEntry(
+                    user_id=user.id, platform=str(platform), platform_user_id=platform_user_id,
+                    chat_id=chat_id, action="register",
+                )
+            )  # fmt: skip
+        else:
+            found = await session.get(User, identity.user_id)
+            assert found is not None
+            user = found
+        if chat_id is not None and identity.chat_id != chat_id:
+            identity.chat_id = chat_id
+            identity.reachable = True
+        if display_name:
+            identity.display_name = display_name[:128]
+        if client_language:
+            identity.client_language = client_language[:16]
+        language = user.language or language_from_client(
+            client_language or identity.client_language
+        )
+        return Account(user.id, Plan(user.plan), language, created)
+
+
+async def set_language(app: App, user_id: int, language: str) -> str:
+    """Pin the user's language (``en`` / ``pt-BR``); any case and ``pt``/``pt-br`` accepted."""
+    normalized = {"en": "en", "pt": "pt-BR", "pt-br": "pt-BR", "pt_br": "pt-BR"}.get(
+        language.strip().lower()
+    )
+    if normalized is None:
+        raise UserError("unknown_language", language=language[:16], choices=", ".join(LANGUAGES))
+    async with app.database.transaction() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        user.language = normalized
+    return normalized

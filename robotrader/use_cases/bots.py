@@ -1,0 +1,382 @@
+"""Bots: create, list, show, start, stop, delete, switch paper/live, kill switch."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.plans import LimitReached, check_bot_allowed, limits_of
+from db.models import (
+    AuditEntry,
+    Bot,
+    BotMode,
+    BotStatus,
+    CredentialStatus,
+    ExchangeCredential,
+    Order,
+    OrderStatus,
+    Position,
+    User,
+)
+from db.outbox import add_notification
+from db.types import utcnow
+from engine.exchanges.catalog import EXCHANGES, exchange_spec
+from engine.live_orders import LiveContext, place_live_order
+from engine.market_data.feed import MarketKey
+from engine.market_data.timeframes import TIMEFRAME_MS
+from engine.panic import close_positions_now, open_markets
+from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
+from robotrader.app import App
+from robotrader.errors import UserError
+from robotrader.use_cases.usage import plan_usage, user_symbols
+
+SYMBOL = re.compile(r"^[A-Z0-9]{1,15}/[A-Z0-9]{2,10}$")
+NAME = re.compile(r"^[\w\-. ]{1,32}$", re.UNICODE)
+MAX_SYMBOLS_PER_BOT = 10
+MIN_CAPITAL = Decimal(10)
+MAX_CAPITAL = Decimal(10_000_000)
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    """What the user asked for; validated by `create_bot`."""
+
+    exchange: str
+    symbols: list[str]
+    strategy: str
+    capital: Decimal | str | int
+    parameters: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    timeframe: str = "1m"
+    stop_loss_pct: Decimal | None = None
+    take_profit_pct: Decimal | None = None
+    max_position: Decimal | None = None
+    daily_loss_limit_pct: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class BotSummary:
+    id: int
+    name: str
+    exchange: str
+    symbols: list[str]
+    timeframe: str
+    strategy: str
+    parameters: dict[str, Any]
+    capital: Decimal
+    mode: BotMode
+    status: BotStatus
+    pause_reason: str | None
+    market_data_source: str | None
+    created_at: datetime
+    signal_secret: str | None
+    stop_loss_pct: Decimal | None
+    take_profit_pct: Decimal | None
+    max_position: Decimal | None
+    daily_loss_limit_pct: Decimal | None
+
+    @classmethod
+    def of(cls, bot: Bot) -> BotSummary:
+        return cls(
+            id=bot.id, name=bot.name, exchange=bot.exchange, symbols=list(bot.symbols),
+            timeframe=bot.timeframe, strategy=bot.strategy, parameters=dict(bot.parameters),
+            capital=bot.capital, mode=BotMode(bot.mode), status=BotStatus(bot.status),
+            pause_reason=bot.pause_reason, market_data_source=bot.market_data_source,
+            created_at=bot.created_at, signal_secret=bot.signal_secret,
+            stop_loss_pct=bot.stop_loss_pct, take_profit_pct=bot.take_profit_pct,
+            max_position=bot.max_position, daily_loss_limit_pct=bot.daily_loss_limit_pct,
+        )  # fmt: skip
+
+
+def normalize_symbol(raw: str) -> str:
+    """``btc/usdt``, ``BTC-USDT``, ``btcusdt`` -> ``BTC/USDT`` (USDT/USDC/BTC/ETH/BRL quotes)."""
+    text = raw.strip().upper().replace("-", "/").replace("_", "/")
+    if "/" not in text:
+        for quote in ("USDT", "USDC", "FDUSD", "BRL", "BTC", "ETH", "EUR"):
+            if text.endswith(quote) and len(text) > len(quote):
+                text = f"{text[: -len(quote)]}/{quote}"
+                break
+    if not SYMBOL.match(text):
+        raise UserError("bad_symbol", symbol=raw.strip()[:32])
+    return text
+
+
+def _positive_pct(value: Any, name: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise UserError("bad_number", name=name, value=str(value)[:20]) from None
+    if not Decimal(0) < number <= Decimal(100):
+        raise UserError("bad_percent", name=name)
+    return number
+
+
+def parse_capital(value: Decimal | str | int) -> Decimal:
+    try:
+        capital = Decimal(str(value).replace(",", ".").strip())
+    except InvalidOperation:
+        raise UserError("bad_number", name="capital", value=str(value)[:20]) from None
+    if not capital.is_finite() or not MIN_CAPITAL <= capital <= MAX_CAPITAL:
+        raise UserError("bad_capital", minimum=str(MIN_CAPITAL), maximum=str(MAX_CAPITAL))
+    return capital
+
+
+async def _known_symbol(app: App, exchange: str, symbol: str) -> bool:
+    """False only if the exchange answers and does not list the symbol (offline: trust format)."""
+    if app.settings.market_data == "replay":
+        return True
+    try:
+        markets = await app.pool.markets(exchange)
+    except Exception:  # offline: the replay feed serves any well-formed symbol
+        return True
+    return symbol in markets
+
+
+async def _owned_bot(session: AsyncSession, user_id: int, bot_ref: str | int) -> Bot:
+    """The user's bot by id or name; NotFound otherwise (never reveals other users' bots)."""
+    query = select(Bot).where(Bot.user_id == user_id)
+    text = str(bot_ref).strip()
+    if text.isdigit():
+        query = query.where((Bot.id == int(text)) | (Bot.name == text))
+    else:
+        query = query.where(func.lower(Bot.name) == text.lower())
+    bot = await session.scalar(query.with_for_update())
+    if bot is None:
+        raise UserError("bot_not_found", bot=text[:32])
+    return bot
+
+
+def _limit_error(exc: LimitReached) -> UserError:
+    return UserError(
+        "limit_reached", limit=exc.limit, plan=str(exc.plan), maximum=exc.maximum,
+        current=exc.current,
+    )  # fmt: skip
+
+
+async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
+    """Validate a bot against its strategy, the exchange and the user's plan; store it stopped.
+
+    New bots trade on paper: going live is a separate, confirmed step.
+    """
+    exchange = exchange_spec(spec.exchange)
+    if exchange is None:
+        raise UserError(
+            "unknown_exchange", exchange=spec.exchange[:32], choices=", ".join(EXCHANGES)
+        )
+    symbols = list(dict.fromkeys(normalize_symbol(s) for s in spec.symbols if s.strip()))
+    if not symbols:
+        raise UserError("no_symbols")
+    if len(symbols) > MAX_SYMBOLS_PER_BOT:
+        raise UserError("too_many_symbols", maximum=MAX_SYMBOLS_PER_BOT)
+    if spec.timeframe not in TIMEFRAME_MS:
+        raise UserError("bad_timeframe", choices=", ".join(TIMEFRAME_MS))
+    try:
+        strategy = get_strategy(spec.strategy)
+    except UnknownStrategy:
+        raise UserError(
+            "unknown_strategy", strategy=spec.strategy[:32], choices=", ".join(STRATEGIES)
+        ) from None
+    try:
+        parameters = strategy.validate(spec.parameters)
+    except ValueError as exc:
+        raise UserError("bad_parameter", detail=str(exc)[:200]) from None
+    capital = parse_capital(spec.capital)
+    name = (spec.name or "").strip()
+    if name and not NAME.match(name):
+        raise UserError("bad_bot_name")
+    for symbol in symbols:
+        if not await _known_symbol(app, exchange.id, symbol):
+            raise UserError("unknown_symbol", symbol=symbol, exchange=exchange.title)
+    async with app.database.transaction() as session:
+        user = await session.get(User, user_id, with_for_update=True)
+        assert user is not None
+        usage = await plan_usage(session, user_id)
+        new_symbols = len(set(symbols) - await user_symbols(session, user_id))
+        try:
+            check_bot_allowed(
+                limits_of(user.plan), usage, new_symbols=new_symbols,
+                strategy_is_basic=strategy.info.basic,
+            )  # fmt: skip
+        except LimitReached as exc:
+            raise _limit_error(exc) from None
+        if not name:
+            name = f"{strategy.info.name}-{usage.bots + 1}"
+        taken = await session.scalar(
+            select(Bot.id).where(Bot.user_id == user_id, func.lower(Bot.name) == name.lower())
+        )
+        if taken is not None:
+            raise UserError("bot_name_taken", name=name)
+        bot = Bot(
+            user_id=user_id, name=name, exchange=exchange.id, symbols=symbols,
+            timeframe=spec.timeframe, strategy=strategy.info.name, parameters=parameters,
+            capital=capital, mode=BotMode.PAPER, status=BotStatus.STOPPED,
+            stop_loss_pct=_positive_pct(spec.stop_loss_pct, "stop_loss"),
+            take_profit_pct=_positive_pct(spec.take_profit_pct, "take_profit"),
+            max_position=spec.max_position,
+            daily_loss_limit_pct=_positive_pct(spec.daily_loss_limit_pct, "daily_loss_limit"),
+            signal_secret=secrets.token_urlsafe(24) if strategy.info.name == "signal" else None,
+        )  # fmt: skip
+        session.add(bot)
+        await session.flush()
+        session.add(AuditEntry(user_id=user_id, platform="api", action="bot.create",
+                               detail={"bot_id": bot.id}))  # fmt: skip
+        return BotSummary.of(bot)
+
+
+async def list_bots(app: App, user_id: int) -> list[BotSummary]:
+    async with app.database.sessions() as session:
+        bots = await session.scalars(select(Bot).where(Bot.user_id == user_id).order_by(Bot.id))
+        return [BotSummary.of(b) for b in bots]
+
+
+async def show_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
+    async with app.database.transaction() as session:
+        return BotSummary.of(await _owned_bot(session, user_id, bot_ref))
+
+
+async def start_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
+    """Run a stopped or paused bot; a live bot needs a working key for its exchange."""
+    async with app.database.transaction() as session:
+        bot = await _owned_bot(session, user_id, bot_ref)
+        if bot.mode == BotMode.LIVE:
+            await _require_credential(session, user_id, bot)
+        if bot.status != BotStatus.RUNNING:
+            bot.status = BotStatus.RUNNING
+            bot.pause_reason = None
+            bot.started_at = utcnow()
+        return BotSummary.of(bot)
+
+
+async def stop_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
+    async with app.database.transaction() as session:
+        bot = await _owned_bot(session, user_id, bot_ref)
+        bot.status = BotStatus.STOPPED
+        bot.pause_reason = None
+        return BotSummary.of(bot)
+
+
+async def delete_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
+    """Delete a stopped bot without open live positions (paper positions go with it)."""
+    async with app.database.transaction() as session:
+        bot = await _owned_bot(session, user_id, bot_ref)
+        if bot.status == BotStatus.RUNNING:
+            raise UserError("stop_bot_first", bot=bot.name)
+        if bot.mode == BotMode.LIVE and await _has_positions(session, bot.id):
+            raise UserError("close_positions_first", bot=bot.name)
+        summary = BotSummary.of(bot)
+        await session.delete(bot)
+        return summary
+
+
+async def _has_positions(session: AsyncSession, bot_id: int) -> bool:
+    return (
+        await session.scalar(select(Position.id).where(Position.bot_id == bot_id).limit(1))
+    ) is not None
+
+
+async def _require_credential(session: AsyncSession, user_id: int, bot: Bot) -> ExchangeCredential:
+    credential = await session.scalar(
+        select(ExchangeCredential)
+        .where(
+            ExchangeCredential.user_id == user_id,
+            ExchangeCredential.exchange == bot.exchange,
+            ExchangeCredential.status == CredentialStatus.ACTIVE,
+        )
+        .order_by(ExchangeCredential.created_at.desc())
+    )
+    if credential is None:
+        raise UserError("connect_exchange_first", exchange=bot.exchange)
+    bot.credential_id = credential.id
+    return credential
+
+
+async def set_mode(
+    app: App, user_id: int, bot_ref: str | int, mode: BotMode, *, confirmed: bool
+) -> BotSummary:
+    """Switch a bot between paper and live. Going live needs ``confirmed`` and a connected key.
+
+    A bot holding positions cannot switch: paper holdings do not exist on the exchange.
+    """
+    async with app.database.transaction() as session:
+        bot = await _owned_bot(session, user_id, bot_ref)
+        if bot.mode == mode:
+            return BotSummary.of(bot)
+        if mode == BotMode.LIVE and not confirmed:
+            raise UserError("confirm_live", bot=bot.name)
+        if await _has_positions(session, bot.id):
+            raise UserError("close_positions_first", bot=bot.name)
+        if mode == BotMode.LIVE:
+            await _require_credential(session, user_id, bot)
+        bot.mode = mode
+        session.add(AuditEntry(user_id=user_id, platform="api", action=f"bot.mode.{mode}",
+                               detail={"bot_id": bot.id}))  # fmt: skip
+        return BotSummary.of(bot)
+
+
+@dataclass(frozen=True)
+class KillSwitchResult:
+    bots_stopped: int
+    orders_canceled: int
+    positions_closing: int
+
+
+async def kill_switch(app: App, user_id: int, *, close_positions: bool) -> KillSwitchResult:
+    """Stop every bot of the user now; optionally sell every open position at market.
+
+    Paper positions are closed at once at the current price; live ones are sent
+    to the exchange right away as ``panic`` orders with their own idempotent ids.
+    """
+    prices: dict[tuple[str, str], Decimal] = {}
+    if close_positions:
+        async with app.database.sessions() as session:
+            markets = await open_markets(session, user_id)
+        if markets:
+            keys = {MarketKey(e, s, tf): 2 for e, s, tf in markets}
+            fetched = await app.feed.fetch(keys, set(), int(time.time() * 1000))
+            prices = {
+                (k.exchange, k.symbol): Decimal(repr(snap.last_close))
+                for k, snap in fetched.snapshots.items()
+            }
+    async with app.database.transaction() as session:
+        stopped = await session.execute(
+            update(Bot)
+            .where(Bot.user_id == user_id, Bot.status != BotStatus.STOPPED)
+            .values(status=BotStatus.STOPPED, pause_reason=None)
+        )
+        canceled = await session.execute(
+            update(Order)
+            .where(Order.user_id == user_id, Order.status == OrderStatus.PENDING)
+            .values(status=OrderStatus.CANCELED, error="kill switch")
+        )
+        closing = await close_positions_now(session, user_id, prices) if close_positions else []
+        result = KillSwitchResult(
+            bots_stopped=_rowcount(stopped),
+            orders_canceled=_rowcount(canceled),
+            positions_closing=len(closing),
+        )
+        await add_notification(
+            session,
+            user_id=user_id,
+            kind="kill_switch",
+            dedupe_key=f"panic:{user_id}:{utcnow().isoformat()}",
+            payload={"bots": result.bots_stopped, "closing": result.positions_closing},
+        )
+    live = LiveContext(app.database, app.pool, app.vault)
+    for order_id, is_live in closing:
+        if is_live:
+            await place_live_order(live, order_id)
+    return result
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,157 @@
+"""Exchange API keys: connect (validated, encrypted), list, disconnect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from billing.plans import LimitReached, check_exchange_allowed, limits_of
+from db.credential_secrets import CredentialSecrets, seal
+from db.models import (
+    AuditEntry,
+    Bot,
+    BotMode,
+    BotStatus,
+    CredentialStatus,
+    ExchangeCredential,
+    User,
+)
+from db.models.credentials import new_credential_id
+from db.types import utcnow
+from engine.exchanges.catalog import EXCHANGES, ExchangeSpec, exchange_spec
+from engine.exchanges.errors import (
+    ExchangeAuthError,
+    ExchangeUnavailable,
+    KeyAllowsWithdrawals,
+)
+from engine.exchanges.key_check import check_key
+from robotrader.app import App
+from robotrader.errors import UserError
+from robotrader.logging_setup import redact
+from robotrader.use_cases.usage import plan_usage
+
+
+@dataclass(frozen=True)
+class ConnectedExchange:
+    exchange: str
+    title: str
+    label: str
+    permissions: dict[str, Any]
+    validated_at: datetime | None
+    status: CredentialStatus
+
+
+def supported_exchange(name: str) -> ExchangeSpec:
+    spec = exchange_spec(name)
+    if spec is None:
+        raise UserError(
+            "unknown_exchange", exchange=name.strip()[:32], choices=", ".join(EXCHANGES)
+        )
+    return spec
+
+
+async def connect_exchange(
+    app: App, user_id: int, exchange: str, secrets: CredentialSecrets, *, label: str = "default"
+) -> ConnectedExchange:
+    """Validate a key with a real call, refuse keys that may withdraw, store it encrypted.
+
+    Connecting the same exchange and label again replaces the stored key.
+    """
+    spec = supported_exchange(exchange)
+    redact(secrets.api_key.get_secret_value(), secrets.secret.get_secret_value(),
+           secrets.passphrase.get_secret_value() if secrets.passphrase else None)  # fmt: skip
+    if spec.needs_passphrase and secrets.passphrase is None:
+        raise UserError("passphrase_required", exchange=spec.title)
+    async with app.database.sessions() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        usage = await plan_usage(session, user_id)
+        has_exchange = await session.scalar(
+            select(func.count()).where(
+                ExchangeCredential.user_id == user_id, ExchangeCredential.exchange == spec.id
+            )
+        )
+        try:
+            check_exchange_allowed(limits_of(user.plan), usage, is_new_exchange=not has_exchange)
+        except LimitReached as exc:
+            raise UserError("limit_reached", limit=exc.limit, plan=str(exc.plan),
+                            maximum=exc.maximum, current=exc.current) from None  # fmt: skip
+    try:
+        permissions = await check_key(app.pool, spec.id, secrets)
+    except KeyAllowsWithdrawals:
+        raise UserError(
+            "key_allows_withdrawals", exchange=spec.title, help_url=spec.key_help_url
+        ) from None
+    except ExchangeAuthError:
+        raise UserError("key_refused", exchange=spec.title) from None
+    except ExchangeUnavailable:
+        raise UserError("exchange_unavailable", exchange=spec.title) from None
+    async with app.database.transaction() as session:
+        existing = await session.scalar(
+            select(ExchangeCredential)
+            .where(
+                ExchangeCredential.user_id == user_id,
+                ExchangeCredential.exchange == spec.id,
+                ExchangeCredential.label == label,
+            )
+            .with_for_update()
+        )
+        credential = existing or ExchangeCredential(
+            id=new_credential_id(), user_id=user_id, exchange=spec.id, label=label
+        )
+        seal(app.vault, credential, secrets)
+        credential.permissions = permissions.as_dict()
+        credential.validated_at = utcnow()
+        credential.status = CredentialStatus.ACTIVE
+        if existing is None:
+            session.add(credential)
+        session.add(AuditEntry(user_id=user_id, platform="api", action="exchange.connect",
+                               detail={"exchange": spec.id, "label": label}))  # fmt: skip
+        return ConnectedExchange(spec.id, spec.title, label, credential.permissions,
+                                 credential.validated_at, credential.status)  # fmt: skip
+
+
+async def list_exchanges(app: App, user_id: int) -> list[ConnectedExchange]:
+    async with app.database.sessions() as session:
+        rows = await session.scalars(
+            select(ExchangeCredential)
+            .where(ExchangeCredential.user_id == user_id)
+            .order_by(ExchangeCredential.exchange, ExchangeCredential.label)
+        )
+        return [
+            ConnectedExchange(c.exchange, EXCHANGES[c.exchange].title if c.exchange in EXCHANGES
+                              else c.exchange, c.label, c.permissions, c.validated_at, c.status)
+            for c in rows
+        ]  # fmt: skip
+
+
+async def disconnect_exchange(
+    app: App, user_id: int, exchange: str, *, label: str | None = None
+) -> int:
+    """Forget the key(s) of an exchange; live bots on it are paused. Returns keys removed."""
+    spec = supported_exchange(exchange)
+    async with app.database.transaction() as session:
+        query = select(ExchangeCredential).where(
+            ExchangeCredential.user_id == user_id, ExchangeCredential.exchange == spec.id
+        )
+        if label:
+            query = query.where(ExchangeCredential.label == label)
+        credentials = (await session.scalars(query)).all()
+        if not credentials:
+            raise UserError("exchange_not_connected", exchange=spec.title)
+        await session.execute(
+            update(Bot)
+            .where(
+                Bot.user_id == user_id, Bot.exchange == spec.id, Bot.mode == BotMode.LIVE,
+                Bot.status == BotStatus.RUNNING,
+            )
+            .values(status=BotStatus.PAUSED, pause_reason="exchange_disconnected")
+        )  # fmt: skip
+        for credential in credentials:
+            await session.delete(credential)
+        session.add(AuditEntry(user_id=user_id, platform="api", action="exchange.disconnect",
+                               detail={"exchange": spec.id}))  # fmt: skip
+        return len(credentials)

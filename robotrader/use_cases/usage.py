@@ -1,0 +1,25 @@
+"""How much of their plan a user uses (for limit checks and /plan)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from billing.plans import Usage
+from db.models import Bot, ExchangeCredential
+
+
+async def plan_usage(session: AsyncSession, user_id: int) -> Usage:
+    exchanges = await session.scalar(
+        select(func.count(func.distinct(ExchangeCredential.exchange))).where(
+            ExchangeCredential.user_id == user_id
+        )
+    )
+    symbol_lists = (await session.scalars(select(Bot.symbols).where(Bot.user_id == user_id))).all()
+    symbols = {s for symbols in symbol_lists for s in symbols}
+    return Usage(exchanges=int(exchanges or 0), symbols=len(symbols), bots=len(symbol_lists))
+
+
+async def user_symbols(session: AsyncSession, user_id: int) -> set[str]:
+    lists = (await session.scalars(select(Bot.symbols).where(Bot.user_id == user_id))).all()
+    return {s for symbols in lists for s in symbols}

@@ -1,0 +1,25 @@
+"""Celery entry point: ``celery -A robotrader.worker worker`` (and ``beat``).
+
+Builds the engine's configuration from the settings, so the engine itself never
+reads settings.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from engine.celery_app import configure
+from robotrader.engine_config import engine_config
+from robotrader.logging_setup import configure_logging
+from robotrader.settings import get_settings
+
+
+def build_app() -> Celery:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    if not settings.redis_url:
+        raise SystemExit("ROBOTRADER_REDIS_URL must be set to run Celery workers")
+    return configure(engine_config(settings), settings.redis_url)
+
+
+app = build_app()

@@ -1,0 +1,154 @@
+"""The tick on real databases: paper fills, idempotence, shared computation, fall-backs, risk."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from db.models import (
+    Bot,
+    BotMode,
+    BotStatus,
+    Notification,
+    Order,
+    OrderStatus,
+    PaperBalance,
+    Position,
+    Trade,
+)
+from engine.market_data.cache import MemoryCandleCache
+from engine.market_data.feed import MarketDataFeed
+from engine.tick import run_tick
+from robotrader.app import App
+from tests.engine.conftest import make_user, offline_feed, running_bot
+
+NOW = 1_764_000_000_000  # a fixed moment: replay candles are deterministic for it
+MINUTE = 60_000
+
+
+def replay_feed(app: App) -> MarketDataFeed:
+    return MarketDataFeed(app.pool, MemoryCandleCache(), mode="replay")
+
+
+async def _count(app: App, model: type, *where: object) -> int:
+    async with app.database.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+async def _kinds(app: App) -> list[str]:
+    async with app.database.sessions() as session:
+        return list(await session.scalars(select(Notification.kind).order_by(Notification.id)))
+
+
+async def test_paper_dca_bot_buys_once_and_is_notified(app: App) -> None:
+    user = await make_user(app)
+    bot_id = await running_bot(app, user, strategy="dca", capital="1000")
+    feed = replay_feed(app)
+
+    report = await run_tick(app.database, feed, now_ms=NOW)
+    assert (report.bots, report.decisions, report.orders_filled) == (1, 1, 1)
+
+    async with app.database.sessions() as session:
+        order = await session.scalar(select(Order).where(Order.bot_id == bot_id))
+        position = await session.scalar(select(Position).where(Position.bot_id == bot_id))
+        usdt = await session.get(PaperBalance, (user, "USDT"))
+    assert order is not None and order.status == OrderStatus.FILLED and order.reason == "base"
+    assert position is not None and position.amount == order.filled
+    # base order = 20 % of 1000 USDT, plus the 0.1 % fee
+    spent = Decimal(10_000) - usdt.amount  # type: ignore[union-attr]
+    assert Decimal("200") <= spent <= Decimal("200.3")
+    # Replay data is announced once, before the first trade made on it.
+    assert await _kinds(app) == ["data_fallback", "trade_opened"]
+
+    # The same moment ticked again (a retried or duplicated tick) places nothing more.
+    again = await run_tick(app.database, feed, now_ms=NOW)
+    assert again.orders_filled == 0
+    assert await _count(app, Order) == 1
+
+
+async def test_one_computation_per_market_and_parameters(app: App) -> None:
+    user = await make_user(app)
+    for i in range(6):
+        await running_bot(app, user, strategy="sma_crossover", name=f"same-{i}")
+    await running_bot(app, user, strategy="sma_crossover", name="other", parameters={"fast": 5})
+    await running_bot(app, user, strategy="sma_crossover", name="eth", symbols=["ETH/USDT"])
+    report = await run_tick(app.database, replay_feed(app), now_ms=NOW)
+    assert report.bots == 8
+    assert report.markets == 2
+    assert report.computations == 3  # BTC default, BTC fast=5, ETH default
+
+
+async def test_sharded_ticks_cover_every_bot_once(app: App) -> None:
+    user = await make_user(app)
+    for i in range(7):
+        await running_bot(app, user, name=f"b{i}")
+    feed = replay_feed(app)
+    reports = [await run_tick(app.database, feed, shard=s, shards=3, now_ms=NOW) for s in range(3)]
+    assert sum(r.bots for r in reports) == 7
+    assert await _count(app, Order) == 7
+
+
+async def test_paper_bot_falls_back_to_replay_and_says_so_once(app: App) -> None:
+    user = await make_user(app)
+    bot_id = await running_bot(app, user)
+    feed = offline_feed(app)
+    await run_tick(app.database, feed, now_ms=NOW)
+    await run_tick(app.database, feed, now_ms=NOW + MINUTE)
+    async with app.database.sessions() as session:
+        bot = await session.get(Bot, bot_id)
+    assert bot is not None and bot.market_data_source == "replay"
+    assert bot.status == BotStatus.RUNNING
+    assert (await _kinds(app)).count("data_fallback") == 1
+
+
+async def test_live_bot_never_falls_back_it_pauses(app: App) -> None:
+    user = await make_user(app)
+    bot_id = await running_bot(app, user)
+    async with app.database.transaction() as session:
+        bot = await session.get(Bot, bot_id)
+        assert bot is not None
+        bot.mode = BotMode.LIVE  # as if switched with a key (the key is not needed to pause)
+    report = await run_tick(app.database, offline_feed(app), now_ms=NOW)
+    assert report.paused == 1 and report.decisions == 0
+    async with app.database.sessions() as session:
+        bot = await session.get(Bot, bot_id)
+    assert bot is not None and bot.status == BotStatus.PAUSED
+    assert bot.pause_reason == "market_data_unavailable"
+    assert await _count(app, Order) == 0
+    assert await _kinds(app) == ["bot_paused"]
+
+
+async def test_stop_loss_sells_the_position(app: App) -> None:
+    user = await make_user(app)
+    bot_id = await running_bot(app, user, stop_loss_pct="1")
+    feed = replay_feed(app)
+    await run_tick(app.database, feed, now_ms=NOW)
+    # Pretend the entry was far above the market: the stop loss must fire next tick.
+    async with app.database.transaction() as session:
+        position = await session.scalar(select(Position).where(Position.bot_id == bot_id))
+        assert position is not None
+        position.average_entry *= 2
+        position.cost *= 2
+    await run_tick(app.database, feed, now_ms=NOW + MINUTE)
+    async with app.database.sessions() as session:
+        trade = await session.scalar(select(Trade).where(Trade.bot_id == bot_id))
+    assert trade is not None and trade.exit_reason == "stop_loss" and trade.pnl < 0
+    assert await _count(app, Position, Position.bot_id == bot_id) == 0
+    assert (await _kinds(app))[-1] == "trade_closed"
+
+
+async def test_daily_loss_limit_pauses_the_bot(app: App) -> None:
+    user = await make_user(app)
+    bot_id = await running_bot(app, user, daily_loss_limit_pct="5")
+    feed = replay_feed(app)
+    await run_tick(app.database, feed, now_ms=NOW)
+    async with app.database.transaction() as session:
+        position = await session.scalar(select(Position).where(Position.bot_id == bot_id))
+        assert position is not None
+        position.cost += Decimal(100)  # 10 % of the 1,000 USDT capital under water
+    report = await run_tick(app.database, feed, now_ms=NOW + MINUTE)
+    assert report.paused == 1
+    async with app.database.sessions() as session:
+        bot = await session.get(Bot, bot_id)
+    assert bot is not None and bot.pause_reason == "daily_loss_limit"
