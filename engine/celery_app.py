@@ -66,7 +66,10 @@ class _WorkerState:
     def shutdown(self) -> None:
         if self.loop is not None and self.context is not None:
             self.loop.run_until_complete(self.context.close())
+        if self.loop is not None:
+            self.loop.close()
         self.context = None
+        self.loop = None
 
 
 state = _WorkerState()
