@@ -41,14 +41,17 @@ class RiskSettings:
     daily_loss_limit_pct: Decimal | None = None
 
     def __post_init__(self) -> None:
+        # Only what would make a rule meaningless: the bot use case validates user input,
+        # and a stop loss of 100 % (never reached above a zero price) is allowed there.
         for field in fields(self):
             value = getattr(self, field.name)
             if value is None:
                 continue
-            if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
-                raise ValueError(f"{field.name} must be a positive Decimal or None")
-        if self.stop_loss_pct is not None and self.stop_loss_pct >= HUNDRED:
-            raise ValueError("stop_loss_pct must be below 100")
+            if not isinstance(value, Decimal) or not value.is_finite():
+                raise ValueError(f"{field.name} must be a finite Decimal or None")
+            if value < 0 or (value == 0 and field.name != "max_position"):
+                # max_position 0 is a real setting: hold nothing, buy nothing.
+                raise ValueError(f"{field.name} must be positive")
 
 
 def _decimal(value: float) -> Decimal:

@@ -76,10 +76,10 @@ class Grid(Strategy):
                 minimum=2,
                 maximum=100,
                 help={
-                    "en": "Number of grid lines from bottom to top; each buy uses 1/levels "
-                    "of the capital.",
+                    "en": "Number of grid lines from bottom to top; each buy uses the "
+                    "capital divided by this number.",
                     "pt-BR": "Quantidade de linhas da grade, do piso ao teto; cada compra usa "
-                    "1/linhas do capital.",
+                    "o capital dividido por esse número.",
                 },
             ),
         ),
@@ -103,6 +103,9 @@ class Grid(Strategy):
     def decide(
         self, signal: int, price: float, position: PositionState, params: Params
     ) -> Intent | None:
+        # No check of `price` against the range here: crossing an edge line (almost) always leaves
+        # the close outside the range, so such a check would make both edges dead (and a 2-line
+        # grid never trade). "Outside does nothing new" is already in the signal: 0 there.
         levels = int(params["levels"])
         if signal > 0 and position.entries < levels:
             return Intent("buy", 1.0 / levels, "grid_buy")

@@ -121,6 +121,18 @@ def _positive_pct(value: Any, name: str) -> Decimal | None:
     return number
 
 
+def _positive_amount(value: Any, name: str) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value).replace(",", "."))
+    except InvalidOperation:
+        raise UserError("bad_number", name=name, value=str(value)[:20]) from None
+    if not number.is_finite() or number <= 0:
+        raise UserError("bad_number", name=name, value=str(value)[:20])
+    return number
+
+
 def parse_capital(value: Decimal | str | int) -> Decimal:
     try:
         capital = Decimal(str(value).replace(",", ".").strip())
@@ -222,7 +234,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
             capital=capital, mode=BotMode.PAPER, status=BotStatus.STOPPED,
             stop_loss_pct=_positive_pct(spec.stop_loss_pct, "stop_loss"),
             take_profit_pct=_positive_pct(spec.take_profit_pct, "take_profit"),
-            max_position=spec.max_position,
+            max_position=_positive_amount(spec.max_position, "max_position"),
             daily_loss_limit_pct=_positive_pct(spec.daily_loss_limit_pct, "daily_loss_limit"),
             signal_secret=secrets.token_urlsafe(24) if strategy.info.name == "signal" else None,
         )  # fmt: skip
