@@ -139,16 +139,21 @@ class CcxtGateway:
         return report
 
     async def find_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
-        params = self._params(client_order_id)
-        if self.exchange_id == "bybit":
-            params["acknowledged"] = True
         try:
             with translate():
-                order = await self.client.fetch_order(None, symbol, params)
+                if self.exchange_id == "bybit":
+                    # ccxt's bybit fetch_order needs the exchange's id; the realtime
+                    # endpoint filtered by orderLinkId returns the order in any status.
+                    found = await self.client.fetch_open_orders(
+                        symbol, None, None, {"orderLinkId": client_order_id}
+                    )
+                    order = found[0] if found else None
+                else:
+                    order = await self.client.fetch_order(
+                        None, symbol, self._params(client_order_id)
+                    )
         except OrderRejected:
             return None  # OrderNotFound is an InvalidOrder: the exchange never got it
-        except ExchangeUnavailable:
-            raise
         if not order or not order.get("id"):
             return None
         return parse_order(order, client_order_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -14,6 +14,7 @@ from robotrader.app import App
 from robotrader.settings import Settings
 from robotrader.use_cases.accounts import register
 from robotrader.use_cases.bots import BotSpec, create_bot, start_bot
+from tests.emulators.exchange import ExchangeEmulator
 
 CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens there: the exchange is "unreachable"
 
@@ -51,3 +52,24 @@ async def running_bot(app: App, user_id: int, **spec: object) -> int:
     bot = await create_bot(app, user_id, BotSpec(**values))  # type: ignore[arg-type]
     await start_bot(app, user_id, bot.id)
     return bot.id
+
+
+@pytest.fixture(scope="module")
+def exchange_emulator() -> Iterator[ExchangeEmulator]:
+    with ExchangeEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def live_app(
+    settings: Settings, database: Database, exchange_emulator: ExchangeEmulator
+) -> AsyncIterator[App]:
+    """An App whose ccxt clients talk to the local exchange emulator."""
+    urls = {"binance": exchange_emulator.base_url, "bybit": exchange_emulator.base_url}
+    settings = settings.model_copy(update={"exchange_api_urls": urls, "market_data": "exchange"})
+    application = App.from_settings(settings, database)
+    application.pool.timeout_ms = 3_000
+    exchange_emulator.clear_faults()
+    exchange_emulator.reset_rate_limits()
+    yield application
+    await application.pool.close()

@@ -56,7 +56,9 @@ async def _wait_for_orders(app: App, expected: int, timeout: float = 30) -> int:
     return count
 
 
-async def test_worker_ticks_shards_and_duplicates_change_nothing(app: App, celery_engine: None) -> None:
+async def test_worker_ticks_shards_and_duplicates_change_nothing(
+    app: App, celery_engine: None
+) -> None:
     user = await make_user(app)
     for i in range(7):  # 7 bots, 3 per shard -> 3 shards
         await running_bot(app, user, name=f"dca-{i}")
