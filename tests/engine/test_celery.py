@@ -1,4 +1,4 @@
-"""The Celery engine with a real worker on the real Redis: ticks fan out, orders are never doubled."""
+"""Celery with a real worker on the real Redis: ticks fan out, orders are never doubled."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from engine.context import EngineConfig
 from robotrader.app import App
 from tests.engine.conftest import make_user, running_bot
 from tests.services import REDIS_URL
-
 
 # One key prefix per test run: runs sharing the machine's Redis never see each other's tasks.
 # (Per test would not do: Celery's producer pool keeps the transport options it started with.)
@@ -47,8 +46,8 @@ async def _orders(app: App) -> int:
         return int(await session.scalar(select(func.count()).select_from(Order)) or 0)
 
 
-async def _wait_for_orders(app: App, expected: int, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
+async def _wait_for_orders(app: App, expected: int, within: float = 30) -> int:
+    deadline = time.monotonic() + within
     count = await _orders(app)
     while count < expected and time.monotonic() < deadline:
         await asyncio.sleep(0.2)

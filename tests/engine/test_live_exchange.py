@@ -7,7 +7,7 @@ import time
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from db.credential_secrets import CredentialSecrets
 from db.models import Bot, BotMode, BotStatus, Notification, Order, OrderStatus, Position
@@ -130,7 +130,7 @@ async def test_live_bot_places_one_order_per_decision(
 async def test_order_filled_while_the_request_timed_out_is_booked_once(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
-    user, bot_id, secrets = await _live_bot(live_app, exchange_emulator)
+    _, _, secrets = await _live_bot(live_app, exchange_emulator)
     report = await run_tick(live_app.database, feed_of(live_app), now_ms=int(time.time() * 1000))
     exchange_emulator.inject("binance", "timeout", path_contains="/api/v3/order", times=1, delay=5)
     ctx = LiveContext(live_app.database, live_app.pool, live_app.vault)
