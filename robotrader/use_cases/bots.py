@@ -169,6 +169,8 @@ async def _owned_bot(session: AsyncSession, user_id: int, bot_ref: str | int) ->
 
 
 def _limit_error(exc: LimitReached) -> UserError:
+    if exc.limit == "strategy":
+        return UserError("strategy_not_in_plan", plan=str(exc.plan))
     return UserError(
         "limit_reached", limit=exc.limit, plan=str(exc.plan), maximum=exc.maximum,
         current=exc.current,

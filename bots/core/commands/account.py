@@ -1,0 +1,78 @@
+"""/start, /help and /link: first contact, what can I do, one account on two platforms."""
+
+from __future__ import annotations
+
+from bots.core import actions
+from bots.core.invocation import Invocation
+from bots.core.registry import COMMANDS, action, command
+from bots.core.replies import Block, Button, Paragraph, Reply, Title
+from robotrader.use_cases.linking import create_link_code, redeem_link_code
+
+
+def _onboarding(inv: Invocation) -> Reply:
+    t = inv.t
+    return Reply(
+        blocks=[
+            Title(t("start.welcome", name=inv.ctx.display_name or "trader")),
+            Paragraph(t("start.pitch")),
+            Paragraph(t("start.steps")),
+        ],
+        buttons=[
+            [Button(t("start.button_newbot"), action=actions.encode("nb"))],
+            [Button(t("start.button_connect"), action=actions.encode("cx"))],
+            [Button(t("start.button_help"), action=actions.encode("help"))],
+        ],
+    )
+
+
+@command("start", menu=True)
+async def start(inv: Invocation) -> Reply | list[Reply]:
+    if not inv.ctx.is_private:
+        url = inv.ctx.private_link("start")
+        buttons = [[Button(inv.t("private.open"), url=url)]] if url else []
+        return Reply(blocks=[Paragraph(inv.t("start.group"))], buttons=buttons, personal=False)
+    payload = inv.args[0] if inv.args else ""
+    if payload.startswith("link-"):
+        inv.args = [payload.removeprefix("link-")]
+        return await link(inv)
+    if payload in COMMANDS and payload not in ("start",) and inv.account.created is False:
+        # Deep link from a group ("continue in private"): run what they wanted.
+        return await COMMANDS[payload].handler(inv)
+    return _onboarding(inv)
+
+
+def _help(inv: Invocation) -> Reply:
+    lines = [
+        f"/{c.name} — {inv.t(c.help_key)}"
+        for c in COMMANDS.values()
+        if c.menu and (inv.ctx.is_private or not c.private_only)
+    ]
+    blocks: list[Block] = [
+        Title(inv.t("help.title")),
+        Paragraph("\n".join(lines)),
+        Paragraph(inv.t("help.footer")),
+    ]
+    return Reply(blocks=blocks, personal=not inv.ctx.is_private)
+
+
+@command("help")
+async def help_command(inv: Invocation) -> Reply:
+    return _help(inv)
+
+
+@action("help")
+async def help_button(inv: Invocation) -> Reply:
+    return _help(inv)
+
+
+@command("link", args=("code",))
+async def link(inv: Invocation) -> Reply:
+    """No code: make one for the other platform. With a code: join that account."""
+    if not inv.args:
+        code = await create_link_code(inv.app, inv.user_id)
+        return Reply(
+            blocks=[Title(inv.t("link.title")), Paragraph(inv.t("link.instructions", code=code))],
+            private=not inv.ctx.is_private,
+        )
+    await redeem_link_code(inv.app, inv.ctx.platform, inv.ctx.platform_user_id, inv.args[0])
+    return Reply.text(inv.t("link.done"))

@@ -1,0 +1,539 @@
+"""/newbot, /bots, /startbot, /stopbot, /deletebot, /live, /status."""
+
+from __future__ import annotations
+
+import time
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from billing.plans import limits_of
+from bots.core import actions
+from bots.core.formatting import money, percent
+from bots.core.invocation import Invocation
+from bots.core.registry import action, command, dialog
+from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
+from db.models import BotMode, BotStatus
+from engine.exchanges.catalog import EXCHANGES
+from engine.market_data.feed import MarketKey
+from engine.strategies.registry import STRATEGIES, get_strategy
+from robotrader.errors import UserError
+from robotrader.use_cases.bots import (
+    BotSpec,
+    BotSummary,
+    create_bot,
+    delete_bot,
+    list_bots,
+    normalize_symbol,
+    parse_capital,
+    set_mode,
+    show_bot,
+    start_bot,
+    stop_bot,
+)
+from robotrader.use_cases.portfolio import positions
+
+POPULAR_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT")
+CAPITAL_CHOICES = ("100", "500", "1000", "5000")
+STATUS_ICON = {BotStatus.RUNNING: "🟢", BotStatus.STOPPED: "⚪", BotStatus.PAUSED: "🟠"}
+
+
+# --- /newbot: a guided dialog ------------------------------------------------------------
+
+
+def _step_exchange(inv: Invocation) -> Reply:
+    return Reply(
+        blocks=[Title(inv.t("newbot.title")), Paragraph(inv.t("newbot.ask_exchange"))],
+        buttons=[[Button(s.title, action=actions.encode("nbx", s.id))] for s in EXCHANGES.values()]
+        + [[Button(inv.t("button.cancel"), action=actions.encode("cancel"))]],
+        edit=True,
+    )
+
+
+def _step_symbols(inv: Invocation, data: dict[str, Any]) -> Reply:
+    chosen: list[str] = data.setdefault("symbols", [])
+    rows = [
+        [
+            Button(("✅ " if s in chosen else "") + s, action=actions.encode("nbs", s))
+            for s in POPULAR_SYMBOLS[i : i + 3]
+        ]
+        for i in range(0, len(POPULAR_SYMBOLS), 3)
+    ]
+    rows.append([Button(inv.t("button.next"), action=actions.encode("nbs", "next"))])
+    text = inv.t("newbot.ask_symbols", chosen=", ".join(chosen) or "—")
+    return Reply(blocks=[Paragraph(text)], buttons=rows, edit=True)
+
+
+def _step_strategy(inv: Invocation) -> Reply:
+    all_allowed = limits_of(inv.account.plan).all_strategies
+    rows = [
+        [
+            Button(
+                ("" if s.info.basic or all_allowed else "🔒 ")
+                + s.info.title.get(inv.t.language, s.info.name),
+                action=actions.encode("nbt", name),
+            )
+        ]
+        for name, s in STRATEGIES.items()
+    ]
+    return Reply(blocks=[Paragraph(inv.t("newbot.ask_strategy"))], buttons=rows, edit=True)
+
+
+async def _suggested_params(inv: Invocation, data: dict[str, Any]) -> dict[str, Any]:
+    """Defaults, except where a default only makes sense relative to the price (grid bounds)."""
+    strategy = get_strategy(data["strategy"])
+    params: dict[str, Any] = strategy.defaults()
+    if data["strategy"] == "grid":
+        key = MarketKey(data["exchange"], data["symbols"][0], "1m")
+        fetched = await inv.app.feed.fetch({key: 2}, set(), int(time.time() * 1000))
+        price = Decimal(repr(fetched.snapshots[key].last_close))
+        params["lower"] = float((price * Decimal("0.9")).quantize(Decimal("0.01"), ROUND_HALF_UP))
+        params["upper"] = float((price * Decimal("1.1")).quantize(Decimal("0.01"), ROUND_HALF_UP))
+    return params
+
+
+def _step_params(inv: Invocation, data: dict[str, Any]) -> Reply:
+    strategy = get_strategy(data["strategy"])
+    if not strategy.info.params:
+        return _step_capital(inv)
+    rows = [
+        [
+            p.name,
+            str(data["parameters"].get(p.name, p.default)),
+            p.help.get(inv.t.language, p.help["en"]),
+        ]
+        for p in strategy.info.params
+    ]
+    return Reply(
+        blocks=[
+            Paragraph(inv.t("newbot.ask_params")),
+            Table(rows),
+            Paragraph(inv.t("newbot.params_hint")),
+        ],
+        buttons=[[Button(inv.t("button.use_these"), action=actions.encode("nbp"))]],
+        edit=True,
+    )
+
+
+def _step_capital(inv: Invocation) -> Reply:
+    return Reply(
+        blocks=[Paragraph(inv.t("newbot.ask_capital"))],
+        buttons=[[Button(f"{c} USDT", action=actions.encode("nbk", c)) for c in CAPITAL_CHOICES]],
+        edit=True,
+    )
+
+
+def _step_mode(inv: Invocation) -> Reply:
+    return Reply(
+        blocks=[Paragraph(inv.t("newbot.ask_mode"))],
+        buttons=[
+            [
+                Button(inv.t("mode.paper"), action=actions.encode("nbm", "paper")),
+                Button(inv.t("mode.live"), action=actions.encode("nbm", "live")),
+            ]
+        ],
+        edit=True,
+    )
+
+
+def _step_confirm(inv: Invocation, data: dict[str, Any]) -> Reply:
+    strategy = get_strategy(data["strategy"])
+    params = ", ".join(f"{k}={v}" for k, v in data["parameters"].items()) or "—"
+    rows = [
+        [inv.t("field.exchange"), EXCHANGES[data["exchange"]].title],
+        [inv.t("field.symbols"), ", ".join(data["symbols"])],
+        [inv.t("field.strategy"), strategy.info.title.get(inv.t.language, strategy.info.name)],
+        [inv.t("field.parameters"), params],
+        [inv.t("field.capital"), money(Decimal(data["capital"]), inv.t.language)],
+        [inv.t("field.mode"), inv.t(f"mode.{data['mode']}")],
+    ]
+    return Reply(
+        blocks=[Title(inv.t("newbot.confirm")), Table(rows)],
+        buttons=[
+            [
+                Button(inv.t("button.create"), action=actions.encode("nbc")),
+                Button(inv.t("button.cancel"), action=actions.encode("cancel")),
+            ]
+        ],
+        edit=True,
+    )
+
+
+def _dialog_data(inv: Invocation) -> dict[str, Any]:
+    if inv.dialog is None or inv.dialog.name != "newbot":
+        raise UserError("dialog_expired")
+    inv.dialogs.touch(inv.ctx.identity_key, inv.dialog)
+    return inv.dialog.data
+
+
+@command("newbot", private_only=True, args=("exchange", "symbols", "strategy", "capital"))
+async def newbot(inv: Invocation) -> Reply:
+    """Guided with buttons; or in one line: /newbot binance BTC/USDT,ETH/USDT sma_crossover 500."""
+    if len(inv.args) >= 4:
+        exchange, symbols, strategy, capital = inv.args[:4]
+        data: dict[str, Any] = {
+            "exchange": exchange.lower(),
+            "symbols": [normalize_symbol(s) for s in symbols.split(",") if s.strip()],
+            "strategy": strategy.lower(),
+            "capital": str(parse_capital(capital)),
+            "mode": "paper",
+        }
+        if data["exchange"] not in EXCHANGES:
+            raise UserError(
+                "unknown_exchange", exchange=exchange[:32], choices=", ".join(EXCHANGES)
+            )
+        if data["strategy"] not in STRATEGIES:
+            raise UserError(
+                "unknown_strategy", strategy=strategy[:32], choices=", ".join(STRATEGIES)
+            )
+        data["parameters"] = await _suggested_params(inv, data)
+        inv.start_dialog("newbot", "confirm", **data)
+        reply = _step_confirm(inv, data)
+        reply.edit = False
+        return reply
+    inv.start_dialog("newbot", "exchange")
+    reply = _step_exchange(inv)
+    reply.edit = False
+    return reply
+
+
+@action("nb")
+async def newbot_button(inv: Invocation) -> Reply:
+    if not inv.ctx.is_private:
+        raise UserError("private_only")
+    inv.args = []
+    return await newbot(inv)
+
+
+@action("nbx")
+async def newbot_exchange(inv: Invocation) -> Reply:
+    data = _dialog_data(inv)
+    if not inv.args or inv.args[0] not in EXCHANGES:
+        raise UserError("dialog_expired")
+    data["exchange"] = inv.args[0]
+    return _step_symbols(inv, data)
+
+
+@action("nbs")
+async def newbot_symbol(inv: Invocation) -> Reply:
+    data = _dialog_data(inv)
+    choice = inv.args[0] if inv.args else ""
+    if choice == "next":
+        if not data.get("symbols"):
+            return _step_symbols(inv, data)
+        return _step_strategy(inv)
+    symbols: list[str] = data.setdefault("symbols", [])
+    symbol = normalize_symbol(":".join(inv.args))
+    if symbol in symbols:
+        symbols.remove(symbol)
+    else:
+        symbols.append(symbol)
+    return _step_symbols(inv, data)
+
+
+@action("nbt")
+async def newbot_strategy(inv: Invocation) -> Reply:
+    data = _dialog_data(inv)
+    name = inv.args[0] if inv.args else ""
+    if name not in STRATEGIES:
+        raise UserError("dialog_expired")
+    if not STRATEGIES[name].info.basic and not limits_of(inv.account.plan).all_strategies:
+        raise UserError(
+            "limit_reached", limit="strategy", plan=str(inv.account.plan), maximum=0, current=0
+        )
+    data["strategy"] = name
+    data["parameters"] = await _suggested_params(inv, data)
+    return _step_params(inv, data)
+
+
+@action("nbp")
+async def newbot_params_ok(inv: Invocation) -> Reply:
+    _dialog_data(inv)
+    return _step_capital(inv)
+
+
+@action("nbk")
+async def newbot_capital(inv: Invocation) -> Reply:
+    data = _dialog_data(inv)
+    data["capital"] = str(parse_capital(inv.args[0] if inv.args else ""))
+    return _step_mode(inv)
+
+
+@action("nbm")
+async def newbot_mode(inv: Invocation) -> Reply:
+    data = _dialog_data(inv)
+    data["mode"] = "live" if inv.args and inv.args[0] == "live" else "paper"
+    return _step_confirm(inv, data)
+
+
+@dialog("newbot")
+async def newbot_text(inv: Invocation) -> Reply:
+    """Typed answers: symbols, parameters (``fast=5 slow=30``) or an amount of capital."""
+    data = _dialog_data(inv)
+    text = inv.text.strip()
+    if "strategy" not in data and "exchange" in data:
+        for raw in text.replace(",", " ").split():
+            symbol = normalize_symbol(raw)
+            if symbol not in data.setdefault("symbols", []):
+                data["symbols"].append(symbol)
+        reply = _step_symbols(inv, data)
+    elif "strategy" in data and "capital" not in data and "=" in text:
+        strategy = get_strategy(data["strategy"])
+        changes = dict(part.split("=", 1) for part in text.replace(",", " ").split() if "=" in part)
+        try:
+            data["parameters"] = strategy.validate({**data["parameters"], **changes})
+        except ValueError as exc:
+            raise UserError("bad_parameter", detail=str(exc)[:200]) from None
+        reply = _step_params(inv, data)
+    elif "strategy" in data and "capital" not in data:
+        data["capital"] = str(parse_capital(text))
+        reply = _step_mode(inv)
+    else:
+        return Reply.text(inv.t("newbot.use_buttons"))
+    reply.edit = False
+    return reply
+
+
+@action("nbc")
+async def newbot_create(inv: Invocation) -> Reply:
+    data = _dialog_data(inv)
+    bot = await create_bot(
+        inv.app,
+        inv.user_id,
+        BotSpec(
+            exchange=data["exchange"],
+            symbols=data["symbols"],
+            strategy=data["strategy"],
+            capital=data["capital"],
+            parameters=data["parameters"],
+        ),
+    )
+    inv.end_dialog()
+    buttons = [[Button(inv.t("button.start_now"), action=actions.encode("bs", bot.id))]]
+    if data.get("mode") == "live":
+        buttons.insert(0, [Button(inv.t("button.go_live"), action=actions.encode("lv", bot.id))])
+    blocks: list[Block] = [
+        Title(inv.t("newbot.created", name=bot.name)),
+        Paragraph(inv.t("newbot.paper_first")),
+    ]
+    if bot.signal_secret:
+        blocks.append(
+            Paragraph(inv.t("newbot.signal_url", url=_signal_url(inv, bot.signal_secret)))
+        )
+    return Reply(blocks=blocks, buttons=buttons, edit=True)
+
+
+def _signal_url(inv: Invocation, secret: str) -> str:
+    base = (
+        inv.app.settings.public_url
+        or f"http://{inv.app.settings.web_host}:{inv.app.settings.web_port}"
+    )
+    return f"{base.rstrip('/')}/signals/{secret}"
+
+
+# --- bot list and lifecycle ----------------------------------------------------------------
+
+
+def _bot_line(inv: Invocation, bot: BotSummary) -> str:
+    state = inv.t(f"status.{bot.status}")
+    mode = inv.t(f"mode.{bot.mode}")
+    parts = [bot.name, bot.strategy, ", ".join(bot.symbols), mode, state]
+    return f"{STATUS_ICON.get(bot.status, '')} " + " · ".join(parts)
+
+
+def _bot_buttons(inv: Invocation, bot: BotSummary) -> list[Button]:
+    toggle = (
+        Button(inv.t("button.stop"), action=actions.encode("bp", bot.id))
+        if bot.status == BotStatus.RUNNING
+        else Button(inv.t("button.start"), action=actions.encode("bs", bot.id))
+    )
+    return [toggle, Button(inv.t("button.details"), action=actions.encode("bd", bot.id))]
+
+
+@command("bots", private_only=True)
+async def bots_list(inv: Invocation) -> Reply:
+    bots = await list_bots(inv.app, inv.user_id)
+    if not bots:
+        return Reply(
+            blocks=[Paragraph(inv.t("bots.none"))],
+            buttons=[[Button(inv.t("start.button_newbot"), action=actions.encode("nb"))]],
+        )
+    return Reply(
+        blocks=[Title(inv.t("bots.title")), Paragraph("\n".join(_bot_line(inv, b) for b in bots))],
+        buttons=[_bot_buttons(inv, b) for b in bots],
+    )
+
+
+def _exchange_title(exchange: str) -> str:
+    return EXCHANGES[exchange].title if exchange in EXCHANGES else exchange
+
+
+def _details(inv: Invocation, bot: BotSummary) -> Reply:
+    lang = inv.t.language
+    status = inv.t(f"status.{bot.status}")
+    if bot.pause_reason:
+        status += f" ({inv.t(f'pause.{bot.pause_reason}')})"
+    params = ", ".join(f"{k}={v}" for k, v in bot.parameters.items()) or "—"
+    rows = [
+        [inv.t("field.status"), status],
+        [inv.t("field.mode"), inv.t(f"mode.{bot.mode}")],
+        [inv.t("field.exchange"), _exchange_title(bot.exchange)],
+        [inv.t("field.symbols"), ", ".join(bot.symbols)],
+        [inv.t("field.strategy"), bot.strategy],
+        [inv.t("field.parameters"), params],
+        [inv.t("field.capital"), money(bot.capital, lang)],
+        [inv.t("field.stop_loss"), percent(bot.stop_loss_pct, lang) if bot.stop_loss_pct else "—"],
+        [
+            inv.t("field.take_profit"),
+            percent(bot.take_profit_pct, lang) if bot.take_profit_pct else "—",
+        ],
+        [inv.t("field.source"), inv.t(f"source.{bot.market_data_source or 'none'}")],
+    ]
+    buttons = [_bot_buttons(inv, bot)[:1]]
+    if bot.mode == BotMode.PAPER:
+        buttons[0].append(Button(inv.t("button.go_live"), action=actions.encode("lv", bot.id)))
+    else:
+        buttons[0].append(Button(inv.t("button.go_paper"), action=actions.encode("lvn", bot.id)))
+    buttons[0].append(Button(inv.t("button.delete"), action=actions.encode("bx", bot.id)))
+    return Reply(blocks=[Title(bot.name), Table(rows)], buttons=buttons)
+
+
+def _bot_ref(inv: Invocation, usage: str) -> str:
+    if not inv.args:
+        raise UserError("missing_argument", usage=inv.t(usage))
+    return " ".join(inv.args)
+
+
+@action("bd")
+async def details_button(inv: Invocation) -> Reply:
+    return _details(inv, await show_bot(inv.app, inv.user_id, _bot_ref(inv, "usage.bot")))
+
+
+@command("startbot", private_only=True, args=("bot",))
+async def startbot(inv: Invocation) -> Reply:
+    bot = await start_bot(inv.app, inv.user_id, _bot_ref(inv, "usage.startbot"))
+    return Reply.text(inv.t("bots.started", name=bot.name, mode=inv.t(f"mode.{bot.mode}")))
+
+
+@action("bs")
+async def start_button(inv: Invocation) -> Reply:
+    reply = await startbot(inv)
+    reply.edit = False
+    return reply
+
+
+@command("stopbot", private_only=True, args=("bot",))
+async def stopbot(inv: Invocation) -> Reply:
+    bot = await stop_bot(inv.app, inv.user_id, _bot_ref(inv, "usage.stopbot"))
+    return Reply.text(inv.t("bots.stopped", name=bot.name))
+
+
+@action("bp")
+async def stop_button(inv: Invocation) -> Reply:
+    return await stopbot(inv)
+
+
+@command("deletebot", private_only=True, args=("bot",))
+async def deletebot(inv: Invocation) -> Reply:
+    bot = await show_bot(inv.app, inv.user_id, _bot_ref(inv, "usage.deletebot"))
+    return Reply(
+        blocks=[Paragraph(inv.t("bots.delete_confirm", name=bot.name))],
+        buttons=[
+            [
+                Button(inv.t("button.delete"), action=actions.encode("bxy", bot.id)),
+                Button(inv.t("button.cancel"), action=actions.encode("cancel")),
+            ]
+        ],
+    )
+
+
+@action("bx")
+async def delete_button(inv: Invocation) -> Reply:
+    return await deletebot(inv)
+
+
+@action("bxy")
+async def delete_confirmed(inv: Invocation) -> Reply:
+    bot = await delete_bot(inv.app, inv.user_id, _bot_ref(inv, "usage.deletebot"))
+    return Reply.text(inv.t("bots.deleted", name=bot.name), edit=True)
+
+
+@command("live", private_only=True, args=("bot", "off"))
+async def live(inv: Invocation) -> Reply:
+    """``/live <bot>`` asks to confirm going live; ``/live <bot> off`` goes back to paper."""
+    if inv.args and inv.args[-1].lower() in ("off", "paper", "desligar"):
+        inv.args = inv.args[:-1]
+        bot = await set_mode(
+            inv.app, inv.user_id, _bot_ref(inv, "usage.live"), BotMode.PAPER, confirmed=True
+        )
+        return Reply.text(inv.t("live.back_to_paper", name=bot.name))
+    bot = await show_bot(inv.app, inv.user_id, _bot_ref(inv, "usage.live"))
+    return Reply(
+        blocks=[
+            Title(inv.t("live.title", name=bot.name)),
+            Paragraph(inv.t("live.warning", capital=money(bot.capital, inv.t.language))),
+        ],
+        buttons=[
+            [
+                Button(inv.t("button.confirm_live"), action=actions.encode("lvy", bot.id)),
+                Button(inv.t("button.cancel"), action=actions.encode("cancel")),
+            ]
+        ],
+    )
+
+
+@action("lv")
+async def live_button(inv: Invocation) -> Reply:
+    return await live(inv)
+
+
+@action("lvy")
+async def live_confirmed(inv: Invocation) -> Reply:
+    bot = await set_mode(
+        inv.app, inv.user_id, _bot_ref(inv, "usage.live"), BotMode.LIVE, confirmed=True
+    )
+    return Reply(
+        blocks=[Paragraph(inv.t("live.done", name=bot.name))],
+        buttons=[[Button(inv.t("button.start_now"), action=actions.encode("bs", bot.id))]]
+        if bot.status != BotStatus.RUNNING
+        else [],
+        edit=True,
+    )
+
+
+@action("lvn")
+async def paper_button(inv: Invocation) -> Reply:
+    bot = await set_mode(
+        inv.app, inv.user_id, _bot_ref(inv, "usage.live"), BotMode.PAPER, confirmed=True
+    )
+    return Reply.text(inv.t("live.back_to_paper", name=bot.name))
+
+
+@command("status", private_only=True)
+async def status(inv: Invocation) -> Reply:
+    bots = await list_bots(inv.app, inv.user_id)
+    if not bots:
+        return Reply.text(inv.t("bots.none"))
+    held = await positions(inv.app, inv.user_id)
+    lang = inv.t.language
+    rows = []
+    for bot in bots:
+        mine = [p for p in held if p.bot_id == bot.id]
+        unrealized = sum((p.unrealized_pnl or Decimal(0) for p in mine), Decimal(0))
+        source = inv.t(f"source.{bot.market_data_source or 'none'}")
+        rows.append(
+            [
+                f"{STATUS_ICON.get(bot.status, '')} {bot.name}",
+                inv.t(f"mode.{bot.mode}"),
+                source,
+                str(len(mine)),
+                money(unrealized, lang) if mine else "—",
+            ]
+        )
+    header = [
+        inv.t("field.bot"),
+        inv.t("field.mode"),
+        inv.t("field.source"),
+        inv.t("field.positions"),
+        inv.t("field.unrealized"),
+    ]
+    return Reply(blocks=[Title(inv.t("status.title")), Table(rows, header=header)])

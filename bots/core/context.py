@@ -1,0 +1,34 @@
+"""Who is talking, from where: what a front end knows about an incoming event."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from db.models import Platform
+
+
+def _no_link(payload: str) -> str | None:
+    return None
+
+
+async def _cannot_delete() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    platform: Platform
+    platform_user_id: str
+    chat_id: str
+    is_private: bool
+    client_language: str | None = None
+    display_name: str | None = None
+    # A link that opens the private chat with the bot (Telegram deep link), or None.
+    private_link: Callable[[str], str | None] = field(default=_no_link, compare=False)
+    # Delete the message being handled, now (it holds a secret). True if it was deleted.
+    delete_incoming: Callable[[], Awaitable[bool]] = field(default=_cannot_delete, compare=False)
+
+    @property
+    def identity_key(self) -> tuple[str, str]:
+        return (str(self.platform), self.platform_user_id)

@@ -1,0 +1,57 @@
+"""Numbers, money and times in the user's locale (Babel): ``1,234.56`` or ``1.234,56``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from babel.dates import format_datetime
+from babel.numbers import format_decimal
+
+_LOCALES = {"en": "en_US", "pt-BR": "pt_BR"}
+
+
+def _locale(language: str) -> str:
+    return _LOCALES.get(language, "en_US")
+
+
+def money(value: Decimal | None, language: str, currency: str = "USDT") -> str:
+    if value is None:
+        return "—"
+    return f"{format_decimal(value, format='#,##0.00', locale=_locale(language))} {currency}"
+
+
+def signed_money(value: Decimal | None, language: str, currency: str = "USDT") -> str:
+    if value is None:
+        return "—"
+    text = money(abs(value), language, currency)
+    return f"+{text}" if value > 0 else f"-{text}" if value < 0 else text
+
+
+def percent(value: Decimal | None, language: str) -> str:
+    if value is None:
+        return "—"
+    text = format_decimal(abs(value), format="#,##0.00", locale=_locale(language))
+    sign = "+" if value > 0 else "-" if value < 0 else ""
+    return f"{sign}{text}%"
+
+
+def price(value: Decimal | float | None, language: str) -> str:
+    """Prices keep the digits that matter: 97,432.10 but 0.00001234."""
+    if value is None:
+        return "—"
+    number = Decimal(str(value))
+    fmt = "#,##0.00" if abs(number) >= 1 else "#,##0.00######"
+    return format_decimal(number, format=fmt, locale=_locale(language))
+
+
+def amount(value: Decimal | None, language: str) -> str:
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0.########", locale=_locale(language))
+
+
+def when(moment: datetime | None, language: str) -> str:
+    if moment is None:
+        return "—"
+    return format_datetime(moment, format="short", locale=_locale(language), tzinfo=None) + " UTC"

@@ -1,0 +1,68 @@
+"""The message catalog: English and Brazilian Portuguese, kept as gettext .po files.
+
+Message ids are stable keys (``bot.created``); each catalog maps them to text
+with ``{name}`` placeholders. Translators edit ``locale/<lang>/LC_MESSAGES/
+messages.po`` with the usual tools; the catalogs are read with Babel at start
+(no compile step). A test fails when a key lacks a translation or a placeholder.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from babel.messages.pofile import read_po
+
+from robotrader.use_cases.accounts import language_from_client
+
+log = logging.getLogger(__name__)
+
+LOCALE_DIR = Path(__file__).with_name("locale")
+LANGUAGES = {"en": "en", "pt-BR": "pt_BR"}  # our language tag -> locale folder
+DEFAULT_LANGUAGE = "en"
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """key -> text for one language (cached for the process)."""
+    folder = LANGUAGES.get(language, LANGUAGES[DEFAULT_LANGUAGE])
+    path = LOCALE_DIR / folder / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        po = read_po(handle)
+    return {str(m.id): str(m.string) for m in po if m.id and m.string}
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+class _SafeArgs(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def translate(language: str, key: str, **args: Any) -> str:
+    """The text of ``key`` in ``language`` (English, then the key itself, as fallbacks)."""
+    text = catalog(language).get(key) or catalog(DEFAULT_LANGUAGE).get(key)
+    if text is None:
+        log.error("i18n.missing_key key=%s language=%s", key, language)
+        return key
+    try:
+        return text.format_map(_SafeArgs(args))
+    except (ValueError, IndexError):
+        log.error("i18n.bad_format key=%s language=%s", key, language)
+        return text
+
+
+class Translator:
+    """``t("key", name=...)`` bound to one language."""
+
+    def __init__(self, language: str | None) -> None:
+        # Accepts client codes too: Telegram's "pt-br", Discord's "pt-BR", plain "pt".
+        self.language = language if language in LANGUAGES else language_from_client(language)
+
+    def __call__(self, key: str, **args: Any) -> str:
+        return translate(self.language, key, **args)

@@ -1,0 +1,94 @@
+"""Outbox notifications rendered for chat, in the user's language.
+
+The engine and billing write facts (kind + payload of plain strings); this is
+the one place that turns them into words, for every front end.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bots.core.formatting import amount, percent, price, signed_money
+from bots.core.i18n import Translator
+from bots.core.replies import Paragraph, Reply, Title
+
+
+def _dec(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None else None
+    except InvalidOperation:
+        return None
+
+
+def render_notification(kind: str, payload: dict[str, Any], language: str) -> Reply:
+    t = Translator(language)
+    lang = t.language
+    mode = t(f"mode.{payload.get('mode', 'paper')}")
+    bot = str(payload.get("bot", ""))
+    if kind == "trade_opened":
+        return Reply(
+            blocks=[
+                Title(t("notify.bought_title", symbol=payload["symbol"], mode=mode)),
+                Paragraph(
+                    t(
+                        "notify.bought",
+                        amount=amount(_dec(payload.get("amount")), lang),
+                        symbol=payload["symbol"],
+                        price=price(_dec(payload.get("price")), lang),
+                        bot=bot,
+                        reason=t(f"reason.{payload.get('reason', 'entry')}"),
+                    )
+                ),
+            ]
+        )
+    if kind == "trade_closed":
+        pnl = _dec(payload.get("pnl")) or Decimal(0)
+        title = "notify.sold_title_win" if pnl >= 0 else "notify.sold_title_loss"
+        return Reply(
+            blocks=[
+                Title(t(title, symbol=payload["symbol"], mode=mode)),
+                Paragraph(
+                    t(
+                        "notify.sold",
+                        amount=amount(_dec(payload.get("amount")), lang),
+                        symbol=payload["symbol"],
+                        price=price(_dec(payload.get("price")), lang),
+                        entry=price(_dec(payload.get("entry_price")), lang),
+                        pnl=signed_money(pnl, lang),
+                        pnl_pct=percent(_dec(payload.get("pnl_pct")), lang),
+                        bot=bot,
+                        reason=t(f"reason.{payload.get('reason', 'exit')}"),
+                    )
+                ),
+            ]
+        )
+    if kind == "order_rejected":
+        return Reply.text(
+            t(
+                "notify.rejected",
+                bot=bot,
+                symbol=payload.get("symbol", ""),
+                reason=t(f"rejection.{payload.get('reason', 'invalid_order')}"),
+            )
+        )
+    if kind == "bot_paused":
+        return Reply.text(
+            t("notify.paused", bot=bot, reason=t(f"pause.{payload.get('reason', 'unknown')}"))
+        )
+    if kind == "data_fallback":
+        return Reply.text(t("notify.data_fallback", bot=bot))
+    if kind == "kill_switch":
+        return Reply.text(
+            t("notify.kill_switch", bots=payload.get("bots", 0), closing=payload.get("closing", 0))
+        )
+    if kind == "daily_summary":
+        return Reply.text(
+            t(
+                "notify.daily_summary",
+                pnl=signed_money(_dec(payload.get("pnl")), lang),
+                trades=payload.get("trades", 0),
+                open=payload.get("open_positions", 0),
+            )
+        )
+    return Reply.text(t(f"notify.{kind}", **{k: str(v) for k, v in payload.items()}))

@@ -1,0 +1,179 @@
+"""The python-telegram-bot adapter: updates in, chat core, rendered replies out. No rules here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeDefault,
+    Message,
+    Update,
+)
+from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from bots.core.context import ChatContext
+from bots.core.core import ChatCore
+from bots.core.i18n import LANGUAGES, Translator
+from bots.core.registry import COMMANDS
+from bots.core.replies import Reply
+from bots.telegram.rendering import render_keyboard, render_text, split_message
+from db.models import Platform
+
+log = logging.getLogger(__name__)
+
+CORE_KEY = "chat_core"
+PUBLIC_COMMANDS = ("start", "help", "language", "link")
+
+
+def _core(context: ContextTypes.DEFAULT_TYPE) -> ChatCore:
+    core: ChatCore = context.application.bot_data[CORE_KEY]
+    return core
+
+
+def _chat_context(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ChatContext | None:
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None or user.is_bot:
+        return None
+    message = update.effective_message
+    bot = context.bot
+
+    async def delete_incoming() -> bool:
+        if message is None:
+            return False
+        try:
+            return bool(await message.delete())
+        except TelegramError as exc:
+            log.warning("telegram.delete_failed chat=%s error=%s", chat.id, type(exc).__name__)
+            return False
+
+    def private_link(payload: str) -> str | None:
+        return f"https://t.me/{bot.username}?start={payload}" if bot.username else None
+
+    return ChatContext(
+        platform=Platform.TELEGRAM,
+        platform_user_id=str(user.id),
+        chat_id=str(chat.id),
+        is_private=chat.type == ChatType.PRIVATE,
+        client_language=user.language_code,
+        display_name=user.first_name,
+        private_link=private_link,
+        delete_incoming=delete_incoming,
+    )
+
+
+async def send_replies(
+    context: ContextTypes.DEFAULT_TYPE,
+    ctx: ChatContext,
+    replies: list[Reply],
+    *,
+    pressed: Message | None = None,
+) -> None:
+    """Render and send; ``pressed`` is the message whose button led here (for edits)."""
+    bot = context.bot
+    for reply in replies:
+        if not reply.blocks and not reply.buttons and reply.image is None:
+            continue
+        chat_id: str | int = ctx.platform_user_id if reply.private else ctx.chat_id
+        text = render_text(reply)
+        keyboard = render_keyboard(reply)
+        try:
+            if reply.image is not None:
+                await bot.send_photo(
+                    chat_id, reply.image.png, caption=reply.image.caption[:1024] or None
+                )
+            if not text:
+                continue
+            if reply.edit and pressed is not None:
+                try:
+                    await pressed.edit_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+                    continue
+                except BadRequest as exc:
+                    if "not modified" in str(exc).lower():
+                        continue
+                    # too old or not ours any more: send it as a new message instead
+            chunks = split_message(text)
+            for i, chunk in enumerate(chunks):
+                await bot.send_message(
+                    chat_id,
+                    chunk,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=keyboard if i == len(chunks) - 1 else None,
+                    disable_web_page_preview=True,
+                )
+        except Forbidden:
+            # The user never opened a private chat with us (a private warning from a
+            # group), or blocked us: nothing to deliver to.
+            log.info("telegram.reply_forbidden chat=%s", chat_id)
+
+
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    ctx = _chat_context(update, context)
+    message = update.effective_message
+    if ctx is None or message is None or not message.text:
+        return
+    replies = await _core(context).handle_text(ctx, message.text)
+    await send_replies(context, ctx, replies)
+
+
+async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    ctx = _chat_context(update, context)
+    if query is None or ctx is None:
+        return
+    with contextlib.suppress(TelegramError):
+        await query.answer()  # stop the button's spinner at once
+    replies = await _core(context).handle_action(ctx, query.data or "")
+    pressed = query.message if isinstance(query.message, Message) else None
+    await send_replies(context, ctx, replies, pressed=pressed)
+
+
+async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Added to a group: ask for the right to delete messages (to remove posted keys)."""
+    change = update.my_chat_member
+    if change is None or change.chat.type == ChatType.PRIVATE:
+        return
+    member = change.new_chat_member
+    joined = member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
+    if joined and not getattr(member, "can_delete_messages", False):
+        t = Translator(change.from_user.language_code or "en")
+        with contextlib.suppress(TelegramError):
+            await context.bot.send_message(change.chat.id, t("group.need_delete_rights"))
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    log.error("telegram.handler_error", exc_info=context.error)
+
+
+def register_handlers(
+    application: Application[Any, Any, Any, Any, Any, Any], core: ChatCore
+) -> None:
+    application.bot_data[CORE_KEY] = core
+    application.add_handler(MessageHandler(filters.TEXT, on_message))
+    application.add_handler(CallbackQueryHandler(on_button))
+    application.add_handler(ChatMemberHandler(on_membership, ChatMemberHandler.MY_CHAT_MEMBER))
+    application.add_error_handler(on_error)
+
+
+async def publish_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """The command menu, in English by default and in Portuguese for pt clients."""
+    bot = application.bot
+    for language in LANGUAGES:
+        t = Translator(language)
+        private = [BotCommand(c.name, t(c.help_key)[:256]) for c in COMMANDS.values() if c.menu]
+        public = [BotCommand(n, t(COMMANDS[n].help_key)[:256]) for n in PUBLIC_COMMANDS]
+        code = None if language == "en" else language.split("-")[0]
+        await bot.set_my_commands(private, scope=BotCommandScopeDefault(), language_code=code)
+        await bot.set_my_commands(public, scope=BotCommandScopeAllGroupChats(), language_code=code)
