@@ -18,6 +18,7 @@ from robotrader.settings import Settings
 from tests import services
 
 BACKENDS = ["sqlite", "postgresql"]
+NOWHERE = "http://127.0.0.1:9"  # the discard port: connections are refused at once
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -71,10 +72,18 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    """Settings for one test: its own data dir and database, no .env, a fresh master key."""
+    """Settings for one test: its own data dir and database, no .env, a fresh master key.
+
+    Every outside service points at a closed local port until a test points it at
+    an emulator: nothing ever leaves 127.0.0.0/8.
+    """
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
         database_url=database_url,
         master_key=SecretStr(generate_master_key()),
+        exchange_api_urls={"binance": NOWHERE, "bybit": NOWHERE},
+        telegram_api_url=f"{NOWHERE}/bot",
+        discord_api_url=f"{NOWHERE}/api/v10",
+        stripe_api_base=NOWHERE,
     )

@@ -44,7 +44,7 @@ class _SafeArgs(dict[str, Any]):
         return "{" + key + "}"
 
 
-def translate(language: str, key: str, **args: Any) -> str:
+def translate(language: str, key: str, /, **args: Any) -> str:
     """The text of ``key`` in ``language`` (English, then the key itself, as fallbacks)."""
     text = catalog(language).get(key) or catalog(DEFAULT_LANGUAGE).get(key)
     if text is None:
@@ -64,5 +64,5 @@ class Translator:
         # Accepts client codes too: Telegram's "pt-br", Discord's "pt-BR", plain "pt".
         self.language = language if language in LANGUAGES else language_from_client(language)
 
-    def __call__(self, key: str, **args: Any) -> str:
+    def __call__(self, key: str, /, **args: Any) -> str:
         return translate(self.language, key, **args)

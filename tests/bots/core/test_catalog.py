@@ -1,0 +1,103 @@
+"""The message catalog: every key the code uses exists in English and Portuguese, placeholders agree."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import bots.core.commands  # noqa: F401  (registers the commands)
+from bots.core.i18n import LANGUAGES, catalog, placeholders
+from bots.core.registry import COMMANDS
+from db.models import BotMode, BotStatus
+from engine.strategies.registry import STRATEGIES
+from robotrader.use_cases.preferences import MUTABLE_KINDS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _calls_to_t() -> tuple[set[str], set[str]]:
+    """Literal keys and f-string prefixes passed to ``t(...)`` / ``inv.t(...)`` in bots/."""
+    literals, prefixes = set(), set()
+    for path in (ROOT / "bots").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = (
+                node.func.attr
+                if isinstance(node.func, ast.Attribute)
+                else getattr(node.func, "id", "")
+            )
+            if name != "t":
+                continue
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                literals.add(first.value)
+            elif isinstance(first, ast.JoinedStr) and isinstance(first.values[0], ast.Constant):
+                prefixes.add(str(first.values[0].value))
+    return literals, prefixes
+
+
+def _user_error_keys() -> set[str]:
+    keys = set()
+    for folder in ("robotrader", "bots", "billing"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "id", None) == "UserError"
+                    and node.args
+                    and isinstance(node.args[0], ast.Constant)
+                ):
+                    keys.add(str(node.args[0].value))
+    return keys
+
+
+@pytest.mark.parametrize("language", list(LANGUAGES))
+def test_every_literal_key_is_translated(language: str) -> None:
+    literals, _ = _calls_to_t()
+    missing = sorted(k for k in literals if k not in catalog(language))
+    assert not missing, f"{language} lacks {missing}"
+
+
+def test_dynamic_key_families_are_complete() -> None:
+    _, prefixes = _calls_to_t()
+    families = {
+        "status.": [str(s) for s in BotStatus],
+        "mode.": [str(m) for m in BotMode],
+        "kind.": list(MUTABLE_KINDS),
+        "period.": ["today", "7d", "30d", "all"],
+        "reason.": ["entry", "exit", "stop_loss", "take_profit", "base", "safety", "grid_buy",
+                    "grid_sell", "signal_buy", "signal_sell", "signal_close", "panic"],
+        "error.": sorted(_user_error_keys()),
+    }  # fmt: skip
+    assert set(families) <= prefixes | {"error."}
+    for language in LANGUAGES:
+        for prefix, values in families.items():
+            missing = [prefix + v for v in values if prefix + v not in catalog(language)]
+            assert not missing, f"{language} lacks {missing}"
+
+
+def test_every_command_has_help_in_both_languages() -> None:
+    for language in LANGUAGES:
+        for command in COMMANDS.values():
+            assert command.help_key in catalog(language), (language, command.name)
+
+
+def test_portuguese_matches_english_key_for_key_and_placeholder_for_placeholder() -> None:
+    english, portuguese = catalog("en"), catalog("pt-BR")
+    assert set(english) == set(portuguese)
+    for key, text in english.items():
+        assert placeholders(text) == placeholders(portuguese[key]), key
+        assert portuguese[key].strip(), key
+
+
+def test_strategies_document_parameters_in_both_languages() -> None:
+    for strategy in STRATEGIES.values():
+        assert {"en", "pt-BR"} <= set(strategy.info.title)
+        for param in strategy.info.params:
+            assert param.help.get("en") and param.help.get("pt-BR"), (
+                strategy.info.name,
+                param.name,
+            )
