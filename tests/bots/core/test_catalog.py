@@ -1,4 +1,4 @@
-"""The message catalog: every key the code uses exists in English and Portuguese, placeholders agree."""
+"""The message catalog: every key in English and Portuguese, with the same placeholders."""
 
 from __future__ import annotations
 
