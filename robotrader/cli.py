@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -12,8 +13,10 @@ from db import migrate as migrations
 from db.credential_secrets import rotate_all
 from db.session import Database
 from db.vault import generate_master_key
+from robotrader.app import App
 from robotrader.logging_setup import configure_logging
 from robotrader.master_key import MasterKeyMissing, load_vault, rotate_development_key
+from robotrader.runtime import Service
 from robotrader.settings import Settings, get_settings
 
 app = typer.Typer(
@@ -85,13 +88,68 @@ def rotate_key() -> None:
     typer.echo(f"re-encrypted {count} credential(s) under key {vault.current_key_id}")
 
 
+def _serve(settings: Settings, build: Callable[[App], list[Service]]) -> None:
+    """Migrate, then run the services ``build`` picks until Ctrl-C or SIGTERM."""
+    from robotrader.runtime import run_services
+
+    _require_vault(settings)
+    migrations.upgrade(settings.resolved_database_url)
+
+    async def _main() -> None:
+        application = App.from_settings(settings)
+        try:
+            await run_services(build(application))
+        finally:
+            await application.close()
+
+    asyncio.run(_main())
+
+
 @app.command()
 def run() -> None:
     """Migrate, then run the whole product in this process until Ctrl-C."""
-    from robotrader.runtime import run_services
     from robotrader.services import embedded_services
+
+    _serve(_settings(), embedded_services)
+
+
+@app.command()
+def telegram() -> None:
+    """Run only the Telegram front end (replies and notification delivery)."""
+    from robotrader.services import telegram_service
+
+    settings = _settings()
+    if settings.telegram_token is None:
+        typer.echo("ROBOTRADER_TELEGRAM_TOKEN is not set", err=True)
+        raise typer.Exit(2)
+    _serve(settings, lambda application: [telegram_service(application)])
+
+
+@app.command()
+def chat() -> None:
+    """Try the product in this terminal: the chat commands for one local user, and the engine."""
+    from robotrader.services import console_service, engine_service
+
+    settings = _settings()
+    _serve(
+        settings, lambda application: [console_service(application), engine_service(application)]
+    )
+
+
+@app.command()
+def worker(
+    beat: Annotated[
+        bool, typer.Option("--beat", help="Also schedule ticks (one per cluster)")
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="Worker processes")] = 2,
+) -> None:
+    """A Celery engine worker (needs ROBOTRADER_REDIS_URL); --beat to also schedule the ticks."""
+    from robotrader.worker import build_app
 
     settings = _settings()
     _require_vault(settings)
-    migrations.upgrade(settings.resolved_database_url)
-    asyncio.run(run_services(embedded_services(settings)))
+    celery = build_app()
+    argv = ["worker", "-Q", "ticks,orders", f"--concurrency={concurrency}", "--loglevel=INFO"]
+    if beat:
+        argv.append("--beat")
+    celery.worker_main(argv)

@@ -22,4 +22,8 @@ def build_app() -> Celery:
     return configure(engine_config(settings), settings.redis_url)
 
 
-app = build_app()
+def __getattr__(name: str) -> Celery:
+    """``celery -A robotrader.worker`` looks up ``app``: build it on first use only."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)

@@ -1,0 +1,128 @@
+"""The console front end: the same chat commands typed in a terminal, for one local user.
+
+Buttons are shown as numbered choices: type the number to press one. Lets the
+whole product be tried with no chat platform at all (`robotrader chat`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+import threading
+from typing import TextIO
+
+from bots.core.context import ChatContext
+from bots.core.core import ChatCore
+from bots.core.notifications import render_notification
+from bots.core.replies import Button, Code, Paragraph, Reply, Table, Title
+from db import outbox
+from db.models import Platform
+from robotrader.app import App
+
+PROMPT = "robotrader> "
+
+
+def render_plain(reply: Reply, numbered: list[Button]) -> str:
+    """Text for a terminal; buttons get numbers continuing ``numbered``."""
+    lines: list[str] = []
+    for block in reply.blocks:
+        if isinstance(block, Title):
+            lines.append(f"== {block.text} ==")
+        elif isinstance(block, Paragraph | Code):
+            lines.append(block.text)
+        elif isinstance(block, Table):
+            rows = ([block.header] if block.header else []) + block.rows
+            if rows:
+                width = [
+                    max(len(r[i]) for r in rows if i < len(r)) for i in range(max(map(len, rows)))
+                ]
+                lines.extend(
+                    "  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows
+                )
+    for row in reply.buttons:
+        labels = []
+        for button in row:
+            numbered.append(button)
+            target = f" ({button.url})" if button.url else ""
+            labels.append(f"[{len(numbered)}] {button.label}{target}")
+        lines.append("   ".join(labels))
+    return "\n".join(lines)
+
+
+class Console:
+    def __init__(self, app: App, *, out: TextIO = sys.stdout, user: str | None = None) -> None:
+        self.app = app
+        self.core = ChatCore(app)
+        self.out = out
+        self.ctx = ChatContext(
+            platform=Platform.CONSOLE,
+            platform_user_id=user or getpass.getuser(),
+            chat_id="console",
+            is_private=True,
+            client_language=None,
+            display_name=user or getpass.getuser(),
+        )
+        self.buttons: list[Button] = []
+
+    def show(self, replies: list[Reply]) -> None:
+        self.buttons = []
+        for reply in replies:
+            text = render_plain(reply, self.buttons)
+            if text:
+                print(text, file=self.out, flush=True)
+
+    async def handle_line(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        if line.isdigit() and 0 < int(line) <= len(self.buttons):
+            button = self.buttons[int(line) - 1]
+            if button.action:
+                self.show(await self.core.handle_action(self.ctx, button.action))
+            return
+        if not line.startswith("/") and not self.core.dialogs.get(self.ctx.identity_key):
+            line = "/" + line  # in a terminal, "bots" means /bots
+        self.show(await self.core.handle_text(self.ctx, line))
+
+    async def deliver_notifications(self) -> int:
+        claimed = await outbox.claim(self.app.database, Platform.CONSOLE, "console")
+        for notification in claimed:
+            reply = render_notification(
+                notification.kind, notification.payload, notification.language or "en"
+            )
+            print("\n🔔 " + render_plain(reply, []), file=self.out, flush=True)
+            await outbox.acknowledge(self.app.database, notification.delivery_id)
+        return len(claimed)
+
+
+def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    """In a daemon thread: a blocked read must never keep the process from exiting."""
+    for line in iter(sys.stdin.readline, ""):
+        loop.call_soon_threadsafe(queue.put_nowait, line)
+    loop.call_soon_threadsafe(queue.put_nowait, None)
+
+
+async def run_console(app: App, stop: asyncio.Event) -> None:
+    """Read commands from stdin; ``/quit`` stops the product, end of input just ends the console."""
+    console = Console(app)
+    await console.handle_line("/start")
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    loop = asyncio.get_running_loop()
+    threading.Thread(target=_read_stdin, args=(loop, lines), daemon=True).start()
+    print(PROMPT, end="", flush=True)
+    while not stop.is_set():
+        try:
+            line = await asyncio.wait_for(lines.get(), timeout=1.0)
+        except TimeoutError:
+            if await console.deliver_notifications():
+                print(PROMPT, end="", flush=True)
+            continue
+        if line is None:
+            return
+        if line.strip() in ("/quit", "quit", "exit"):
+            stop.set()
+            return
+        await console.handle_line(line)
+        await console.deliver_notifications()
+        print(PROMPT, end="", flush=True)
