@@ -24,6 +24,7 @@ from bots.core.replies import Button, Reply
 from bots.core.secret_detector import looks_like_secret
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.text import clean_text
 from robotrader.use_cases.accounts import Account, register
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class ChatCore:
 
     async def handle_text(self, ctx: ChatContext, text: str) -> list[Reply]:
         """A message typed by the user (command, dialog answer, or anything else)."""
-        text = (text or "").strip()
+        text = clean_text(text or "").strip()
         parsed = parse_command(text)
         if parsed is None and not ctx.is_private:
             if looks_like_secret(text):
@@ -132,7 +133,7 @@ class ChatCore:
         """A button press; ``payload`` is what the button carried."""
         if not self.rate_limiter.allow(ctx.identity_key):
             return [Reply.text(Translator(ctx.client_language or "en")("error.rate_limited"))]
-        decoded = actions.decode(payload)
+        decoded = actions.decode(clean_text(payload, max_length=64))
         handler = ACTIONS.get(decoded.verb) if decoded else None
         if decoded is None or handler is None:
             return await self._guarded(ctx, "expired", _expired_button, ([], payload))

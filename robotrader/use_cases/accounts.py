@@ -9,6 +9,7 @@ from sqlalchemy import select
 from db.models import AuditEntry, ChatIdentity, Plan, Platform, User
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.text import clean_text
 
 LANGUAGES = ("en", "pt-BR")
 
@@ -70,7 +71,7 @@ async def register(
             identity.chat_id = chat_id
             identity.reachable = True
         if display_name:
-            identity.display_name = display_name[:128]
+            identity.display_name = clean_text(display_name, max_length=128)
         if client_language:
             identity.client_language = client_language[:16]
         language = user.language or language_from_client(

@@ -22,6 +22,7 @@ INTERNAL_ERROR_MARKERS = ("ref ", "(ref")
 
 words = st.one_of(
     st.text(max_size=40),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=10).map(lambda w: w + "\x00"),
     st.sampled_from(["BTC/USDT", "eth", "binance", "bybit", "1000", "-5", "1e309", "NaN", "0",
                      "sma_crossover", "grid", "off", "pt", "fast=5", "slow=1", "'", '"', "\\",
                      "dca", "signal", "999999999999", "x" * 300, "🚀", "1", "hour", "25"]),
@@ -101,3 +102,10 @@ async def test_any_button_payload_answers(core: ChatCore, verb: str, args: list[
 @given(payload=st.text(max_size=80))
 async def test_garbage_button_payloads_answer(core: ChatCore, payload: str) -> None:
     _assert_answered(await core.handle_action(_ctx(), payload))
+
+
+async def test_nul_bytes_never_reach_the_database(core: ChatCore) -> None:
+    """PostgreSQL refuses NUL in text; found by the property tests above."""
+    ctx = _ctx()
+    for text in ("/startbot a\x00b", "/newbot binance BTC\x00/USDT sma_crossover 100", "\x00"):
+        _assert_answered(await core.handle_text(ctx, text))
