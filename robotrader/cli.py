@@ -126,6 +126,14 @@ def telegram() -> None:
 
 
 @app.command()
+def web() -> None:
+    """Run only the web app (webhooks, REST API, dashboard, health, metrics)."""
+    from robotrader.services import web_service
+
+    _serve(_settings(), lambda application: [web_service(application)])
+
+
+@app.command()
 def chat() -> None:
     """Try the product in this terminal: the chat commands for one local user, and the engine."""
     from robotrader.services import console_service, engine_service

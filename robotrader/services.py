@@ -34,6 +34,15 @@ def telegram_service(app: App) -> Service:
     return Service("telegram", main)
 
 
+def web_service(app: App) -> Service:
+    from web.server import run_web
+
+    async def main(stop: asyncio.Event) -> None:
+        await run_web(app, stop)
+
+    return Service("web", main)
+
+
 def console_service(app: App) -> Service:
     from bots.console.console import run_console
 
@@ -51,7 +60,7 @@ def embedded_services(app: App, *, interactive: bool | None = None) -> list[Serv
     (when a terminal is attached).
     """
     settings = app.settings
-    services: list[Service] = []
+    services: list[Service] = [web_service(app)]
     if not settings.redis_url:
         services.append(engine_service(app))
     if settings.telegram_token is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from bots.core.formatting import amount, percent, price, signed_money
 from bots.core.i18n import Translator
-from bots.core.replies import Paragraph, Reply, Title
+from bots.core.replies import Button, Paragraph, Reply, Title
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -90,5 +90,18 @@ def render_notification(kind: str, payload: dict[str, Any], language: str) -> Re
                 trades=payload.get("trades", 0),
                 open=payload.get("open_positions", 0),
             )
+        )
+    if kind == "plan_changed":
+        plan = t(f"plan.{payload.get('plan', 'free')}")
+        if not payload.get("downgrade"):
+            return Reply.text(t("notify.plan_upgraded", plan=plan))
+        paused = ", ".join(payload.get("paused") or []) or "—"
+        return Reply.text(t("notify.plan_downgraded", plan=plan, paused=paused))
+    if kind == "payment_failed":
+        return Reply(
+            blocks=[Paragraph(t("notify.payment_failed", url=payload.get("portal_url", "")))],
+            buttons=[[Button(t("billing.open"), url=str(payload.get("portal_url", "")))]]
+            if payload.get("portal_url")
+            else [],
         )
     return Reply.text(t(f"notify.{kind}", **{k: str(v) for k, v in payload.items()}))

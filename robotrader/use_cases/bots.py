@@ -36,6 +36,7 @@ from engine.panic import close_positions_now, open_markets
 from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.use_cases.billing import bot_fits_plan
 from robotrader.use_cases.usage import plan_usage, user_symbols
 
 SYMBOL = re.compile(r"^[A-Z0-9]{1,15}/[A-Z0-9]{2,10}$")
@@ -262,6 +263,8 @@ async def start_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
     """Run a stopped or paused bot; a live bot needs a working key for its exchange."""
     async with app.database.transaction() as session:
         bot = await _owned_bot(session, user_id, bot_ref)
+        if not await bot_fits_plan(session, user_id, bot.id):
+            raise UserError("bot_over_plan", bot=bot.name)
         if bot.mode == BotMode.LIVE:
             await _require_credential(session, user_id, bot)
         if bot.status != BotStatus.RUNNING:

@@ -158,8 +158,17 @@ def _step_confirm(inv: Invocation, data: dict[str, Any]) -> Reply:
     )
 
 
-def _dialog_data(inv: Invocation) -> dict[str, Any]:
+def _check_strategy_allowed(inv: Invocation, name: str) -> None:
+    """Say so at once rather than after every other step (create_bot checks it again)."""
+    if not STRATEGIES[name].info.basic and not limits_of(inv.account.plan).all_strategies:
+        raise UserError("strategy_not_in_plan", plan=str(inv.account.plan))
+
+
+def _dialog_data(inv: Invocation, *required: str) -> dict[str, Any]:
+    """The /newbot dialog's answers so far; an old button pressed out of order restarts it."""
     if inv.dialog is None or inv.dialog.name != "newbot":
+        raise UserError("dialog_expired")
+    if any(key not in inv.dialog.data for key in required):
         raise UserError("dialog_expired")
     inv.dialogs.touch(inv.ctx.identity_key, inv.dialog)
     return inv.dialog.data
@@ -185,6 +194,7 @@ async def newbot(inv: Invocation) -> Reply:
             raise UserError(
                 "unknown_strategy", strategy=strategy[:32], choices=", ".join(STRATEGIES)
             )
+        _check_strategy_allowed(inv, data["strategy"])
         data["parameters"] = await _suggested_params(inv, data)
         inv.start_dialog("newbot", "confirm", **data)
         reply = _step_confirm(inv, data)
@@ -215,7 +225,7 @@ async def newbot_exchange(inv: Invocation) -> Reply:
 
 @action("nbs")
 async def newbot_symbol(inv: Invocation) -> Reply:
-    data = _dialog_data(inv)
+    data = _dialog_data(inv, "exchange")
     choice = inv.args[0] if inv.args else ""
     if choice == "next":
         if not data.get("symbols"):
@@ -232,14 +242,11 @@ async def newbot_symbol(inv: Invocation) -> Reply:
 
 @action("nbt")
 async def newbot_strategy(inv: Invocation) -> Reply:
-    data = _dialog_data(inv)
+    data = _dialog_data(inv, "exchange", "symbols")
     name = inv.args[0] if inv.args else ""
     if name not in STRATEGIES:
         raise UserError("dialog_expired")
-    if not STRATEGIES[name].info.basic and not limits_of(inv.account.plan).all_strategies:
-        raise UserError(
-            "limit_reached", limit="strategy", plan=str(inv.account.plan), maximum=0, current=0
-        )
+    _check_strategy_allowed(inv, name)
     data["strategy"] = name
     data["parameters"] = await _suggested_params(inv, data)
     return _step_params(inv, data)
@@ -247,20 +254,20 @@ async def newbot_strategy(inv: Invocation) -> Reply:
 
 @action("nbp")
 async def newbot_params_ok(inv: Invocation) -> Reply:
-    _dialog_data(inv)
+    _dialog_data(inv, "strategy")
     return _step_capital(inv)
 
 
 @action("nbk")
 async def newbot_capital(inv: Invocation) -> Reply:
-    data = _dialog_data(inv)
+    data = _dialog_data(inv, "strategy")
     data["capital"] = str(parse_capital(inv.args[0] if inv.args else ""))
     return _step_mode(inv)
 
 
 @action("nbm")
 async def newbot_mode(inv: Invocation) -> Reply:
-    data = _dialog_data(inv)
+    data = _dialog_data(inv, "strategy", "capital")
     data["mode"] = "live" if inv.args and inv.args[0] == "live" else "paper"
     return _step_confirm(inv, data)
 
@@ -295,7 +302,7 @@ async def newbot_text(inv: Invocation) -> Reply:
 
 @action("nbc")
 async def newbot_create(inv: Invocation) -> Reply:
-    data = _dialog_data(inv)
+    data = _dialog_data(inv, "exchange", "symbols", "strategy", "parameters", "capital")
     bot = await create_bot(
         inv.app,
         inv.user_id,

@@ -109,3 +109,44 @@ async def test_nul_bytes_never_reach_the_database(core: ChatCore) -> None:
     ctx = _ctx()
     for text in ("/startbot a\x00b", "/newbot binance BTC\x00/USDT sma_crossover 100", "\x00"):
         _assert_answered(await core.handle_text(ctx, text))
+
+
+async def test_free_plan_is_told_at_the_strategy_step(core: ChatCore) -> None:
+    ctx = _ctx(language="en")
+    await core.handle_text(ctx, "/newbot")
+    await core.handle_action(ctx, "v1:nbx:binance")
+    await core.handle_action(ctx, "v1:nbs:BTC/USDT")
+    replies = await core.handle_action(ctx, "v1:nbt:dca")
+    assert "isn't included in the Free plan" in replies[0].plain()
+
+
+@FUZZ
+@given(
+    presses=st.lists(
+        st.sampled_from(
+            [
+                "nb",
+                "nbx:binance",
+                "nbx:bybit",
+                "nbs:BTC/USDT",
+                "nbs:next",
+                "nbt:sma_crossover",
+                "nbt:grid",
+                "nbp",
+                "nbk:100",
+                "nbm:live",
+                "nbm:paper",
+                "nbc",
+                "cancel",
+            ]
+        ),
+        min_size=1,
+        max_size=10,
+    )
+)
+async def test_newbot_buttons_in_any_order_answer(core: ChatCore, presses: list[str]) -> None:
+    """Old or out-of-order dialog buttons (a user scrolling back) never break anything."""
+    ctx = _ctx()
+    await core.handle_text(ctx, "/newbot")
+    for press in presses:
+        _assert_answered(await core.handle_action(ctx, f"v1:{press}"))

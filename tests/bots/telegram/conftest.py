@@ -57,15 +57,23 @@ class RunningBot:
 
 
 @pytest.fixture
+def extra_settings() -> dict[str, Any]:
+    """Settings a test module adds (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
 async def telegram_bot(
     settings: Settings,
     database: Database,
     telegram_emulator: TelegramEmulator,
     exchange_emulator: ExchangeEmulator,
+    extra_settings: dict[str, Any],
 ) -> AsyncIterator[RunningBot]:
     telegram_emulator.reset_records()
     settings = settings.model_copy(
         update={
+            **extra_settings,
             "telegram_token": SecretStr(DEFAULT_TOKEN),
             "telegram_api_url": telegram_emulator.api_base_url,
             "exchange_api_urls": {
