@@ -6,6 +6,7 @@
   on the ``orders`` queue.
 - ``engine.place_order`` sends (or reconciles) one live order.
 - ``engine.reconcile`` (beat, every minute) settles pending and open live orders.
+- ``engine.daily_summaries`` (beat, every minute) writes the summaries due this hour, once each.
 
 Every task is idempotent (client order ids are deterministic and unique), so
 ``acks_late`` is safe: a task whose worker died is simply run again.
@@ -26,6 +27,7 @@ from sqlalchemy import func, select
 
 from db.models import Bot, BotStatus
 from engine.context import EngineConfig, EngineContext
+from engine.daily_summary import write_daily_summaries
 from engine.live_orders import place_live_order, reconcile
 from engine.metrics import observe_tick
 from engine.tick import run_tick
@@ -84,6 +86,7 @@ def configure(config: EngineConfig, broker_url: str) -> Celery:
         beat_schedule={
             "tick": {"task": "engine.tick", "schedule": config.tick_seconds},
             "reconcile": {"task": "engine.reconcile", "schedule": 60.0},
+            "daily-summaries": {"task": "engine.daily_summaries", "schedule": 60.0},
         },
     )
     return app
@@ -135,6 +138,16 @@ def place_order(order_id: int) -> str:
     result: str = state.run(_place, order_id)
     observe_tick.order(result)
     return result
+
+
+async def _summaries(context: EngineContext) -> int:
+    return await write_daily_summaries(context.database)
+
+
+@app.task(name="engine.daily_summaries", ignore_result=True)
+def daily_summaries() -> int:
+    written: int = state.run(_summaries)
+    return written
 
 
 async def _reconcile(context: EngineContext) -> dict[str, int]:

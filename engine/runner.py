@@ -11,6 +11,7 @@ import logging
 import time
 
 from engine.context import EngineContext
+from engine.daily_summary import write_daily_summaries
 from engine.live_orders import place_live_order, reconcile
 from engine.metrics import observe_tick
 from engine.tick import run_tick
@@ -26,9 +27,14 @@ async def run_engine(context: EngineContext, stop: asyncio.Event) -> None:
     if outcomes:
         log.info("engine.reconciled %s", outcomes)
     ticks = 0
+    summary_minute = -1
     while not stop.is_set():
         started = time.monotonic()
         try:
+            minute = int(time.time() // 60)
+            if minute != summary_minute:
+                summary_minute = minute
+                await write_daily_summaries(context.database)
             report = await run_tick(context.database, context.feed, runner="embedded")
             for order_id in report.live_orders:
                 result = await place_live_order(context.live, order_id)
