@@ -9,7 +9,8 @@ request whose order did reach the exchange is booked, never sent twice.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from engine.exchanges.ccxt_gateway import CcxtGateway
 from engine.exchanges.clients import ClientPool
 from engine.exchanges.errors import (
     ExchangeAuthError,
+    ExchangeRateLimited,
     ExchangeUnavailable,
     OrderOutcomeUnknown,
     OrderRejected,
@@ -44,11 +46,16 @@ class LiveContext:
     database: Database
     pool: ClientPool
     vault: Vault
+    # exchange id -> monotonic time before which we must not call it (it rate-limited us).
+    cooldown: dict[str, float] = field(default_factory=dict)
+
+    def cooling_down(self, exchange: str) -> bool:
+        return self.cooldown.get(exchange, 0.0) > time.monotonic()
 
 
 async def _load(
     ctx: LiveContext, order_id: int
-) -> tuple[Order, BotRef, ExchangeCredential | None, str] | None:
+) -> tuple[Order, BotRef, ExchangeCredential | None, str] | str | None:
     async with ctx.database.transaction() as session:
         order = await session.get(Order, order_id, with_for_update=True)
         if order is None or order.status not in (OrderStatus.PENDING, OrderStatus.OPEN):
@@ -56,6 +63,8 @@ async def _load(
         bot = await session.get(Bot, order.bot_id)
         user = await session.get(User, order.user_id)
         assert bot is not None and user is not None
+        if ctx.cooling_down(bot.exchange):
+            return "deferred"  # not sent, not counted: the next reconciliation sends it
         credential = (
             await session.get(ExchangeCredential, bot.credential_id) if bot.credential_id else None
         )
@@ -91,7 +100,10 @@ async def place_live_order(ctx: LiveContext, order_id: int) -> str:
     loaded = await _load(ctx, order_id)
     if loaded is None:
         return "skipped"
+    if isinstance(loaded, str):
+        return loaded
     order, bot, credential, exchange = loaded
+
     if credential is None:
         await _reject(ctx, order_id, bot, "exchange_auth", "no API key connected")
         return "rejected"
@@ -133,6 +145,10 @@ async def place_live_order(ctx: LiveContext, order_id: int) -> str:
     except ExchangeAuthError as exc:
         await _reject(ctx, order_id, bot, "exchange_auth", str(exc))
         return "rejected"
+    except ExchangeRateLimited as exc:
+        ctx.cooldown[exchange] = time.monotonic() + exc.retry_after
+        log.warning("live_order.rate_limited exchange=%s wait=%.0fs", exchange, exc.retry_after)
+        return "deferred"
     except ExchangeUnavailable:
         return "unknown"
     finally:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import ccxt
 
 from engine.exchanges.errors import (
     ExchangeAuthError,
+    ExchangeRateLimited,
     ExchangeUnavailable,
     OrderOutcomeUnknown,
     OrderRejected,
@@ -21,15 +23,34 @@ def _brief(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
 
 
+DEFAULT_RETRY_AFTER = 30.0
+
+
+def retry_after_of(client: Any) -> float:
+    """Seconds the exchange asked us to wait (its Retry-After header), else a safe default."""
+    headers = getattr(client, "last_response_headers", None) or {}
+    for name, value in dict(headers).items():
+        if str(name).lower() == "retry-after":
+            try:
+                return max(1.0, float(value))
+            except (TypeError, ValueError):
+                break
+    return DEFAULT_RETRY_AFTER
+
+
 @contextmanager
-def translate(*, placing_order: bool = False) -> Iterator[None]:
+def translate(*, placing_order: bool = False, client: Any = None) -> Iterator[None]:
     """Re-raise ccxt errors as engine errors.
 
     With ``placing_order`` a timeout or lost connection means the order may
     exist: OrderOutcomeUnknown, so the caller reconciles by client order id.
+    A rate-limit answer is always a refusal: ExchangeRateLimited, with how long
+    to wait (read from ``client``'s last response when given).
     """
     try:
         yield
+    except ccxt.DDoSProtection as exc:  # 429 and 418 (RateLimitExceeded is a subclass)
+        raise ExchangeRateLimited(_brief(exc), retry_after_of(client)) from None
     except (ccxt.AuthenticationError, ccxt.AccountNotEnabled) as exc:
         # PermissionDenied and AccountSuspended are AuthenticationError subclasses.
         raise ExchangeAuthError(_brief(exc)) from None
@@ -41,11 +62,10 @@ def translate(*, placing_order: bool = False) -> Iterator[None]:
         reason = "below_minimum" if "notional" in text or "too small" in text else "invalid_order"
         raise OrderRejected(reason, _brief(exc)) from None
     except (ccxt.RequestTimeout, ccxt.NetworkError) as exc:
-        if placing_order and not isinstance(exc, ccxt.DDoSProtection):
-            # A rate-limit answer (DDoSProtection) proves the order was refused;
-            # any other network failure leaves its fate unknown.
+        if placing_order:
             raise OrderOutcomeUnknown(_brief(exc)) from None
         raise ExchangeUnavailable(_brief(exc)) from None
+
     except (ccxt.ExchangeNotAvailable, ccxt.BadResponse, ccxt.NullResponse) as exc:
         if placing_order:
             raise OrderOutcomeUnknown(_brief(exc)) from None

@@ -9,7 +9,12 @@ from typing import Any
 
 from db.models import OrderStatus, OrderType
 from engine.exchanges.ccxt_errors import translate
-from engine.exchanges.errors import ExchangeUnavailable, OrderOutcomeUnknown, OrderRejected
+from engine.exchanges.errors import (
+    ExchangeRateLimited,
+    ExchangeUnavailable,
+    OrderOutcomeUnknown,
+    OrderRejected,
+)
 from engine.exchanges.gateway import FillReport, OrderReport, OrderRequest
 
 log = logging.getLogger(__name__)
@@ -84,8 +89,10 @@ class CcxtGateway:
         """A read-only call, retried with exponential backoff while the exchange is unavailable."""
         for attempt in range(self.retries + 1):
             try:
-                with translate():
+                with translate(client=self.client):
                     return await call(*args, **kwargs)
+            except ExchangeRateLimited:
+                raise  # retrying now would get the IP banned
             except ExchangeUnavailable:
                 if attempt == self.retries:
                     raise
@@ -122,7 +129,7 @@ class CcxtGateway:
 
     async def place_order(self, request: OrderRequest) -> OrderReport:
         amount, price = self.rounded(request)
-        with translate(placing_order=True):
+        with translate(placing_order=True, client=self.client):
             order = await self.client.create_order(
                 request.symbol,
                 str(request.type),
@@ -140,7 +147,7 @@ class CcxtGateway:
 
     async def find_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
         try:
-            with translate():
+            with translate(client=self.client):
                 if self.exchange_id == "bybit":
                     # ccxt's bybit fetch_order needs the exchange's id; the realtime
                     # endpoint filtered by orderLinkId returns the order in any status.

@@ -21,7 +21,20 @@ class ExchangeUnavailable(ExchangeError):
     message_key = "exchange_unavailable"
 
 
+class ExchangeRateLimited(ExchangeUnavailable):
+    """The exchange said "too many requests" (HTTP 429/418): the request was refused.
+
+    Calling again before ``retry_after`` seconds gets the IP banned (Binance
+    answers 418 and bans for minutes), so callers wait that long.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ExchangeAuthError(ExchangeError):
+
     """The key was refused or lacks a permission: the bot pauses and the user is told."""
 
     message_key = "exchange_auth"
