@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import select
 
 from db.models import Order, OrderStatus
 from engine.live_orders import LiveContext, place_live_order, reconcile
