@@ -77,12 +77,27 @@ class _WorkerState:
 state = _WorkerState()
 
 
-def configure(config: EngineConfig, broker_url: str) -> Celery:
-    """Point the app at its broker and give its tasks their configuration."""
+def configure(
+    config: EngineConfig,
+    broker_url: str,
+    *,
+    namespace: str = "robotrader",
+    visibility_timeout: int = 120,
+) -> Celery:
+    """Point the app at its broker and give its tasks their configuration.
+
+    ``visibility_timeout``: a task whose worker died (acks_late) goes to another
+    worker after this many seconds; ticks are short, so a couple of minutes.
+    """
     state.config = config
     app.conf.update(
         broker_url=broker_url,
+        broker_transport_options={
+            "global_keyprefix": f"{namespace}:",
+            "visibility_timeout": visibility_timeout,
+        },
         result_backend=None,
+
         beat_schedule={
             "tick": {"task": "engine.tick", "schedule": config.tick_seconds},
             "reconcile": {"task": "engine.reconcile", "schedule": 60.0},

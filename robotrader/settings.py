@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     web_port: int = 8000
 
     tick_seconds: float = 5.0
+    # Prefix of every Celery key in Redis: several environments can share one Redis.
+    celery_namespace: str = "robotrader"
+    # Seconds before Redis hands an unacknowledged task (its worker died) to another worker.
+    celery_visibility_timeout: int = 120
+
 
     @field_validator("old_master_keys", mode="before")
     @classmethod

@@ -19,7 +19,13 @@ def build_app() -> Celery:
     configure_logging(settings.log_level)
     if not settings.redis_url:
         raise SystemExit("ROBOTRADER_REDIS_URL must be set to run Celery workers")
-    return configure(engine_config(settings), settings.redis_url)
+    return configure(
+        engine_config(settings),
+        settings.redis_url,
+        namespace=settings.celery_namespace,
+        visibility_timeout=settings.celery_visibility_timeout,
+    )
+
 
 
 def __getattr__(name: str) -> Celery:

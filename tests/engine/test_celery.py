@@ -20,7 +20,7 @@ from tests.services import REDIS_URL
 
 # One key prefix per test run: runs sharing the machine's Redis never see each other's tasks.
 # (Per test would not do: Celery's producer pool keeps the transport options it started with.)
-RUN_PREFIX = f"rt-test-{uuid.uuid4().hex[:8]}:"
+RUN_PREFIX = f"rt-test-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
@@ -30,8 +30,8 @@ def celery_engine(app: App) -> Iterator[None]:
         database_url=app.database.url, vault=app.vault, redis_url=REDIS_URL,
         market_data="replay", bots_per_shard=3,
     )  # fmt: skip
-    celery_app.configure(config, REDIS_URL)
-    celery_app.app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    celery_app.configure(config, REDIS_URL, namespace=prefix)
+
     with start_worker(
         celery_app.app, pool="solo", perform_ping_check=False, loglevel="WARNING",
         queues=["ticks", "orders"],
