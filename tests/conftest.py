@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from db.session import Database
 from db.vault import generate_master_key
 from robotrader.settings import Settings
 from tests import services
+from tests.secret_audit import AUDIT, AuditHandler
 
 BACKENDS = ["sqlite", "postgresql"]
 NOWHERE = "http://127.0.0.1:9"  # the discard port: connections are refused at once
@@ -29,6 +31,33 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             + "\n  - ".join(missing),
             returncode=3,
         )
+    root = logging.getLogger()
+    root.addHandler(AuditHandler())
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The final secrets check (tests/secret_audit.py): any hit fails the whole run."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    summary = ", ".join(
+        f"{k.split(':')[0]}={v}" for k, v in sorted(_grouped(AUDIT.scanned).items())
+    )
+    if reporter is not None:
+        reporter.write_sep("-", f"secret audit: scanned {summary}; {len(AUDIT.hits)} hit(s)")
+
+    if AUDIT.hits:
+        if reporter is not None:
+            for source, snippet in AUDIT.hits[:50]:
+                reporter.write_line(f"  SECRET LEAKED in {source}: {snippet}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _grouped(scanned: dict[str, int]) -> dict[str, int]:
+    groups: dict[str, int] = {}
+    for source, count in scanned.items():
+        key = source.split(":")[0]
+        groups[key] = groups.get(key, 0) + count
+    return groups
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +92,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite
 async def database(database_url: str) -> AsyncIterator[Database]:
     db = Database(database_url)
     yield db
+    await AUDIT.scan_database(db)
+    if db.is_sqlite:
+        AUDIT.scan_file(Path(database_url.split("///", 1)[1]))
     if not db.is_sqlite:
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         async with db.transaction() as session:

@@ -17,12 +17,15 @@ from robotrader.app import App
 from robotrader.settings import Settings
 from tests.emulators.exchange import ExchangeEmulator
 from tests.emulators.telegram import DEFAULT_TOKEN, TelegramEmulator
+from tests.secret_audit import AUDIT
+
 
 
 @pytest.fixture(scope="module")
 def telegram_emulator() -> Iterator[TelegramEmulator]:
     with TelegramEmulator() as emulator:
         yield emulator
+        AUDIT.scan_chat("chat:telegram", emulator.sent())
 
 
 @pytest.fixture(scope="module")
