@@ -30,6 +30,10 @@ from engine.exchanges.gateway import OrderReport
 from engine.exchanges.paper import split_symbol
 
 DUST = Decimal("0.00000001")
+# What is left after a sell worth less than this (in the quote currency) is dust the
+# exchange will not let us sell (below its minimum order): the position is closed and
+# the dust stays in the account, as exchanges' own "convert dust" features assume.
+DUST_VALUE = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,8 @@ async def _book_sell(
     entry = position.average_entry
     position.amount -= sold
     position.cost -= cost_share
-    closed = position.amount <= DUST
+    closed = position.amount <= DUST or position.amount * price < DUST_VALUE
+
     if closed:
         await session.delete(position)
     session.add(

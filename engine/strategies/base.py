@@ -118,6 +118,11 @@ class Intent:
     reason: str
 
 
+# Intents are immutable: the common ones are made once, not on every call of decide().
+ENTER = Intent("buy", 1.0, "entry")
+EXIT = Intent("sell", 1.0, "exit")
+
+
 @dataclass(frozen=True)
 class StrategyInfo:
     name: str

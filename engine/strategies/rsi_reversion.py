@@ -7,6 +7,8 @@ from typing import ClassVar
 import numpy as np
 
 from engine.strategies.base import (
+    ENTER,
+    EXIT,
     Candles,
     Intent,
     Param,
@@ -100,7 +102,7 @@ class RsiReversion(Strategy):
         self, signal: int, price: float, position: PositionState, params: Params
     ) -> Intent | None:
         if signal > 0 and not position.is_open:
-            return Intent("buy", 1.0, "entry")
+            return ENTER
         if signal < 0 and position.is_open:
-            return Intent("sell", 1.0, "exit")
+            return EXIT
         return None

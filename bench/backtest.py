@@ -1,0 +1,367 @@
+"""Backtester speed and agreement: ours vs backtesting.py vs vectorbt, same rules, same trades.
+
+The two libraries are benchmark-only (bench/requirements.txt), never product
+dependencies, so this runs from its own virtualenv. Once, from the repository root:
+
+    python3 -m venv bench/.venv
+    bench/.venv/bin/pip install -e . -r bench/requirements.txt
+
+Then:
+
+    bench/.venv/bin/python bench/backtest.py                # a year of 1m candles
+    bench/.venv/bin/python bench/backtest.py --minutes 100000 --repeat 3
+
+What runs: SMA crossover (the product's ``sma_crossover``, default 9/21) over one
+year of 1-minute candles (525,600), a seeded GARCH random walk around 60,000
+(``engine.market_data.replay.random_walk_candles``: no sample that long ships).
+All three are configured to the same rules, the ones the three can express
+identically:
+
+- signals: ``SmaCrossover.compute`` (one int8 array, computed inside every timed
+  run of every library, so its cost counts the same for all three); enter on +1
+  when flat, exit on -1 when holding (``SmaCrossover.decide``);
+- fills: a signal on candle i's close fills at candle i+1's open (backtesting.py
+  market orders with ``trade_on_close=False``; vectorbt with the signals shifted
+  one candle and ``price=open``);
+- fee: 0.1 % of the fill value on entry and on exit (``fee_rate``, ``commission``,
+  ``fees``);
+- slippage: none. backtesting.py's ``spread`` is paid on entry only, so it
+  cannot express the paper exchange's two-sided slippage; all three use 0;
+- size: the live tick's sizing, capital (10,000) / decision close, rounded down
+  to 1e-8: backtesting.py trades whole satoshis (``FractionalBacktest``,
+  ``fractional_unit=1e-8``), vectorbt takes ``size_type="amount"``; their cash is
+  set high enough never to limit a trade (ours does not limit by cash either);
+- no stop loss, take profit or other risk rule; a trade still open at the end
+  is left out of the comparison.
+
+Timing is wall time (``time.perf_counter``) of one whole backtest producing the
+summary and the trade records (ours: ``run_backtest``, signals included;
+vectorbt: ``Portfolio.from_signals`` and its trade records; backtesting.py:
+``Backtest.run``). ``first`` is the first call in this process (vectorbt's
+includes compiling its numba code), ``warm`` the best and the median of
+``--repeat`` more calls, and ``CPU`` the least CPU time this process spent in
+one warm call: on a shared machine wall time also counts waiting for a core,
+CPU time does not. For ours, the Decimal trade list is built lazily on first
+access; its cost is printed on its own line. vectorbt gets a timezone-naive
+index: a tz-aware one costs it ~0.9 s per call converting timestamps.
+The 10-pair sweep times ten of our runs against one vectorbt call over ten
+columns (vectorbt's own way to sweep).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.backtest import run_backtest
+from engine.market_data.replay import random_walk_candles
+from engine.risk import RiskSettings
+from engine.strategies.base import Candles
+from engine.strategies.sma_crossover import SmaCrossover
+
+YEAR_MINUTES = 525_600
+START_MS = 1_704_067_200_000  # 2024-01-01T00:00Z
+CAPITAL = 10_000
+FEE = 0.001
+UNITS = 10**8
+SWEEP = [(5, 20), (9, 21), (10, 30), (12, 26), (15, 45), (20, 50), (20, 100), (30, 90), (50, 150),
+         (50, 200)]  # fmt: skip
+
+
+@dataclass
+class Trades:
+    """Closed trades as plain arrays, for the comparison."""
+
+    entry_ms: np.ndarray
+    exit_ms: np.ndarray
+    entry_price: np.ndarray
+    exit_price: np.ndarray
+    size: np.ndarray
+    pnl: np.ndarray
+
+
+@dataclass
+class Timing:
+    first: float  # wall seconds of the first call in this process
+    warm: list[float]  # wall seconds of the later calls
+    cpu: list[float]  # CPU seconds of this process during the later calls
+
+    @property
+    def best(self) -> float:
+        return min(self.warm) if self.warm else self.first
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.warm) if self.warm else self.first
+
+    @property
+    def cpu_best(self) -> float:
+        return min(self.cpu) if self.cpu else self.first
+
+
+def timed(run: Callable[[], Any], repeat: int) -> tuple[Timing, Any]:
+    started = time.perf_counter()
+    result = run()
+    timing = Timing(time.perf_counter() - started, [], [])
+    for _ in range(repeat):
+        started, cpu = time.perf_counter(), time.process_time()
+        result = run()
+        timing.warm.append(time.perf_counter() - started)
+        timing.cpu.append(time.process_time() - cpu)
+    return timing, result
+
+
+def table(title: str, rows: list[tuple[str, Timing]]) -> None:
+    print(f"\n{title:32s}   first    warm best  warm median   CPU best")
+    for name, timing in rows:
+        print(
+            f"  {name:30s}{seconds(timing.first)}{seconds(timing.best)}"
+            f"{seconds(timing.median)}{seconds(timing.cpu_best)}"
+        )
+
+
+def make_candles(minutes: int, seed: int) -> Candles:
+    return random_walk_candles(seed, 60_000.0, minutes, start_ms=START_MS, minute_volatility=0.0008)
+
+
+def tick_units(close: np.ndarray) -> np.ndarray:
+    """The tick's amount for a full-capital buy at each close, in 1e-8 steps, rounded down."""
+    from engine.backtest.runner import _exact_buy_steps, _steps
+
+    raw = CAPITAL / close * UNITS
+    return np.asarray(
+        [_steps(x) or _exact_buy_steps(Decimal(CAPITAL), float(c)) for x, c in zip(
+            raw.tolist(), close.tolist(), strict=True)],
+        dtype=np.int64,
+    )  # fmt: skip
+
+
+# --- ours ---------------------------------------------------------------------------------
+def ours(candles: Candles, fast: int, slow: int) -> Any:
+    return run_backtest(
+        candles, SmaCrossover(), {"fast": fast, "slow": slow}, capital=Decimal(CAPITAL),
+        risk=RiskSettings(), fee_rate=Decimal(repr(FEE)), slippage=Decimal(0),
+    )  # fmt: skip
+
+
+def ours_trades(candles: Candles, result: Any) -> Trades:
+    trades = result.trades
+    return Trades(
+        entry_ms=np.asarray([t.entry_time for t in trades], dtype=np.int64),
+        exit_ms=np.asarray([t.exit_time for t in trades], dtype=np.int64),
+        entry_price=np.asarray([float(t.entry_price) for t in trades]),
+        exit_price=np.asarray([float(t.exit_price) for t in trades]),
+        size=np.asarray([float(t.amount) for t in trades]),
+        pnl=np.asarray([float(t.pnl) for t in trades]),
+    )
+
+
+# --- backtesting.py -------------------------------------------------------------------------
+def backtesting_py(candles: Candles, fast: int, slow: int, units: np.ndarray) -> Any:
+    import pandas as pd
+    from backtesting import Strategy
+    from backtesting.lib import FractionalBacktest
+
+    frame = pd.DataFrame(
+        {"Open": candles.open, "High": candles.high, "Low": candles.low,
+         "Close": candles.close, "Volume": candles.volume},
+        index=pd.to_datetime(candles.time, unit="ms"),
+    )  # fmt: skip
+    signals_of = SmaCrossover().compute
+
+    class Crossover(Strategy):  # type: ignore[misc]
+        def init(self) -> None:
+            self.signal = signals_of(candles, {"fast": fast, "slow": slow})
+
+        def next(self) -> None:
+            i = len(self.data) - 1
+            signal = self.signal[i]
+            if signal > 0 and not self.position:
+                self.buy(size=int(units[i]))
+            elif signal < 0 and self.position:
+                self.position.close()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backtest = FractionalBacktest(
+            frame, Crossover, cash=1e12, commission=FEE, spread=0.0, trade_on_close=False,
+            fractional_unit=1 / UNITS, finalize_trades=False,
+        )  # fmt: skip
+        return backtest.run()
+
+
+def backtesting_trades(stats: Any) -> Trades:
+    frame = stats["_trades"]
+    return Trades(
+        entry_ms=frame["EntryTime"].to_numpy().astype("datetime64[ms]").astype(np.int64),
+        exit_ms=frame["ExitTime"].to_numpy().astype("datetime64[ms]").astype(np.int64),
+        entry_price=frame["EntryPrice"].to_numpy(dtype=np.float64),
+        exit_price=frame["ExitPrice"].to_numpy(dtype=np.float64),
+        size=frame["Size"].to_numpy(dtype=np.float64),
+        pnl=frame["PnL"].to_numpy(dtype=np.float64),
+    )
+
+
+# --- vectorbt -------------------------------------------------------------------------------
+def vectorbt_run(candles: Candles, pairs: list[tuple[int, int]], units: np.ndarray) -> Any:
+    import pandas as pd
+    import vectorbt as vbt
+
+    # A timezone-naive index (UTC by convention): a tz-aware one costs vectorbt ~0.9 s
+    # per call converting it to objects, which would not be a fair comparison.
+    index = pd.to_datetime(candles.time, unit="ms")
+    close = pd.Series(candles.close, index=index)
+    price = pd.Series(candles.open, index=index)
+    compute = SmaCrossover().compute
+    n = len(candles)
+    entries = np.zeros((n, len(pairs)), dtype=np.bool_)
+    exits = np.zeros((n, len(pairs)), dtype=np.bool_)
+    for column, (fast, slow) in enumerate(pairs):
+        signal = compute(candles, {"fast": fast, "slow": slow})
+        entries[1:, column] = signal[:-1] > 0  # decided on i's close, filled at i+1's open
+        exits[1:, column] = signal[:-1] < 0
+    size = np.full((n, 1), np.nan)  # a column: broadcast over the pairs, not over time
+    size[1:, 0] = units[:-1] / UNITS
+    portfolio = vbt.Portfolio.from_signals(
+        close, entries=entries, exits=exits, price=price, size=size, size_type="amount",
+        fees=FEE, slippage=0.0, init_cash=1e12, freq="1min",
+    )  # fmt: skip
+    return portfolio, portfolio.trades.values
+
+
+def vectorbt_trades(candles: Candles, records: Any, column: int) -> Trades:
+    mine = records[(records["col"] == column) & (records["status"] == 1)]
+    return Trades(
+        entry_ms=candles.time[mine["entry_idx"]],
+        exit_ms=candles.time[mine["exit_idx"]],
+        entry_price=mine["entry_price"].astype(np.float64),
+        exit_price=mine["exit_price"].astype(np.float64),
+        size=mine["size"].astype(np.float64),
+        pnl=mine["pnl"].astype(np.float64),
+    )
+
+
+# --- comparison -----------------------------------------------------------------------------
+def agreement(name: str, reference: Trades, other: Trades) -> bool:
+    if reference.entry_ms.shape != other.entry_ms.shape:
+        print(
+            f"  {name}: {other.entry_ms.shape[0]} trades vs {reference.entry_ms.shape[0]}: DIFFER"
+        )
+        return False
+    same_times = bool(
+        (reference.entry_ms == other.entry_ms).all() and (reference.exit_ms == other.exit_ms).all()
+    )
+
+    def gap(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.max(np.abs(a - b) / np.abs(a))) if a.size else 0.0
+
+    prices = max(gap(reference.entry_price, other.entry_price),
+                 gap(reference.exit_price, other.exit_price))  # fmt: skip
+    sizes = gap(reference.size, other.size)
+    pnl = float(np.max(np.abs(reference.pnl - other.pnl))) if reference.pnl.size else 0.0
+    ok = same_times and prices < 1e-12 and sizes < 1e-12 and pnl < 1e-6
+    print(
+        f"  {name}: {other.entry_ms.shape[0]} trades, entry/exit times "
+        f"{'identical' if same_times else 'DIFFER'}, prices max rel. diff {prices:.1e}, "
+        f"sizes {sizes:.1e}, PnL max abs diff {pnl:.1e} -> {'AGREE' if ok else 'DIFFER'}"
+    )
+    return ok
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:9.1f} ms" if value < 10 else f"{value:9.2f} s "
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=YEAR_MINUTES)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--fast", type=int, default=9)
+    parser.add_argument("--slow", type=int, default=21)
+    parser.add_argument("--repeat", type=int, default=5, help="warm runs of ours and vectorbt")
+    parser.add_argument("--bt-repeat", type=int, default=2, help="warm runs of backtesting.py")
+    parser.add_argument("--skip-backtesting", action="store_true", help="it takes seconds")
+    args = parser.parse_args()
+
+    candles = make_candles(args.minutes, args.seed)
+    units = tick_units(candles.close)
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"{len(candles):,} candles of 1m (seed {args.seed}), SMA {args.fast}/{args.slow}, "
+        f"fee {FEE:.1%}, no slippage, next-open fills, size = {CAPITAL:,} / decision close"
+    )
+
+    ours_time, result = timed(lambda: ours(candles, args.fast, args.slow), args.repeat)
+    started = time.perf_counter()
+    reference = ours_trades(candles, result)
+    ledger = time.perf_counter() - started
+    print(f"  ours: {result.trade_count} closed trades, total PnL {result.total_pnl}")
+
+    vbt_time, (_, records) = timed(
+        lambda: vectorbt_run(candles, [(args.fast, args.slow)], units), args.repeat
+    )
+    agree = agreement("vectorbt", reference, vectorbt_trades(candles, records, 0))
+    if not args.skip_backtesting:
+        bt_time, stats = timed(
+            lambda: backtesting_py(candles, args.fast, args.slow, units), args.bt_repeat
+        )
+        agree = agreement("backtesting.py", reference, backtesting_trades(stats)) and agree
+
+    rows = [("ours (run_backtest)", ours_time), ("vectorbt", vbt_time)]
+    if not args.skip_backtesting:
+        rows.append(("backtesting.py", bt_time))
+    table("wall time of one backtest", rows)
+    print(f"  ours, Decimal trade list, built once on first access: {seconds(ledger).strip()}")
+    print("\nratios, wall (warm best) and CPU (best)")
+    if not args.skip_backtesting:
+        print(
+            f"  backtesting.py / ours   {bt_time.best / ours_time.best:8.1f}x  "
+            f"{bt_time.cpu_best / ours_time.cpu_best:8.1f}x   (goal >= 50x)"
+        )
+    print(
+        f"  vectorbt / ours         {vbt_time.best / ours_time.best:8.2f}x  "
+        f"{vbt_time.cpu_best / ours_time.cpu_best:8.2f}x   (goal >= 1x)"
+    )
+
+    print(f"\nsweep of {len(SWEEP)} SMA pairs: {', '.join(f'{f}/{s}' for f, s in SWEEP)}")
+    sweep_repeat = max(1, args.repeat // 2)
+    ours_sweep, results = timed(
+        lambda: [ours(candles, fast, slow) for fast, slow in SWEEP], sweep_repeat
+    )
+    vbt_sweep, (_, sweep_records) = timed(lambda: vectorbt_run(candles, SWEEP, units), sweep_repeat)
+    sweep_agree = all([
+        agreement(f"vectorbt {fast}/{slow}", ours_trades(candles, res),
+                  vectorbt_trades(candles, sweep_records, column))
+        for column, ((fast, slow), res) in enumerate(zip(SWEEP, results, strict=True))
+    ])  # fmt: skip
+    table(
+        "wall time of the sweep",
+        [("ours (10 runs)", ours_sweep), ("vectorbt (1 call, 10 columns)", vbt_sweep)],
+    )
+    print(
+        f"  vectorbt / ours         {vbt_sweep.best / ours_sweep.best:8.2f}x  "
+        f"{vbt_sweep.cpu_best / ours_sweep.cpu_best:8.2f}x (wall, CPU)"
+    )
+    verdict = "identical" if agree and sweep_agree else "NOT identical"
+    print(f"\ntrade lists: {verdict} across the libraries compared")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    return 0 if agree and sweep_agree else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,512 @@
+"""The backtester: hand-computed trades, the live tick's rules, cached history, charts."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from db.models import BotMode, Plan
+from engine.backtest import FILL_RULE, BacktestResult, run_backtest
+from engine.backtest.candles import HistoricalCandles
+from engine.backtest.chart import TradeMark, render_chart, render_equity_chart
+from engine.backtest.runner import SIGNAL_DRIVEN, is_signal_driven
+from engine.exchanges.clients import ClientPool
+from engine.exchanges.paper import AMOUNT_STEP, FEE_RATE, MIN_ORDER_VALUE, SLIPPAGE
+from engine.market_data.feed import STANDARD_WINDOW, MarketSnapshot
+from engine.market_data.replay import ReplayFeed
+from engine.risk import RiskSettings
+from engine.strategies.base import (
+    Candles,
+    Intent,
+    Params,
+    PositionState,
+    SignalArray,
+    Strategy,
+    StrategyInfo,
+)
+from engine.strategies.registry import STRATEGIES, get_strategy
+from engine.strategies.sma_crossover import SmaCrossover
+from engine.tick import BotState, PositionRow, decide_for_bot
+from tests.emulators.exchange import ExchangeEmulator
+
+D = Decimal
+MINUTE = 60_000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+T0 = 1_735_689_600_000  # 2025-01-01T00:00Z
+NO_RISK = RiskSettings()
+SMA_2_3 = {"fast": 2, "slow": 3}
+
+
+def candles_of(
+    opens: Sequence[float], closes: Sequence[float], *, step: int = MINUTE, lows: Any = None
+) -> Candles:
+    open_ = np.asarray(opens, dtype=np.float64)
+    close = np.asarray(closes, dtype=np.float64)
+    low = np.minimum(open_, close) if lows is None else np.asarray(lows, dtype=np.float64)
+    return Candles(
+        time=T0 + step * np.arange(close.shape[0], dtype=np.int64),
+        open=open_,
+        high=np.maximum(open_, close),
+        low=low,
+        close=close,
+        volume=np.ones_like(close),
+    )
+
+
+# SMA(2) and SMA(3) of these closes cross upward on candle 5 (115 > 106.67 after 100 <= 100)
+# and downward on candle 7 (115 < 116.67 after 125 >= 120). Opens differ from the previous
+# closes so that a fill at the wrong price shows.
+CLOSES = [100, 100, 100, 90, 110, 120, 130, 100, 80, 80]
+OPENS = [100, 100, 100, 100, 90, 110, 121, 130, 99, 80]
+
+
+def test_a_round_trip_computed_by_hand() -> None:
+    candles = candles_of(OPENS, CLOSES)
+    result = run_backtest(candles, SmaCrossover(), SMA_2_3, capital=D(1000), risk=NO_RISK)
+
+    # Buy decided on candle 5's close (120): 1000 / 120 = 8.33333333 (rounded down to 1e-8),
+    # filled at candle 6's open 121 + 0.05 % slippage = 121.0605; value 1008.837499596465,
+    # fee 0.1 % = 1.008837499596465, cost 1009.846337096061465.
+    # Sell decided on candle 7's close, filled at candle 8's open 99 - 0.05 % = 98.9505;
+    # value 824.587499670165, fee 0.824587499670165, proceeds 823.762912170494835.
+    # PnL = 823.762912170494835 - 1009.846337096061465 = -186.083424925566630.
+    (trade,) = result.trades
+    assert (trade.entry_index, trade.exit_index) == (6, 8)
+    assert (trade.entry_time, trade.exit_time) == (T0 + 6 * MINUTE, T0 + 8 * MINUTE)
+    assert trade.amount == D("8.33333333")
+    assert trade.entry_price == D("121.0605")
+    assert trade.exit_price == D("98.9505")
+    assert trade.fees == D("1.008837499596465") + D("0.824587499670165")
+    assert trade.pnl == D("-186.083424925566630")
+    assert trade.pnl_pct == D("-186.083424925566630") / D("1009.846337096061465") * 100
+    assert trade.exit_reason == "exit"
+    assert result.open_position is None
+    buy, sell = result.fills
+    assert (buy.index, buy.side, buy.price, buy.reason) == (6, "buy", D("121.0605"), "entry")
+    assert (sell.index, sell.side, sell.fee) == (8, "sell", D("0.824587499670165"))
+
+    final = D(1000) + D("-186.083424925566630")
+    assert result.final_equity == final.quantize(D("0.00000001"))
+    assert result.total_pnl == D("-186.08342493")
+    assert result.total_pnl_pct == D("-18.6083")
+    assert result.trade_count == 1
+    assert result.win_rate_pct == D(0)
+    assert result.exposure_pct == D(20)  # held at the closes of candles 6 and 7
+    assert result.buy_and_hold_pct == D(-20)  # open 100 -> close 80
+    # Equity at each close: cash + amount * close; the peak is candle 6's.
+    cash_held = 1000 - 1009.846337096061465
+    peak = cash_held + 8.33333333 * 130
+    expected = [1000.0] * 6 + [peak, cash_held + 8.33333333 * 100] + [float(final)] * 2
+    np.testing.assert_allclose(result.equity, expected, rtol=1e-12)
+    assert result.max_drawdown_pct == D(repr((1 - float(final) / peak) * 100)).quantize(D("0.0001"))
+    assert result.candles == 10
+    assert result.fill_rule == FILL_RULE
+    assert "i+1's open" in result.fill_rule
+
+
+def test_fills_happen_at_the_next_open_not_the_signal_close() -> None:
+    moved = list(OPENS)
+    moved[6] = 140  # only the open after the signal changes
+    result = run_backtest(
+        candles_of(moved, CLOSES), SmaCrossover(), SMA_2_3, capital=D(1000), risk=NO_RISK
+    )
+    (trade,) = result.trades
+    assert trade.entry_price == D(140) * (1 + SLIPPAGE)
+    assert trade.amount == D("8.33333333")  # still sized on the decision close, like the tick
+
+
+def test_a_signal_on_the_last_candle_never_fills() -> None:
+    candles = candles_of(OPENS[:6], CLOSES[:6])  # the buy signal is on the last candle
+    result = run_backtest(candles, SmaCrossover(), SMA_2_3, capital=D(1000), risk=NO_RISK)
+    assert result.trades == () and result.fills == () and result.open_position is None
+    assert result.final_equity == D(1000)
+
+
+def test_an_open_position_is_marked_at_the_last_close() -> None:
+    candles = candles_of(OPENS[:7], CLOSES[:7])
+    result = run_backtest(candles, SmaCrossover(), SMA_2_3, capital=D(1000), risk=NO_RISK)
+    position = result.open_position
+    assert position is not None and result.trades == ()
+    assert position.entry_index == 6 and position.amount == D("8.33333333")
+    assert position.average_entry == D("121.1815605")  # 121.0605 plus the 0.1 % fee
+    assert position.unrealized_pnl == D("8.33333333") * 130 - D("1009.846337096061465")
+
+
+# Stop loss and take profit: the tick checks them on the candle's close, before the strategy.
+def _risk_candles(close_6: float, low_6: float | None = None, close_7: float = 115) -> Candles:
+    """SMA(2, 3) buys on candle 5's close (120) and fills at candle 6's open (121)."""
+    closes = [100, 100, 100, 90, 110, 120, close_6, close_7, 118, 118]
+    opens = [100, 100, 100, 100, 90, 110, 121, close_6 - 1, close_7, 118]
+    lows = np.minimum(opens, closes).astype(np.float64)
+    if low_6 is not None:
+        lows[6] = low_6
+    return candles_of(opens, closes, lows=lows)
+
+
+def test_stop_loss_fires_on_a_close_at_or_under_the_stop() -> None:
+    # Entry 121.0605 (+ fee = average 121.1815605); a 5 % stop sits at 115.122482475.
+    # Candle 6 closes at 112 without a strategy signal (SMA2 116 > SMA3 114 on both sides).
+    risk = RiskSettings(stop_loss_pct=D(5))
+    result = run_backtest(
+        _risk_candles(close_6=112), SmaCrossover(), SMA_2_3, capital=D(1000), risk=risk
+    )
+    (trade,) = result.trades
+    assert trade.exit_reason == "stop_loss"
+    assert trade.exit_index == 7  # decided on candle 6's close, filled at candle 7's open
+    assert trade.exit_price == D(111) * (1 - SLIPPAGE)
+
+
+def test_a_wick_through_the_stop_does_not_fire_it_as_the_tick_sees_closes() -> None:
+    risk = RiskSettings(stop_loss_pct=D(5))
+    candles = _risk_candles(close_6=118, low_6=50, close_7=125)
+    result = run_backtest(candles, SmaCrossover(), SMA_2_3, capital=D(1000), risk=risk)
+    assert result.trades == () and result.open_position is not None
+
+
+def test_take_profit_fires_on_a_close_at_or_over_the_target() -> None:
+    # A 5 % take profit on the average 121.1815605 is 127.240638525; candle 6 closes at 130.
+    risk = RiskSettings(take_profit_pct=D(5), stop_loss_pct=D(50))
+    result = run_backtest(
+        _risk_candles(close_6=130), SmaCrossover(), SMA_2_3, capital=D(1000), risk=risk
+    )
+    (trade,) = result.trades
+    assert (trade.exit_reason, trade.exit_index) == ("take_profit", 7)
+    assert trade.exit_price == D(129) * (1 - SLIPPAGE)
+    assert trade.pnl > 0 and result.win_rate_pct == D(100)
+
+
+def test_the_risk_exit_wins_over_the_strategy_on_the_same_close() -> None:
+    # Candle 7 is both the crossunder and a close under a 5 % stop: the tick asks risk first.
+    risk = RiskSettings(stop_loss_pct=D(5))
+    result = run_backtest(
+        candles_of(OPENS, CLOSES), SmaCrossover(), SMA_2_3, capital=D(1000), risk=risk
+    )
+    (trade,) = result.trades
+    assert (trade.exit_index, trade.exit_reason) == (8, "stop_loss")
+
+
+def test_max_position_caps_the_buy_like_the_tick() -> None:
+    risk = RiskSettings(max_position=D(500))
+    result = run_backtest(
+        candles_of(OPENS, CLOSES), SmaCrossover(), SMA_2_3, capital=D(1000), risk=risk
+    )
+    (trade,) = result.trades
+    assert trade.amount == (D(500) / D(120)).quantize(AMOUNT_STEP, ROUND_DOWN)  # 4.16666666
+
+
+class Scripted(Strategy):
+    """A strategy whose signals are given: buy when flat on +1, sell all when holding on -1."""
+
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="scripted", basic=True, title={"en": "Scripted", "pt-BR": "Roteiro"}
+    )
+    signal_driven = True
+
+    def __init__(self, signals: Sequence[int]) -> None:
+        self.signals = np.asarray(signals, dtype=np.int8)
+
+    def warmup(self, params: Params) -> int:
+        return 1
+
+    def compute(self, candles: Candles, params: Params) -> SignalArray:
+        return self.signals[: len(candles)].copy()
+
+    def decide(
+        self, signal: int, price: float, position: PositionState, params: Params
+    ) -> Intent | None:
+        if signal > 0 and not position.is_open:
+            return Intent("buy", 1.0, "entry")
+        if signal < 0 and position.is_open:
+            return Intent("sell", 1.0, "exit")
+        return None
+
+
+def test_the_daily_loss_limit_blocks_entries_for_the_rest_of_the_utc_day() -> None:
+    # Hourly candles from midnight. Buy on candle 1 at 100 (cost 1001.5005 for 10 units);
+    # candle 3 closes at 94: open loss 61.50 >= 5 % of 1000, so day one is blocked from then.
+    # The sell on candle 4 still happens. The buy signal on candle 22 (decided at 23:00) is
+    # refused; candle 23 closes at midnight, so its decision belongs to day two and buys.
+    closes = [100.0] * 30
+    closes[3] = closes[4] = 94.0
+    opens = [100.0] * 30
+    opens[5] = 94.0
+    signals = [0] * 30
+    signals[1], signals[4], signals[6], signals[22], signals[23] = 1, -1, 1, 1, 1
+    risk = RiskSettings(daily_loss_limit_pct=D(5))
+    result = run_backtest(
+        candles_of(opens, closes, step=HOUR),
+        Scripted(signals),
+        {},
+        capital=D(1000),
+        risk=risk,
+    )
+    assert [(f.index, f.side) for f in result.fills] == [(2, "buy"), (5, "sell"), (24, "buy")]
+    assert result.blocked_entries == 2  # candles 6 and 22
+
+    unlimited = run_backtest(
+        candles_of(opens, closes, step=HOUR), Scripted(signals), {}, capital=D(1000), risk=NO_RISK
+    )
+    assert [f.index for f in unlimited.fills] == [2, 5, 7]
+    assert unlimited.blocked_entries == 0
+
+
+def test_a_realised_loss_alone_reaches_the_limit() -> None:
+    # The first trade loses ~6.5 % and closes at once; the next entry the same day is refused.
+    closes = [100.0] * 8
+    opens = [100.0] * 8
+    opens[3] = 93.0
+    signals = [1, 0, -1, 0, 1, 0, 0, 0]
+    result = run_backtest(
+        candles_of(opens, closes, step=HOUR),
+        Scripted(signals),
+        {},
+        capital=D(1000),
+        risk=RiskSettings(daily_loss_limit_pct=D(5)),
+    )
+    assert [f.index for f in result.fills] == [1, 3]
+    assert result.blocked_entries == 1
+
+
+def test_orders_under_the_paper_minimum_are_rejected() -> None:
+    # Capital 0.5: the buy's value is under the paper exchange's 1 USDT minimum.
+    result = run_backtest(
+        candles_of(OPENS, CLOSES), SmaCrossover(), SMA_2_3, capital=D("0.5"), risk=NO_RISK
+    )
+    assert result.fills == () and result.rejected_orders == 1
+    assert D(1) == MIN_ORDER_VALUE
+
+
+def test_progress_is_reported_from_zero_to_one() -> None:
+    seen: list[float] = []
+    candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
+    run_backtest(candles, SmaCrossover(), {}, capital=D(1000), risk=NO_RISK, progress=seen.append)
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    assert seen == sorted(seen) and 5 <= len(seen) <= 25
+
+
+@pytest.mark.parametrize("name", sorted(SIGNAL_DRIVEN))
+def test_signal_driven_strategies_do_nothing_without_a_signal(name: str) -> None:
+    # The backtest skips candles without a signal for these; prove decide agrees.
+    strategy = get_strategy(name)
+    assert is_signal_driven(strategy)
+    params = strategy.defaults()
+    for position in (
+        PositionState(),
+        PositionState(0.5, 100.0, 1),
+        PositionState(0.5, 100.0, 7),
+        PositionState(3.0, 90_000.0, 3),
+    ):
+        for price in (0.01, 1.0, 99.0, 100.0, 101.0, 80_000.0, 90_000.0, 1e7):
+            assert strategy.decide(0, price, position, params) is None
+
+
+def test_strategies_that_act_on_price_alone_are_asked_on_every_candle() -> None:
+    assert not is_signal_driven(get_strategy("dca"))
+    assert set(STRATEGIES) >= SIGNAL_DRIVEN
+
+
+# ----------------------------------------------------------------------------------------
+# The backtest and the live tick make the same decisions over the same candles.
+# ----------------------------------------------------------------------------------------
+def _window(candles: Candles, start: int, stop: int) -> Candles:
+    return Candles(
+        candles.time[start:stop],
+        candles.open[start:stop],
+        candles.high[start:stop],
+        candles.low[start:stop],
+        candles.close[start:stop],
+        candles.volume[start:stop],
+    )
+
+
+def _dec(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def live_tick_fills(
+    candles: Candles, name: str, params: dict[str, Any], capital: Decimal, risk: RiskSettings
+) -> list[tuple[int, str, str, Decimal]]:
+    """Run ``decide_for_bot`` candle by candle on the window the tick would fetch, filling each
+    order at the next open like the paper exchange and booking it like the bookkeeping.
+    """
+    strategy = get_strategy(name)
+    bot = BotState(
+        id=1, user_id=1, name="twin", exchange="binance", symbols=["BTC/USDT"], timeframe="1m",
+        strategy=name, parameters=params, capital=capital, mode=BotMode.PAPER, risk=risk,
+        plan=Plan.PREMIUM, market_data_source="replay",
+    )  # fmt: skip
+    window = max(strategy.warmup(params) + 2, STANDARD_WINDOW)
+    fills: list[tuple[int, str, str, Decimal]] = []
+    for i in range(len(candles) - 1):  # a decision on the last candle has no next open
+        snapshot = MarketSnapshot(_window(candles, max(0, i + 1 - window), i + 1), "replay")
+        signal = int(strategy.compute(snapshot.candles, params)[-1])
+        decision = decide_for_bot(bot, "BTC/USDT", snapshot, signal)
+        if decision is None:
+            continue
+        amount = decision.amount.quantize(AMOUNT_STEP, rounding=ROUND_DOWN)
+        buying = decision.intent.side == "buy"
+        price = _dec(candles.open[i + 1]) * (1 + SLIPPAGE if buying else 1 - SLIPPAGE)
+        value = amount * price
+        if amount <= 0 or value < MIN_ORDER_VALUE:
+            continue
+        fee = value * FEE_RATE
+        position = bot.positions.get("BTC/USDT")
+        if buying:
+            cost = value + fee
+            if position is None:
+                position = PositionRow(amount, cost / amount, cost, 1)
+            else:
+                total, spent = position.amount + amount, position.cost + cost
+                position = PositionRow(total, spent / total, spent, position.entries + 1)
+            bot.positions["BTC/USDT"] = position
+        else:
+            assert position is not None
+            share = position.cost * amount / position.amount
+            left = position.amount - amount
+            if left <= AMOUNT_STEP:
+                del bot.positions["BTC/USDT"]
+            else:
+                bot.positions["BTC/USDT"] = PositionRow(
+                    left, position.average_entry, position.cost - share, position.entries
+                )
+        fills.append((i, decision.intent.side, decision.intent.reason, amount))
+    return fills
+
+
+TWIN_CASES = [
+    ("sma_crossover", {"fast": 5, "slow": 13}, RiskSettings()),
+    (
+        "sma_crossover",
+        {"fast": 5, "slow": 13},
+        RiskSettings(stop_loss_pct=D("0.15"), take_profit_pct=D("0.2"), max_position=D(700)),
+    ),
+    ("dca", {"safety_step_pct": 0.1, "take_profit_pct": 0.15}, RiskSettings()),
+    ("grid", {"lower": 89_000.0, "upper": 91_000.0, "levels": 12}, RiskSettings()),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "risk"), TWIN_CASES)
+def test_the_backtest_decides_like_the_live_tick(
+    name: str, params: dict[str, Any], risk: RiskSettings
+) -> None:
+    candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + 12 * HOUR)
+    strategy = get_strategy(name)
+    values = strategy.validate(params)
+    live = live_tick_fills(candles, name, values, D(1000), risk)
+    result = run_backtest(candles, strategy, values, capital=D(1000), risk=risk)
+    tested = [(f.index - 1, f.side, f.reason, f.amount) for f in result.fills]
+    assert len(live) >= 10  # the case really trades
+    assert tested == live
+    entries = [i for i, side, _, _ in tested if side == "buy"]
+    assert entries == [i for i, side, _, _ in live if side == "buy"]
+
+
+# ----------------------------------------------------------------------------------------
+# Historical candles: fetched page by page once, then read from the SQLite cache.
+# ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[ExchangeEmulator]:
+    with ExchangeEmulator() as emu:
+        yield emu
+
+
+def _klines(emu: ExchangeEmulator) -> list[str]:
+    return [c.path for c in emu.calls if c.path.endswith("/klines")]
+
+
+async def test_history_is_fetched_in_pages_once_then_served_from_disk(
+    emulator: ExchangeEmulator, tmp_path: Path
+) -> None:
+    start = 1_704_067_200_000  # 2024-01-01T00:00Z
+    end = start + 4 * DAY
+    emulator.reset_calls()
+    pool = ClientPool({"binance": emulator.base_url})
+    try:
+        history = HistoricalCandles(pool, tmp_path, page_limit=40)
+        first = await history.history("binance", "BTC/USDT", "1h", start, end)
+    finally:
+        await pool.close()
+    assert first.source == "exchange"
+    assert len(first.candles) == 96 and first.exchange_calls == 3  # 40 + 40 + 16
+    assert len(_klines(emulator)) == 3
+    assert int(first.candles.time[0]) == start and int(first.candles.time[-1]) == end - HOUR
+    assert (np.diff(first.candles.time) == HOUR).all()
+
+    emulator.reset_calls()
+    pool = ClientPool({"binance": emulator.base_url})  # a new process: nothing in memory
+    try:
+        history = HistoricalCandles(pool, tmp_path, page_limit=40)
+        again = await history.history("binance", "BTC/USDT", "1h", start, end)
+        assert emulator.calls == []  # not even the markets
+        assert again.exchange_calls == 0 and again.source == "exchange"
+        np.testing.assert_array_equal(again.candles.close, first.candles.close)
+        np.testing.assert_array_equal(again.candles.time, first.candles.time)
+
+        # A longer period fetches only the day that is missing.
+        longer = await history.history("binance", "BTC/USDT", "1h", start, end + DAY)
+    finally:
+        await pool.close()
+    assert len(longer.candles) == 120 and longer.exchange_calls == 1
+    assert len(_klines(emulator)) == 1
+    np.testing.assert_array_equal(longer.candles.close[:96], first.candles.close)
+
+
+async def test_history_falls_back_to_replay_when_the_exchange_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    pool = ClientPool({"binance": "http://127.0.0.1:9"}, timeout_ms=2_000)  # nothing listens
+    start, end = T0, T0 + DAY
+    try:
+        history = HistoricalCandles(pool, tmp_path)
+        unreachable = await history.history("binance", "BTC/USDT", "15m", start, end)
+        offline = await history.history("binance", "BTC/USDT", "15m", start, end, offline=True)
+    finally:
+        await pool.close()
+    expected = ReplayFeed().history("BTC/USDT", "15m", start, end)
+    for answer in (unreachable, offline):
+        assert answer.source == "replay"
+        np.testing.assert_array_equal(answer.candles.close, expected.close)
+        np.testing.assert_array_equal(answer.candles.time, expected.time)
+    assert offline.exchange_calls == 0
+
+
+# ----------------------------------------------------------------------------------------
+# Charts
+# ----------------------------------------------------------------------------------------
+def _png_size(png: bytes) -> tuple[int, int]:
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def _backtest_of_a_week() -> tuple[Candles, BacktestResult]:
+    candles = ReplayFeed().history("BTC/USDT", "15m", T0, T0 + 7 * DAY)
+    result = run_backtest(
+        candles,
+        SmaCrossover(),
+        {},
+        capital=D(1000),
+        risk=RiskSettings(stop_loss_pct=D(1)),
+    )
+    return candles, result
+
+
+def test_backtest_chart_is_a_telegram_sized_png() -> None:
+    candles, result = _backtest_of_a_week()
+    assert result.trade_count > 0
+    assert _png_size(render_chart(candles, result)) == (1280, 900)
+
+
+def test_equity_chart_for_a_live_bot_is_a_png() -> None:
+    candles, result = _backtest_of_a_week()
+    marks = [TradeMark(t.exit_time, t.pnl) for t in result.trades]
+    times = candles.time.tolist()
+    assert _png_size(render_equity_chart(times, result.equity, marks)) == (1280, 900)
+    assert _png_size(render_equity_chart([], [], [])) == (1280, 900)
