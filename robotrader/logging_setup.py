@@ -13,6 +13,8 @@ import sys
 import threading
 import traceback
 from typing import Any
+from urllib.parse import quote
+
 
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
@@ -21,10 +23,14 @@ _base_factory = logging.getLogRecordFactory()
 
 
 def redact(*values: str | None) -> None:
-    """Never let these strings reach a log line."""
+    """Never let these strings reach a log line, as they are or URL-encoded.
+
+    (A bot token in a file-download URL is percent-encoded: ``123%3AABC...``.)
+    """
     global _secrets
+    forms = {form for v in values if v and len(v) >= 6 for form in (v, quote(v, safe=""))}
     with _lock:
-        _secrets = _secrets | {v for v in values if v and len(v) >= 6}
+        _secrets = _secrets | forms
 
 
 def scrub(text: str) -> str:

@@ -70,6 +70,7 @@ class AuditHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            AUDIT.scan("log", self.format(record))
+            AUDIT.scan(f"log:{record.name}", self.format(record))
+
         except Exception:  # the audit must never break a test
             self.handleError(record)

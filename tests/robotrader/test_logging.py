@@ -21,3 +21,11 @@ def test_secrets_are_masked_in_messages_and_exceptions(caplog: pytest.LogCapture
             log.exception("boom")
     assert secret not in caplog.text
     assert "***" in caplog.text
+
+
+def test_url_encoded_secrets_are_masked_too(caplog: pytest.LogCaptureFixture) -> None:
+    token = "123456:FAKE-TOKEN-encoded-x1"
+    redact(token)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("httpx").info("GET http://h/file/bot123456%3AFAKE-TOKEN-encoded-x1/a.jpg")
+    assert "FAKE-TOKEN" not in caplog.text
