@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck clean
+.PHONY: run test lint typecheck browser clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -21,8 +21,12 @@ run: $(STAMP)
 	$(VENV)/bin/robotrader run
 
 ## Lint, type-check and run the whole suite against the real PostgreSQL and Redis.
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck browser
 	$(PY) -m pytest
+
+## Headless Chromium for the dashboard's browser test (Debian's package; CI runs as root).
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

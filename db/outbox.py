@@ -117,15 +117,23 @@ async def claim(
             .order_by(NotificationDelivery.priority.desc(), NotificationDelivery.id)
             .limit(limit)
         )
-        if not database.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
+        if database.is_sqlite:
+            # One statement keeps the claim atomic; SQLite runs the subquery once.
+            targets = NotificationDelivery.id.in_(candidates.scalar_subquery())
+        else:
+            # Lock the candidates in a statement of their own. Inside the UPDATE, PostgreSQL
+            # may rescan a LIMIT ... SKIP LOCKED subquery once per row (it does on a freshly
+            # filled table, statistics not yet gathered), each rescan skipping the rows just
+            # claimed: one claim then took thousands of rows instead of ``limit``, leased
+            # for longer than sending them takes, and they were sent again.
+            ids = (await session.scalars(candidates.with_for_update(skip_locked=True))).all()
+            if not ids:
+                return []
+            targets = NotificationDelivery.id.in_(ids)
         claimed_ids = (
             await session.scalars(
                 update(NotificationDelivery)
-                .where(
-                    NotificationDelivery.id.in_(candidates.scalar_subquery()),
-                    _claimable(channel, now),
-                )
+                .where(targets, _claimable(channel, now))
                 .values(
                     claimed_by=worker,
                     lease_until=now + lease,

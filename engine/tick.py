@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import Text, and_, cast, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,6 +55,7 @@ log = logging.getLogger(__name__)
 
 PLAN_PRIORITY = {Plan.FREE: 0, Plan.PRO: 1, Plan.PREMIUM: 2}
 SIGNAL_CODES = {"buy": 1, "sell": -1, "close": -2}
+_IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and asyncpg's bind-parameter caps
 
 
 @dataclass
@@ -79,6 +79,9 @@ class BotState:
     signal: tuple[int, str] | None = None  # pending webhook alert: (code, action)
     signal_ids: list[int] = field(default_factory=list)
     realized_today: Decimal = Decimal(0)
+    # json.dumps(parameters, sort_keys=True): which bots share one computation. load_bots
+    # fills it once per distinct parameter set; empty means "work it out".
+    params_key: str = field(default="", repr=False, compare=False)
 
     @property
     def ref(self) -> BotRef:
@@ -140,54 +143,89 @@ class _Timer:
         self.started = now
 
 
+def _params_key(bot: BotState) -> str:
+    if not bot.params_key:
+        bot.params_key = json.dumps(bot.parameters, sort_keys=True)
+    return bot.params_key
+
+
 def _shard_filter(shard: int, shards: int) -> Any:
     return (Bot.id % shards) == shard if shards > 1 else True
 
 
 async def load_bots(session: AsyncSession, shard: int = 0, shards: int = 1) -> list[BotState]:
     """Running bots of one shard with their positions, pending signals and today's realised PnL."""
-    rows = await session.execute(
+    # symbols and parameters are read as JSON text and parsed once per distinct text: most
+    # bots share a handful of parameter sets and symbol lists, and decoding every row's
+    # JSON (plus validating every row's RiskSettings) was most of this phase at 10^5 bots.
+    # Plain Core rows: the ORM's per-row machinery adds nothing to a select of columns.
+    conn = await session.connection()
+    result = await conn.execute(
         select(
-            Bot.id, Bot.user_id, Bot.name, Bot.exchange, Bot.symbols, Bot.timeframe, Bot.strategy,
-            Bot.parameters, Bot.capital, Bot.mode, Bot.stop_loss_pct, Bot.take_profit_pct,
-            Bot.max_position, Bot.daily_loss_limit_pct, Bot.market_data_source, User.plan,
+            Bot.id, Bot.user_id, Bot.name, Bot.exchange, cast(Bot.symbols, Text), Bot.timeframe,
+            Bot.strategy, cast(Bot.parameters, Text), Bot.capital, Bot.mode, Bot.stop_loss_pct,
+            Bot.take_profit_pct, Bot.max_position, Bot.daily_loss_limit_pct,
+            Bot.market_data_source, User.plan,
         )
         .join(User, User.id == Bot.user_id)
         .where(Bot.status == BotStatus.RUNNING, _shard_filter(shard, shards))
     )  # fmt: skip
-    bots = {
-        r.id: BotState(
-            id=r.id, user_id=r.user_id, name=r.name, exchange=r.exchange, symbols=list(r.symbols),
-            timeframe=r.timeframe, strategy=r.strategy, parameters=dict(r.parameters),
-            capital=r.capital, mode=BotMode(r.mode),
-            risk=RiskSettings(
-                r.stop_loss_pct, r.take_profit_pct, r.max_position, r.daily_loss_limit_pct
-            ),
-            plan=Plan(r.plan), market_data_source=r.market_data_source,
+    rows = result.all()  # fetched at once: row-by-row iteration is several times slower
+    parsed: dict[str, Any] = {}
+    params_keys: dict[str, str] = {}
+    risks: dict[tuple[str | None, ...], RiskSettings] = {}
+    modes = {m.value: m for m in BotMode}
+    plans = {p.value: p for p in Plan}
+    bots: dict[int, BotState] = {}
+    for (
+        bot_id, user_id, name, exchange, symbols_json, timeframe, strategy, params_json,
+        capital, mode, stop_loss, take_profit, max_position, daily_loss, source, plan,
+    ) in rows:  # fmt: skip
+        symbols = parsed.get(symbols_json)
+        if symbols is None:
+            symbols = parsed[symbols_json] = json.loads(symbols_json)
+        params = parsed.get(params_json)
+        if params is None:
+            params = parsed[params_json] = json.loads(params_json)
+            params_keys[params_json] = json.dumps(params, sort_keys=True)
+        # Keyed by text so equal Decimals written differently ("5" / "5.0") stay apart.
+        risk_key = (
+            None if stop_loss is None else str(stop_loss),
+            None if take_profit is None else str(take_profit),
+            None if max_position is None else str(max_position),
+            None if daily_loss is None else str(daily_loss),
         )
-        for r in rows
-    }  # fmt: skip
+        risk = risks.get(risk_key)
+        if risk is None:
+            risk = risks[risk_key] = RiskSettings(stop_loss, take_profit, max_position, daily_loss)
+        bots[bot_id] = BotState(
+            id=bot_id, user_id=user_id, name=name, exchange=exchange, symbols=list(symbols),
+            timeframe=timeframe, strategy=strategy, parameters=dict(params), capital=capital,
+            mode=modes.get(mode) or BotMode(mode), risk=risk,
+            plan=plans.get(plan) or Plan(plan), market_data_source=source,
+            params_key=params_keys[params_json],
+        )  # fmt: skip
     if not bots:
         return []
     running = and_(Bot.status == BotStatus.RUNNING, _shard_filter(shard, shards))
-    positions = await session.execute(
+    positions = await conn.execute(
         select(
             Position.bot_id, Position.symbol, Position.amount, Position.average_entry,
             Position.cost, Position.entries,
         ).join(Bot, Bot.id == Position.bot_id).where(running)
     )  # fmt: skip
-    for p in positions:
+    for p in positions.all():
         if p.bot_id in bots:
             bots[p.bot_id].positions[p.symbol] = PositionRow(
                 p.amount, p.average_entry, p.cost, p.entries
             )
-    signals = await session.execute(
+    signals = await conn.execute(
         select(BotSignal.id, BotSignal.bot_id, BotSignal.action)
         .join(Bot, Bot.id == BotSignal.bot_id)
         .where(running, BotSignal.consumed_at.is_(None))
         .order_by(BotSignal.id)
     )
-    for s in signals:
+    for s in signals.all():
         bot = bots.get(s.bot_id)
         if bot is not None and s.action in SIGNAL_CODES:
             bot.signal = (SIGNAL_CODES[s.action], s.action)  # the newest alert wins
@@ -195,13 +233,17 @@ async def load_bots(session: AsyncSession, shard: int = 0, shards: int = 1) -> l
     limited = [b.id for b in bots.values() if b.risk.daily_loss_limit_pct is not None]
     if limited:
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        pnl_rows = await session.execute(
-            select(Trade.bot_id, Trade.pnl).where(
-                Trade.bot_id.in_(limited), Trade.closed_at >= midnight
+        # In chunks: one IN list of every limited bot costs SQLAlchemy time quadratic in
+        # its length and breaks past 32,767 bind parameters (asyncpg, SQLite).
+        for start in range(0, len(limited), _IN_CHUNK):
+            pnl_rows = await conn.execute(
+                select(Trade.bot_id, Trade.pnl).where(
+                    Trade.bot_id.in_(limited[start : start + _IN_CHUNK]),
+                    Trade.closed_at >= midnight,
+                )
             )
-        )
-        for bot_id, pnl in pnl_rows:
-            bots[bot_id].realized_today += pnl
+            for bot_id, pnl in pnl_rows:
+                bots[bot_id].realized_today += pnl
     return list(bots.values())
 
 
@@ -246,13 +288,18 @@ def decide_for_bot(
         amount = raw_position.amount * _dec(min(intent.fraction, 1.0))
     if amount <= 0:
         return None
-    cid = client_order_id(bot.id, symbol, snapshot.last_time, intent.reason, position.entries)
+    # A webhook alert is its own decision (two alerts in one candle are two decisions);
+    # everything else is decided once per closed candle.
+    moment: int | str = snapshot.last_time
+    if bot.strategy == "signal" and bot.signal_ids and not exit_rule:
+        moment = f"signal{bot.signal_ids[-1]}"
+    cid = client_order_id(bot.id, symbol, moment, intent.reason, position.entries)
+
     return Decision(bot, symbol, intent, price_dec, snapshot.last_time, cid, amount)
 
 
-async def _insert_order(session: AsyncSession, decision: Decision) -> Order | None:
-    """Record the decision; None if this exact decision was already taken (retried tick)."""
-    order = Order(
+def _new_order(decision: Decision) -> Order:
+    return Order(
         bot_id=decision.bot.id,
         user_id=decision.bot.user_id,
         client_order_id=decision.client_order_id,
@@ -264,6 +311,11 @@ async def _insert_order(session: AsyncSession, decision: Decision) -> Order | No
         reason=decision.intent.reason,
         candle_time=decision.candle_time,
     )
+
+
+async def _insert_order(session: AsyncSession, decision: Decision) -> Order | None:
+    """Record the decision; None if this exact decision was already taken (retried tick)."""
+    order = _new_order(decision)
     try:
         async with session.begin_nested():
             session.add(order)
@@ -273,10 +325,39 @@ async def _insert_order(session: AsyncSession, decision: Decision) -> Order | No
     return order
 
 
-async def _execute_paper(session: AsyncSession, decision: Decision, report: TickReport) -> None:
-    order = await _insert_order(session, decision)
-    if order is None:
-        return
+async def _insert_orders(session: AsyncSession, decisions: list[Decision]) -> list[Order | None]:
+    """`_insert_order` for every decision, in one flush instead of one savepoint each.
+
+    Decisions already taken (a retried tick) are looked up first and get None. If the
+    batch still hits a constraint (another run of the same shard got there in between),
+    it is rolled back and the decisions are recorded one at a time, exactly as before.
+    """
+    if not decisions:
+        return []
+    ids = [d.client_order_id for d in decisions]
+    taken: set[str] = set()
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        taken.update(
+            await session.scalars(
+                select(Order.client_order_id).where(Order.client_order_id.in_(chunk))
+            )
+        )
+    orders = [None if d.client_order_id in taken else _new_order(d) for d in decisions]
+    fresh = [order for order in orders if order is not None]
+    if fresh:
+        try:
+            async with session.begin_nested():
+                session.add_all(fresh)
+                await session.flush()
+        except IntegrityError:
+            return [await _insert_order(session, d) for d in decisions]
+    return orders
+
+
+async def _execute_paper(
+    session: AsyncSession, decision: Decision, order: Order, report: TickReport
+) -> None:
     gateway = PaperGateway(session, decision.bot.user_id, {decision.symbol: decision.price})
     request = OrderRequest(
         decision.symbol, order.side, order.type, decision.amount, order.client_order_id,
@@ -293,12 +374,26 @@ async def _execute_paper(session: AsyncSession, decision: Decision, report: Tick
     report.orders_filled += 1
 
 
-async def _note_source(session: AsyncSession, bot: BotState, source: str, now: datetime) -> None:
-    """Remember where the bot's data came from; say so once when a paper bot falls back."""
-    if bot.market_data_source == source:
+async def _note_sources(
+    session: AsyncSession, bots: list[BotState], sources: dict[int, str], now: datetime
+) -> None:
+    """Remember where each bot's data came from; say so once when a paper bot falls back."""
+    changed: dict[str, list[BotState]] = {}
+    for bot in bots:
+        source = sources.get(bot.id)
+        if source is not None and bot.market_data_source != source:
+            changed.setdefault(source, []).append(bot)
+    if not changed:
         return
-    await session.execute(update(Bot).where(Bot.id == bot.id).values(market_data_source=source))
-    if source == "replay":
+    for source, moved in changed.items():  # one UPDATE per source, not one per bot
+        ids = [bot.id for bot in moved]
+        for start in range(0, len(ids), _IN_CHUNK):
+            await session.execute(
+                update(Bot)
+                .where(Bot.id.in_(ids[start : start + _IN_CHUNK]))
+                .values(market_data_source=source)
+            )
+    for bot in changed.get("replay", []):
         await add_notification(
             session,
             user_id=bot.user_id,
@@ -330,33 +425,50 @@ async def run_tick(
     report.bots = len(bots)
     timer.lap("load")
 
-    needs: dict[MarketKey, int] = {}
-    live_keys: set[MarketKey] = set()
-    by_market: dict[MarketKey, list[BotState]] = defaultdict(list)
+    # Grouped by plain tuples (cheap to hash); MarketKeys are made once per market.
+    groups: dict[tuple[str, str, str], list[BotState]] = {}
+    wanted: dict[tuple[str, str, str], int] = {}
+    live_markets: set[tuple[str, str, str]] = set()
+    warmups: dict[tuple[str, str], int] = {}
     for bot in bots:
-        warmup = get_strategy(bot.strategy).warmup(bot.parameters) + 2
+        shared = (bot.strategy, _params_key(bot))
+        warmup = warmups.get(shared)
+        if warmup is None:
+            warmup = warmups[shared] = get_strategy(bot.strategy).warmup(bot.parameters) + 2
+        live = bot.mode == BotMode.LIVE
         for symbol in bot.symbols:
-            key = MarketKey(bot.exchange, symbol, bot.timeframe)
-            needs[key] = max(needs.get(key, 0), warmup)
-            by_market[key].append(bot)
-            if bot.mode == BotMode.LIVE:
-                live_keys.add(key)
+            market = (bot.exchange, symbol, bot.timeframe)
+            group = groups.get(market)
+            if group is None:
+                groups[market] = [bot]
+                wanted[market] = warmup
+            else:
+                group.append(bot)
+                if warmup > wanted[market]:
+                    wanted[market] = warmup
+            if live:
+                live_markets.add(market)
+    by_market = {MarketKey(*market): group for market, group in groups.items()}
+    needs = {key: wanted[(key.exchange, key.symbol, key.timeframe)] for key in by_market}
+    live_keys = {MarketKey(*market) for market in live_markets}
     fetched = await feed.fetch(needs, live_keys, now_ms)
     report.markets = len(needs)
     report.exchange_calls = fetched.exchange_calls
     timer.lap("fetch")
 
-    signals: dict[tuple[MarketKey, str, str], int] = {}
+    # Per market: (strategy, parameters) -> the signal of the last closed candle.
+    signals: dict[MarketKey, dict[tuple[str, str], int]] = {}
     for key, market_bots in by_market.items():
-        snapshot = fetched.snapshots[key]
+        candles = fetched.snapshots[key].candles
+        market_signals: dict[tuple[str, str], int] = {}
+        signals[key] = market_signals
         for bot in market_bots:
             if bot.strategy == "signal":
                 continue
-            params_key = json.dumps(bot.parameters, sort_keys=True)
-            slot = (key, bot.strategy, params_key)
-            if slot not in signals:
-                computed = get_strategy(bot.strategy).compute(snapshot.candles, bot.parameters)
-                signals[slot] = int(computed[-1]) if len(computed) else 0
+            slot = (bot.strategy, bot.params_key)
+            if slot not in market_signals:
+                computed = get_strategy(bot.strategy).compute(candles, bot.parameters)
+                market_signals[slot] = int(computed[-1]) if len(computed) else 0
                 report.computations += 1
     timer.lap("compute")
 
@@ -365,21 +477,25 @@ async def run_tick(
     sources: dict[int, str] = {}
     for key, market_bots in by_market.items():
         snapshot = fetched.snapshots[key]
+        market_signals = signals[key]
+        unavailable = key in fetched.errors
         for bot in market_bots:
             if bot.id in to_pause:
                 continue
-            if bot.mode == BotMode.LIVE and key in fetched.errors:
+            if unavailable and bot.mode == BotMode.LIVE:
                 to_pause[bot.id] = (bot, "market_data_unavailable")
                 continue
             sources[bot.id] = snapshot.source if bot.mode == BotMode.PAPER else "exchange"
-            unrealized = _unrealized(bot, fetched.snapshots)
-            if daily_loss_breached(bot.realized_today, unrealized, bot.capital, bot.risk):
+            # Without a daily limit the rule never fires: skip marking the positions to market.
+            if bot.risk.daily_loss_limit_pct is not None and daily_loss_breached(
+                bot.realized_today, _unrealized(bot, fetched.snapshots), bot.capital, bot.risk
+            ):
                 to_pause[bot.id] = (bot, "daily_loss_limit")
                 continue
             if bot.strategy == "signal":
                 signal = bot.signal[0] if bot.signal else 0
             else:
-                signal = signals[(key, bot.strategy, json.dumps(bot.parameters, sort_keys=True))]
+                signal = market_signals[(bot.strategy, bot.params_key)]
             decision = decide_for_bot(bot, key.symbol, snapshot, signal)
             if decision is not None:
                 decisions.append(decision)
@@ -387,19 +503,16 @@ async def run_tick(
     timer.lap("decide")
 
     async with database.transaction() as session:
-        for bot in bots:
-            source = sources.get(bot.id)
-            if source is not None:
-                await _note_source(session, bot, source, now)
-        for decision in decisions:
-            if decision.bot.id in to_pause:
+        await _note_sources(session, bots, sources, now)
+        placing = [d for d in decisions if d.bot.id not in to_pause]
+        orders = await _insert_orders(session, placing)
+        for decision, order in zip(placing, orders, strict=True):
+            if order is None:
                 continue
             if decision.bot.mode == BotMode.PAPER:
-                await _execute_paper(session, decision, report)
+                await _execute_paper(session, decision, order, report)
             else:
-                order = await _insert_order(session, decision)
-                if order is not None:
-                    report.live_orders.append(order.id)
+                report.live_orders.append(order.id)
         for bot, reason in to_pause.values():
             await pause_bot(session, bot.ref, reason)
             report.paused += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from db.session import Database
 from db.vault import Vault
@@ -11,6 +11,7 @@ from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from robotrader.master_key import load_vault
 from robotrader.settings import Settings
+from robotrader.update_receivers import UpdateReceivers
 
 
 @dataclass
@@ -20,6 +21,8 @@ class App:
     vault: Vault
     pool: ClientPool
     feed: MarketDataFeed
+    # Webhook updates the web app hands to a chat front end running in this process.
+    update_receivers: UpdateReceivers = field(default_factory=UpdateReceivers)
 
     @classmethod
     def from_settings(cls, settings: Settings, database: Database | None = None) -> App:

@@ -115,14 +115,37 @@ def run() -> None:
 
 @app.command()
 def telegram() -> None:
-    """Run only the Telegram front end (replies and notification delivery)."""
-    from robotrader.services import telegram_service
+    """Run only the Telegram front end (replies and notification delivery).
+
+    In webhook mode (PUBLIC_URL set) the web app runs in this process too: Telegram posts
+    updates to its /telegram/webhook, which hands them to this front end.
+    """
+    from robotrader.services import telegram_service, web_service
 
     settings = _settings()
     if settings.telegram_token is None:
         typer.echo("ROBOTRADER_TELEGRAM_TOKEN is not set", err=True)
         raise typer.Exit(2)
-    _serve(settings, lambda application: [telegram_service(application)])
+
+    def build(application: App) -> list[Service]:
+        services = [telegram_service(application)]
+        if settings.public_url:
+            services.append(web_service(application))
+        return services
+
+    _serve(settings, build)
+
+
+@app.command()
+def discord() -> None:
+    """Run only the Discord front end (slash commands and notification delivery)."""
+    from robotrader.services import discord_service
+
+    settings = _settings()
+    if settings.discord_token is None:
+        typer.echo("ROBOTRADER_DISCORD_TOKEN is not set", err=True)
+        raise typer.Exit(2)
+    _serve(settings, lambda application: [discord_service(application)])
 
 
 @app.command()

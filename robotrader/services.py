@@ -34,6 +34,15 @@ def telegram_service(app: App) -> Service:
     return Service("telegram", main)
 
 
+def discord_service(app: App) -> Service:
+    from bots.discord.service import run_discord
+
+    async def main(stop: asyncio.Event) -> None:
+        await run_discord(app, stop)
+
+    return Service("discord", main)
+
+
 def web_service(app: App) -> Service:
     from web.server import run_web
 
@@ -65,6 +74,8 @@ def embedded_services(app: App, *, interactive: bool | None = None) -> list[Serv
         services.append(engine_service(app))
     if settings.telegram_token is not None:
         services.append(telegram_service(app))
+    if settings.discord_token is not None:
+        services.append(discord_service(app))
     interactive = sys.stdin.isatty() if interactive is None else interactive
     if settings.telegram_token is None and settings.discord_token is None and interactive:
         services.append(console_service(app))

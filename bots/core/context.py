@@ -12,6 +12,10 @@ def _no_link(payload: str) -> str | None:
     return None
 
 
+def _slash_command(name: str, language: str) -> str | None:
+    return f"/{name}"
+
+
 async def _cannot_delete() -> bool:
     return False
 
@@ -28,6 +32,9 @@ class ChatContext:
     private_link: Callable[[str], str | None] = field(default=_no_link, compare=False)
     # Delete the message being handled, now (it holds a secret). True if it was deleted.
     delete_incoming: Callable[[], Awaitable[bool]] = field(default=_cannot_delete, compare=False)
+    # How users type a core command here, in a language (Discord: "/bot create" for
+    # "newbot"); None when the platform has no such command.
+    command_label: Callable[[str, str], str | None] = field(default=_slash_command, compare=False)
 
     @property
     def identity_key(self) -> tuple[str, str]:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import shlex
 import uuid
+from collections.abc import Sequence
+from functools import partial
 
 import bots.core.commands  # noqa: F401  (importing registers every command)
 from bots.core import actions
+from bots.core.commands.exchanges import finish_connect
 from bots.core.context import ChatContext
 from bots.core.dialogs import DialogStore
 from bots.core.i18n import Translator
@@ -22,6 +25,7 @@ from bots.core.rate_limit import RateLimiter
 from bots.core.registry import ACTIONS, COMMANDS, DIALOGS, Handler
 from bots.core.replies import Button, Reply
 from bots.core.secret_detector import looks_like_secret
+from db.credential_secrets import CredentialSecrets
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.text import clean_text
@@ -140,6 +144,27 @@ class ChatCore:
         return await self._guarded(
             ctx, f"action:{decoded.verb}", handler, (list(decoded.args), payload)
         )
+
+    async def run(
+        self, ctx: ChatContext, work: str, handler: Handler, args: Sequence[str] = ()
+    ) -> list[Reply]:
+        """Work a front end starts by other means than text or a button (a form, a
+        platform-only command), with what every command gets: the rate limit, the
+        account, errors in the user's language and an apology with a trace id for bugs.
+        """
+        if not self.rate_limiter.allow(ctx.identity_key):
+            return [Reply.text(Translator(ctx.client_language or "en")("error.rate_limited"))]
+        return await self._guarded(ctx, work, handler, (list(args), ""))
+
+    async def connect_with_secrets(
+        self, ctx: ChatContext, exchange: str, secrets: CredentialSecrets
+    ) -> list[Reply]:
+        """Connect a key collected in a private form (Discord's modal), never in a message.
+
+        Answers exactly as the last step of the /connect dialog does.
+        """
+        handler: Handler = partial(finish_connect, exchange=exchange, secrets=secrets)
+        return await self.run(ctx, "connect:form", handler, [exchange])
 
     async def _secret_in_public(self, ctx: ChatContext) -> list[Reply]:
         t = Translator(ctx.client_language or "en")

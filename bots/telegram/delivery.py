@@ -29,8 +29,12 @@ from db import outbox
 from db.models import Platform
 from db.outbox import ClaimedNotification
 from db.session import Database
+from robotrader.metrics import count_notification
 
 log = logging.getLogger(__name__)
+
+
+CHANNEL = str(Platform.TELEGRAM)
 
 
 @dataclass
@@ -121,6 +125,7 @@ class TelegramDelivery:
                     )
             except RetryAfter as exc:
                 self.stats.retried += 1
+                count_notification(CHANNEL, "retried")
                 await outbox.release(
                     self.database,
                     notification.delivery_id,
@@ -131,6 +136,7 @@ class TelegramDelivery:
             except Forbidden:
                 # Blocked by the user (or the account is gone): stop trying this chat.
                 self.stats.unreachable += 1
+                count_notification(CHANNEL, "unreachable")
                 await outbox.mark_unreachable(
                     self.database, Platform.TELEGRAM, notification.user_id
                 )
@@ -138,12 +144,14 @@ class TelegramDelivery:
             except BadRequest as exc:
                 if "chat not found" in str(exc).lower():
                     self.stats.unreachable += 1
+                    count_notification(CHANNEL, "unreachable")
                     await outbox.mark_unreachable(
                         self.database, Platform.TELEGRAM, notification.user_id
                     )
                     return
                 # The message itself is wrong: retrying would fail the same way.
                 self.stats.failed += 1
+                count_notification(CHANNEL, "failed")
                 log.error(
                     "telegram.notification_refused id=%s error=%s",
                     notification.notification_id,
@@ -153,6 +161,7 @@ class TelegramDelivery:
                 return
             except (TimedOut, NetworkError) as exc:
                 self.stats.retried += 1
+                count_notification(CHANNEL, "retried")
                 await outbox.release(
                     self.database,
                     notification.delivery_id,
@@ -163,4 +172,5 @@ class TelegramDelivery:
             accepted = self.clock()
             await outbox.acknowledge(self.database, notification.delivery_id)
             self.stats.sent += 1
+            count_notification(CHANNEL, "sent")
             self.stats.latencies.append((accepted - notification.created_at).total_seconds())

@@ -3,9 +3,19 @@
 PTB's AIORateLimiter is a leaky bucket: it lets a full bucket out at once and
 does not pace private chats, so a burst of notifications can exceed both
 "about 30 messages per second" and "one message per second in a chat". This
-limiter throttles instead of reacting: a sliding one-second window for the
-bot as a whole, one send per second per chat, twenty per minute per group,
-and it waits out a 429's ``retry_after`` before trying again (once).
+limiter throttles instead of reacting: a sliding one-second window of 28 sends
+for the bot as a whole, sent evenly spaced rather than in bursts, one send per
+second per chat, twenty per minute per group, and it waits out a 429's
+``retry_after`` before trying again (once).
+
+Telegram counts a message when its server handles the request, which is some
+time after we sent it: how long varies from request to request (network,
+queues on either side). Limits measured only at our end therefore leak: two
+sends to a chat 1.02 s apart arrive 0.99 s apart when the first was slowed by
+30 ms. So every limit is also kept with a margin that does not depend on that
+delay: the next send to a chat (or a group) is timed from when Telegram
+*answered* the previous one, and bot-wide, requests still waiting for their
+answer or answered in the last second never number more than Telegram's 30.
 """
 
 from __future__ import annotations
@@ -37,12 +47,19 @@ class SlidingWindow:
         self.period = period
         self.events: deque[float] = deque()
 
-    def delay(self, now: float) -> float:
+    def delay(self, now: float, reserved: int = 0) -> float:
+        """Seconds until one more event fits, with ``reserved`` places already taken.
+
+        ``inf`` when the reserved places alone fill the window (wait for one to be freed).
+        """
         while self.events and self.events[0] <= now - self.period:
             self.events.popleft()
-        if len(self.events) < self.limit:
+        excess = len(self.events) + reserved - self.limit
+        if excess < 0:
             return 0.0
-        return self.events[0] + self.period - now
+        if excess >= len(self.events):
+            return float("inf")
+        return self.events[excess] + self.period - now
 
     def record(self, now: float) -> None:
         self.events.append(now)
@@ -55,12 +72,22 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         overall_per_second: int = 28,
         chat_interval: float = 1.02,
         group_per_minute: int = 20,
+        telegram_per_second: int = 30,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.overall = SlidingWindow(overall_per_second, 1.0)
+        # Evenly spaced: 28 in a burst then nothing would make every second's first sends
+        # race the previous second's last ones at Telegram's end.
+        self.spacing = 1.0 / overall_per_second
+        # Telegram's own bot-wide limit, counted from when a request leaves until its answer
+        # plus a second: however long each took to arrive, Telegram never sees more.
+        self.answered = SlidingWindow(telegram_per_second, 1.0)
         self.chat_interval = chat_interval
         self.group_per_minute = group_per_minute
         self.clock = clock
+        self._next_send = 0.0
+        self._in_flight = 0
+        self._freed = asyncio.Event()
         self._chat_next: dict[str, float] = {}
         self._groups: dict[str, SlidingWindow] = {}
         self._chat_locks: dict[str, asyncio.Lock] = {}
@@ -74,32 +101,61 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     async def shutdown(self) -> None:
         return None
 
-    async def _wait_overall(self, extra: SlidingWindow | None) -> float:
-        """Claim a slot in the bot-wide window (and a group's); returns the send time."""
+    async def _wait_overall(self, group: SlidingWindow | None) -> float:
+        """Claim a bot-wide slot (and fit the group's window); returns the send time."""
         async with self._lock:
             while True:
                 now = self.clock()
-                wait = self.overall.delay(now)
-                if extra is not None:
-                    wait = max(wait, extra.delay(now))
+                wait = max(
+                    self.overall.delay(now),
+                    self._next_send - now,
+                    self.answered.delay(now, reserved=self._in_flight),
+                )
+                if group is not None:
+                    wait = max(wait, group.delay(now))
                 if wait <= 0:
                     break
+                if wait == float("inf"):  # every place is taken by a request in flight
+                    self._freed.clear()
+                    started = self.clock()
+                    await self._freed.wait()
+                    self.waited_seconds += self.clock() - started
+                    continue
                 self.waited_seconds += wait
                 await asyncio.sleep(wait)
             self.overall.record(now)
-            if extra is not None:
-                extra.record(now)
+            # A send that comes late (the loop was busy) may catch up by one place, no more.
+            self._next_send = max(self._next_send, now - self.spacing) + self.spacing
+            self._in_flight += 1
             return now
 
-    async def _acquire(self, chat_id: str | None) -> None:
-        """Wait until this send fits every window, then claim its slot.
+    def _answered(self) -> float:
+        """A request claimed in `_wait_overall` got its answer (or failed); returns when."""
+        now = self.clock()
+        self._in_flight -= 1
+        self.answered.record(now)
+        self._freed.set()
+        return now
+
+    async def _send(
+        self,
+        chat_id: str | None,
+        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        args: Any,
+        kwargs: dict[str, Any],
+    ) -> bool | JSONDict | list[JSONDict]:
+        """Wait until this send fits every limit, send it, and account for its answer.
 
         A chat waiting for its own one-second slot only holds that chat's lock, so
-        sends to other chats go on meanwhile.
+        sends to other chats go on meanwhile. The lock is kept until Telegram answers:
+        the chat's next send is timed from that answer.
         """
         if chat_id is None:
             await self._wait_overall(None)
-            return
+            try:
+                return await callback(*args, **kwargs)
+            finally:
+                self._answered()
         lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
         async with lock:
             wait = self._chat_next.get(chat_id, 0.0) - self.clock()
@@ -109,18 +165,25 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             group = None
             if chat_id.startswith("-"):
                 group = self._groups.setdefault(chat_id, SlidingWindow(self.group_per_minute, 60.0))
-            sent_at = await self._wait_overall(group)
-            self._chat_next[chat_id] = sent_at + self.chat_interval
-        if len(self._chat_next) > 50_000:
-            now = self.clock()
-            stale = [
-                c
-                for c, t in self._chat_next.items()
-                if t < now and not self._chat_locks[c].locked()
-            ]
-            for chat in stale:
-                self._chat_next.pop(chat, None)
-                self._chat_locks.pop(chat, None)
+            await self._wait_overall(group)
+            try:
+                return await callback(*args, **kwargs)
+            finally:
+                answered = self._answered()
+                self._chat_next[chat_id] = answered + self.chat_interval
+                if group is not None:
+                    group.record(answered)
+                self._forget_idle_chats(answered)
+
+    def _forget_idle_chats(self, now: float) -> None:
+        if len(self._chat_next) <= 50_000:
+            return
+        stale = [
+            c for c, t in self._chat_next.items() if t < now and not self._chat_locks[c].locked()
+        ]
+        for chat in stale:
+            self._chat_next.pop(chat, None)
+            self._chat_locks.pop(chat, None)
 
     def earliest_for_chat(self, chat_id: str) -> float:
         """When this chat may next receive a message (monotonic seconds)."""
@@ -139,9 +202,9 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         chat = data.get("chat_id")
         chat_id = str(chat) if chat is not None and limited else None
         for attempt in range(2):
-            if limited:
-                await self._acquire(chat_id)
             try:
+                if limited:
+                    return await self._send(chat_id, callback, args, kwargs)
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 if attempt == 1 or rate_limit_args == 0:  # callers may opt out of retrying

@@ -1,9 +1,10 @@
 """All tables; importing this module registers them on ``Base.metadata``."""
 
-from db.models.access import ApiToken, AuditEntry, EngineHeartbeat, OneTimeCode
+from db.models.access import ApiToken, AuditEntry, EngineHeartbeat, OneTimeCode, WebSession
 from db.models.base import Base
 from db.models.billing import StripeEvent, Subscription
 from db.models.bots import Bot, BotSignal
+from db.models.community import CommunityChannel, CommunityMember
 from db.models.credentials import ExchangeCredential
 from db.models.enums import (
     BotMode,
@@ -28,6 +29,8 @@ __all__ = [
     "BotSignal",
     "BotStatus",
     "ChatIdentity",
+    "CommunityChannel",
+    "CommunityMember",
     "CredentialStatus",
     "EngineHeartbeat",
     "ExchangeCredential",
@@ -47,4 +50,5 @@ __all__ = [
     "Subscription",
     "Trade",
     "User",
+    "WebSession",
 ]

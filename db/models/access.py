@@ -1,4 +1,4 @@
-"""Personal API tokens, one-time codes (account linking, dashboard login) and the audit log."""
+"""Personal API tokens, one-time codes, dashboard sessions and the audit log."""
 
 from __future__ import annotations
 
@@ -37,6 +37,21 @@ class OneTimeCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebSession(Base):
+    """A dashboard login: the browser holds a random token, we keep its hash and the CSRF token."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the cookie's token: a leaked database does not open anyone's dashboard.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # Sent back by the page on every state-changing request (hx-headers / a hidden field).
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AuditEntry(Base):

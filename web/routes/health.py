@@ -1,4 +1,10 @@
-"""/healthz (database, Redis, engine tick age) and /metrics (Prometheus)."""
+"""/healthz (database, Redis, engine tick age) and /metrics (Prometheus).
+
+/metrics serves this process's counters (ticks, tick duration, orders by result
+when the engine runs here; notifications sent/failed when a chat front end does)
+and, read from the database at each scrape so they hold whichever process did
+the work, the outbox queue depth and the last tick of each engine runner.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import func, select, text
 
+import robotrader.metrics  # noqa: F401  (registers the engine and notification series)
 from db import outbox
 from db.models import EngineHeartbeat, Platform
 from web.dependencies import AppDep
@@ -17,11 +24,17 @@ from web.dependencies import AppDep
 router = APIRouter(tags=["health"])
 
 QUEUE_DEPTH = Gauge("robotrader_outbox_pending", "Notifications waiting for delivery", ["channel"])
+LAST_TICK_AGE = Gauge(
+    "robotrader_engine_last_tick_age_seconds", "Seconds since a runner's last tick", ["runner"]
+)
+LAST_TICK_SECONDS = Gauge(
+    "robotrader_engine_last_tick_seconds", "Duration of a runner's last tick", ["runner"]
+)
 # A tick older than this many tick intervals means the engine is not running.
 STALE_TICKS = 6
 
 
-@router.get("/healthz")
+@router.get("/healthz", include_in_schema=False)
 async def healthz(app: AppDep) -> JSONResponse:
     checks: dict[str, Any] = {}
     healthy = True
@@ -60,8 +73,14 @@ async def healthz(app: AppDep) -> JSONResponse:
     return JSONResponse(checks, status_code=200 if healthy else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", include_in_schema=False)
 async def metrics(app: AppDep) -> Response:
     for channel in (Platform.TELEGRAM, Platform.DISCORD):
         QUEUE_DEPTH.labels(str(channel)).set(await outbox.pending_count(app.database, channel))
+    async with app.database.sessions() as session:
+        beats = (await session.scalars(select(EngineHeartbeat))).all()
+    now = datetime.now(UTC)
+    for beat in beats:
+        LAST_TICK_AGE.labels(beat.runner).set((now - beat.last_tick_at).total_seconds())
+        LAST_TICK_SECONDS.labels(beat.runner).set(beat.last_tick_seconds)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,5 +1,5 @@
 """Every chat command; importing this package registers them (see bots/core/registry.py)."""
 
-from bots.core.commands import account, billing, bots, exchanges, portfolio, preferences
+from bots.core.commands import account, billing, bots, exchanges, portfolio, preferences, web_access
 
-__all__ = ["account", "billing", "bots", "exchanges", "portfolio", "preferences"]
+__all__ = ["account", "billing", "bots", "exchanges", "portfolio", "preferences", "web_access"]

@@ -42,10 +42,11 @@ async def start(inv: Invocation) -> Reply | list[Reply]:
 
 
 def _help(inv: Invocation) -> Reply:
+    labels = {c.name: inv.ctx.command_label(c.name, inv.t.language) for c in COMMANDS.values()}
     lines = [
-        f"/{c.name} — {inv.t(c.help_key)}"
+        f"{labels[c.name]} — {inv.t(c.help_key)}"
         for c in COMMANDS.values()
-        if c.menu and (inv.ctx.is_private or not c.private_only)
+        if c.menu and (inv.ctx.is_private or not c.private_only) and labels[c.name]
     ]
     blocks: list[Block] = [
         Title(inv.t("help.title")),

@@ -97,6 +97,24 @@ async def connect_step(inv: Invocation) -> list[Reply]:
         passphrase=SecretStr(data["passphrase"]) if "passphrase" in data else None,
     )
     inv.end_dialog()  # whatever happens next, the typed secrets leave memory with the dialog
+    return [await finish_connect(inv, spec.id, secrets)]
+
+
+def _valid_secret(value: str) -> bool:
+    """Exchange keys are printable ASCII: anything else would only break the signed request."""
+    return 0 < len(value) <= 512 and value.isascii() and value.isprintable() and " " not in value
+
+
+async def finish_connect(inv: Invocation, exchange: str, secrets: CredentialSecrets) -> Reply:
+    """Validate and store the key; the reply every way of handing over a key ends with.
+
+    Shared by the typed dialog above and by front ends that collect the secrets
+    in a form of their own (Discord's modal, see ChatCore.connect_with_secrets).
+    """
+    spec = supported_exchange(exchange)
+    given = [secrets.api_key, secrets.secret, secrets.passphrase]
+    if not all(_valid_secret(v.get_secret_value()) for v in given if v is not None):
+        return Reply.text(inv.t("connect.bad_value"))
     connected = await connect_exchange(inv.app, inv.user_id, spec.id, secrets)
     can = connected.permissions
     rights = [
@@ -108,15 +126,13 @@ async def connect_step(inv: Invocation) -> list[Reply]:
         if can.get("withdraw") is False
         else inv.t("connect.right_withdraw_unknown"),
     ]
-    return [
-        Reply(
-            blocks=[
-                Title(inv.t("connect.done", exchange=spec.title)),
-                Paragraph("\n".join(rights)),
-            ],
-            buttons=[[Button(inv.t("start.button_newbot"), action=actions.encode("nb"))]],
-        ),
-    ]
+    return Reply(
+        blocks=[
+            Title(inv.t("connect.done", exchange=spec.title)),
+            Paragraph("\n".join(rights)),
+        ],
+        buttons=[[Button(inv.t("start.button_newbot"), action=actions.encode("nb"))]],
+    )
 
 
 @command("exchanges", private_only=True)

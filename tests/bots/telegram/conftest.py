@@ -20,7 +20,6 @@ from tests.emulators.telegram import DEFAULT_TOKEN, TelegramEmulator
 from tests.secret_audit import AUDIT
 
 
-
 @pytest.fixture(scope="module")
 def telegram_emulator() -> Iterator[TelegramEmulator]:
     with TelegramEmulator() as emulator:

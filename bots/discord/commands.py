@@ -1,0 +1,397 @@
+"""The slash commands: each one is a chat-core command written the Discord way.
+
+``/bot start bot:alpha`` is ``/startbot alpha`` for the chat core, which holds
+every rule; a callback here only turns options into that text (each argument
+quoted, so a name with spaces stays one argument). Names and descriptions come
+from the message catalog, in English and Brazilian Portuguese.
+
+Three commands are Discord's own: ``/exchange connect`` opens a modal (a key
+is never typed into a message), and ``/community`` and ``/share`` run the
+community use cases. ``/community`` needs Manage Server: declared with
+``default_permissions`` so Discord itself hides it from members (Discord sets
+permissions per top-level command, so its leaderboard is for admins to post),
+and checked again by the use case.
+"""
+
+from __future__ import annotations
+
+import shlex
+from functools import partial
+from typing import Any, Protocol
+
+import discord
+from discord import app_commands
+
+from bots.core.i18n import DEFAULT_LANGUAGE, catalog
+from bots.core.registry import COMMANDS, Command, Handler
+from bots.discord.community import set_channel, share, show_leaderboard
+from bots.discord.localization import text, texts
+from engine.exchanges.catalog import EXCHANGES
+from engine.strategies.registry import STRATEGIES
+from robotrader.use_cases.accounts import LANGUAGES
+from robotrader.use_cases.community import LEADERBOARD_DAYS
+
+Interaction = discord.Interaction[discord.Client]
+
+# core command -> its slash command path, as catalog keys (discord.cmd.<key>)
+SLASH_PATHS: dict[str, tuple[str, ...]] = {
+    "newbot": ("bot", "bot.create"),
+    "bots": ("bot", "bot.list"),
+    "startbot": ("bot", "bot.start"),
+    "stopbot": ("bot", "bot.stop"),
+    "deletebot": ("bot", "bot.delete"),
+    "live": ("bot", "bot.live"),
+    "connect": ("exchange", "exchange.connect"),
+    "exchanges": ("exchange", "exchange.list"),
+    "disconnect": ("exchange", "exchange.disconnect"),
+    "status": ("portfolio", "portfolio.status"),
+    "positions": ("portfolio", "portfolio.positions"),
+    "trades": ("portfolio", "portfolio.trades"),
+    "profit": ("portfolio", "portfolio.profit"),
+    "balance": ("portfolio", "portfolio.balance"),
+    "plan": ("plan",),
+    "upgrade": ("upgrade",),
+    "billing": ("billing",),
+    "panic": ("panic",),
+    "settings": ("settings",),
+    "language": ("language",),
+    "link": ("link",),
+    "help": ("help",),
+}
+
+
+# Core commands with no slash command: Discord's onboarding is the first command itself.
+NOT_ON_DISCORD = frozenset({"start"})
+
+
+def slash_path(name: str) -> tuple[str, ...] | None:
+    """The slash command of a core command: mapped above, or a plain ``/name`` of its own."""
+    if name in SLASH_PATHS:
+        return SLASH_PATHS[name]
+    command = COMMANDS.get(name)
+    if command is None or not command.menu or name in NOT_ON_DISCORD:
+        return None
+    return (name,)
+
+
+def command_label(name: str, language: str) -> str | None:
+    """How a core command is typed on Discord, e.g. ``/robô criar``; None if it has no slash."""
+    path = slash_path(name)
+    if path is None:
+        return None
+    words = catalog(language)
+    return "/" + " ".join(words.get(f"discord.cmd.{key}", key) for key in path)
+
+
+def core_text(command: str, *args: str) -> str:
+    """The chat-core text of a command; every argument quoted as one word."""
+    return " ".join([f"/{command}", *(shlex.quote(a) for a in args)])
+
+
+class CommandRunner(Protocol):
+    """What the commands need from the front end (see client.DiscordFrontEnd)."""
+
+    async def run_text(self, interaction: Interaction, text: str) -> None: ...
+
+    async def run_work(
+        self, interaction: Interaction, work: str, handler: Handler, *, public: bool = False
+    ) -> None: ...
+
+    async def open_key_form(self, interaction: Interaction, exchange: str) -> None: ...
+
+
+EXCHANGE_CHOICES = [app_commands.Choice(name=s.title, value=s.id) for s in EXCHANGES.values()]
+STRATEGY_CHOICES = [
+    app_commands.Choice(name=texts(s.info.title), value=name) for name, s in STRATEGIES.items()
+]
+LANGUAGE_CHOICES = [
+    app_commands.Choice(name={"en": "English", "pt-BR": "Português (Brasil)"}.get(c, c), value=c)
+    for c in LANGUAGES
+]
+PLAN_CHOICES = [app_commands.Choice(name=text(f"plan.{p}"), value=p) for p in ("pro", "premium")]
+PERIOD_CHOICES = [
+    app_commands.Choice(name=text(f"period.{days}d"), value=days) for days in LEADERBOARD_DAYS
+]
+
+BotName = app_commands.Range[str, 1, 64]
+
+
+def _bot_group(runner: CommandRunner) -> app_commands.Group:
+    group = app_commands.Group(
+        name=text("discord.cmd.bot"), description=text("discord.cmd.bot.desc")
+    )
+
+    @group.command(name=text("discord.cmd.bot.create"), description=text("help.newbot"))
+    @app_commands.rename(
+        exchange=text("discord.opt.exchange"),
+        symbols=text("discord.opt.symbols"),
+        strategy=text("discord.opt.strategy"),
+        capital=text("discord.opt.capital"),
+    )
+    @app_commands.describe(
+        exchange=text("discord.opt.exchange.desc"),
+        symbols=text("discord.opt.symbols.desc"),
+        strategy=text("discord.opt.strategy.desc"),
+        capital=text("discord.opt.capital.desc"),
+    )
+    @app_commands.choices(exchange=EXCHANGE_CHOICES, strategy=STRATEGY_CHOICES)
+    async def create(
+        interaction: Interaction,
+        exchange: str | None = None,
+        symbols: app_commands.Range[str, 1, 200] | None = None,
+        strategy: str | None = None,
+        capital: app_commands.Range[int, 1, 1_000_000_000] | None = None,
+    ) -> None:
+        """Guided with buttons, or in one go when every option is given (as /newbot takes it)."""
+        if exchange is None or symbols is None or strategy is None or capital is None:
+            await runner.run_text(interaction, "/newbot")
+            return
+        pairs = ",".join(symbols.replace(",", " ").split())
+        await runner.run_text(
+            interaction, core_text("newbot", exchange, pairs, strategy, str(capital))
+        )
+
+    @group.command(name=text("discord.cmd.bot.list"), description=text("help.bots"))
+    async def list_(interaction: Interaction) -> None:
+        await runner.run_text(interaction, "/bots")
+
+    def bot_command(core: str, key: str) -> None:
+        @group.command(name=text(f"discord.cmd.bot.{key}"), description=text(f"help.{core}"))
+        @app_commands.rename(bot=text("discord.opt.bot"))
+        @app_commands.describe(bot=text("discord.opt.bot.desc"))
+        async def run(interaction: Interaction, bot: BotName) -> None:
+            await runner.run_text(interaction, core_text(core, bot))
+
+    bot_command("startbot", "start")
+    bot_command("stopbot", "stop")
+    bot_command("deletebot", "delete")
+
+    @group.command(name=text("discord.cmd.bot.live"), description=text("help.live"))
+    @app_commands.rename(bot=text("discord.opt.bot"), paper=text("discord.opt.paper"))
+    @app_commands.describe(bot=text("discord.opt.bot.desc"), paper=text("discord.opt.paper.desc"))
+    async def live(interaction: Interaction, bot: BotName, paper: bool = False) -> None:
+        args = [bot, "off"] if paper else [bot]
+        await runner.run_text(interaction, core_text("live", *args))
+
+    return group
+
+
+def _exchange_group(runner: CommandRunner) -> app_commands.Group:
+    group = app_commands.Group(
+        name=text("discord.cmd.exchange"), description=text("discord.cmd.exchange.desc")
+    )
+
+    @group.command(
+        name=text("discord.cmd.exchange.connect"),
+        description=text("discord.cmd.exchange.connect.desc"),
+    )
+    @app_commands.rename(exchange=text("discord.opt.exchange"))
+    @app_commands.describe(exchange=text("discord.opt.exchange.desc"))
+    @app_commands.choices(exchange=EXCHANGE_CHOICES)
+    async def connect(interaction: Interaction, exchange: str) -> None:
+        await runner.open_key_form(interaction, exchange)
+
+    @group.command(name=text("discord.cmd.exchange.list"), description=text("help.exchanges"))
+    async def list_(interaction: Interaction) -> None:
+        await runner.run_text(interaction, "/exchanges")
+
+    @group.command(
+        name=text("discord.cmd.exchange.disconnect"), description=text("help.disconnect")
+    )
+    @app_commands.rename(exchange=text("discord.opt.exchange"))
+    @app_commands.describe(exchange=text("discord.opt.exchange.desc"))
+    @app_commands.choices(exchange=EXCHANGE_CHOICES)
+    async def disconnect(interaction: Interaction, exchange: str | None = None) -> None:
+        await runner.run_text(
+            interaction, core_text("disconnect", *([exchange] if exchange else []))
+        )
+
+    return group
+
+
+def _portfolio_group(runner: CommandRunner) -> app_commands.Group:
+    group = app_commands.Group(
+        name=text("discord.cmd.portfolio"), description=text("discord.cmd.portfolio.desc")
+    )
+
+    def simple(core: str, key: str) -> None:
+        @group.command(name=text(f"discord.cmd.portfolio.{key}"), description=text(f"help.{core}"))
+        async def run(interaction: Interaction) -> None:
+            await runner.run_text(interaction, f"/{core}")
+
+    simple("status", "status")
+    simple("positions", "positions")
+    simple("profit", "profit")
+    simple("balance", "balance")
+
+    @group.command(name=text("discord.cmd.portfolio.trades"), description=text("help.trades"))
+    @app_commands.rename(count=text("discord.opt.count"))
+    @app_commands.describe(count=text("discord.opt.count.desc"))
+    async def trades(
+        interaction: Interaction, count: app_commands.Range[int, 1, 50] | None = None
+    ) -> None:
+        await runner.run_text(interaction, core_text("trades", *([str(count)] if count else [])))
+
+    return group
+
+
+def _account_commands(runner: CommandRunner) -> list[app_commands.Command[Any, Any, Any]]:
+    def simple(core: str) -> app_commands.Command[Any, Any, Any]:
+        @app_commands.command(name=text(f"discord.cmd.{core}"), description=text(f"help.{core}"))
+        async def run(interaction: Interaction) -> None:
+            await runner.run_text(interaction, f"/{core}")
+
+        return run
+
+    @app_commands.command(name=text("discord.cmd.upgrade"), description=text("help.upgrade"))
+    @app_commands.rename(plan=text("discord.opt.plan"))
+    @app_commands.describe(plan=text("discord.opt.plan.desc"))
+    @app_commands.choices(plan=PLAN_CHOICES)
+    async def upgrade(interaction: Interaction, plan: str | None = None) -> None:
+        await runner.run_text(interaction, core_text("upgrade", *([plan] if plan else [])))
+
+    @app_commands.command(name=text("discord.cmd.settings"), description=text("help.settings"))
+    @app_commands.rename(hour=text("discord.opt.hour"))
+    @app_commands.describe(hour=text("discord.opt.hour.desc"))
+    async def settings(
+        interaction: Interaction, hour: app_commands.Range[int, 0, 23] | None = None
+    ) -> None:
+        args = ["hour", str(hour)] if hour is not None else []
+        await runner.run_text(interaction, core_text("settings", *args))
+
+    @app_commands.command(name=text("discord.cmd.language"), description=text("help.language"))
+    @app_commands.rename(language=text("discord.opt.language"))
+    @app_commands.describe(language=text("discord.opt.language.desc"))
+    @app_commands.choices(language=LANGUAGE_CHOICES)
+    async def language(interaction: Interaction, language: str | None = None) -> None:
+        await runner.run_text(interaction, core_text("language", *([language] if language else [])))
+
+    @app_commands.command(name=text("discord.cmd.link"), description=text("help.link"))
+    @app_commands.rename(code=text("discord.opt.code"))
+    @app_commands.describe(code=text("discord.opt.code.desc"))
+    async def link(
+        interaction: Interaction, code: app_commands.Range[str, 1, 64] | None = None
+    ) -> None:
+        await runner.run_text(interaction, core_text("link", *([code] if code else [])))
+
+    return [
+        simple("plan"),
+        upgrade,
+        simple("billing"),
+        simple("panic"),
+        settings,
+        language,
+        link,
+        simple("help"),
+    ]
+
+
+def _community_commands(runner: CommandRunner) -> list[app_commands.Group]:
+    community = app_commands.Group(
+        name=text("discord.cmd.community"),
+        description=text("discord.cmd.community.desc"),
+        guild_only=True,
+        default_permissions=discord.Permissions(manage_guild=True),
+    )
+
+    @community.command(
+        name=text("discord.cmd.community.channel"),
+        description=text("discord.cmd.community.channel.desc"),
+    )
+    @app_commands.rename(channel=text("discord.opt.channel"))
+    @app_commands.describe(channel=text("discord.opt.channel.desc"))
+    async def channel(interaction: Interaction, channel: discord.TextChannel) -> None:
+        handler = partial(
+            set_channel,
+            community_id=str(interaction.guild_id or ""),
+            channel_id=str(channel.id),
+            # Discord already hides the command from members; the use case checks again.
+            can_manage=interaction.permissions.manage_guild,
+        )
+        await runner.run_work(interaction, "community:channel", handler)
+
+    @community.command(
+        name=text("discord.cmd.community.leaderboard"),
+        description=text("discord.cmd.community.leaderboard.desc"),
+    )
+    @app_commands.rename(period=text("discord.opt.period"))
+    @app_commands.describe(period=text("discord.opt.period.desc"))
+    @app_commands.choices(period=PERIOD_CHOICES)
+    async def leaderboard(interaction: Interaction, period: int = 7) -> None:
+        handler = partial(
+            show_leaderboard,
+            community_id=str(interaction.guild_id or ""),
+            days=period,
+            language=str(interaction.guild_locale or interaction.locale),
+        )
+        await runner.run_work(interaction, "community:leaderboard", handler, public=True)
+
+    sharing = app_commands.Group(
+        name=text("discord.cmd.share"), description=text("discord.cmd.share.desc"), guild_only=True
+    )
+
+    def toggle(on: bool) -> None:
+        key = "on" if on else "off"
+
+        @sharing.command(
+            name=text(f"discord.cmd.share.{key}"), description=text(f"discord.cmd.share.{key}.desc")
+        )
+        async def run(interaction: Interaction) -> None:
+            handler = partial(
+                share,
+                community_id=str(interaction.guild_id or ""),
+                platform_user_id=str(interaction.user.id),
+                on=on,
+            )
+            await runner.run_work(interaction, f"community:share_{key}", handler)
+
+    toggle(True)
+    toggle(False)
+    return [community, sharing]
+
+
+def _plain_command(runner: CommandRunner, command: Command) -> app_commands.Command[Any, Any, Any]:
+    """``/name [arguments]`` for a core command without a slash command designed for it."""
+    key = f"discord.cmd.{command.name}"
+    name = text(key) if key in catalog(DEFAULT_LANGUAGE) else command.name
+    core = command.name
+    if not command.args:
+
+        @app_commands.command(name=name, description=text(command.help_key))
+        async def bare(interaction: Interaction) -> None:
+            await runner.run_text(interaction, f"/{core}")
+
+        return bare
+
+    @app_commands.command(name=name, description=text(command.help_key))
+    @app_commands.rename(arguments=text("discord.opt.arguments"))
+    @app_commands.describe(arguments=text("discord.opt.arguments.desc"))
+    async def with_arguments(
+        interaction: Interaction, arguments: app_commands.Range[str, 1, 200] | None = None
+    ) -> None:
+        await runner.run_text(interaction, f"/{core} {arguments or ''}".rstrip())
+
+    return with_arguments
+
+
+def slash_commands(
+    runner: CommandRunner,
+) -> list[app_commands.Group | app_commands.Command[Any, Any, Any]]:
+    """Every slash command of the product, wired to ``runner``.
+
+    A core command added later without a slash command designed for it still
+    gets a plain one, so nothing the product can do is missing on Discord.
+    """
+    designed: list[app_commands.Group | app_commands.Command[Any, Any, Any]] = [
+        _bot_group(runner),
+        _exchange_group(runner),
+        _portfolio_group(runner),
+        *_account_commands(runner),
+        *_community_commands(runner),
+    ]
+    plain = [
+        _plain_command(runner, command)
+        for command in COMMANDS.values()
+        if slash_path(command.name) == (command.name,) and command.name not in SLASH_PATHS
+    ]
+    return designed + plain

@@ -1,0 +1,111 @@
+"""REST API v1 (Premium): bots, positions, trades, profit, balances — the chat's use cases.
+
+Authenticated by a personal API token (``Authorization: Bearer rt_...``) made
+with /token in a private chat. Ownership and plan limits are the use cases'
+(the same as in the chat); this module only maps HTTP to them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, status
+
+from bots.core.i18n import translate
+from robotrader.text import clean_text
+from robotrader.use_cases import bots as bot_cases
+from robotrader.use_cases import portfolio
+from robotrader.use_cases.web_access import public_base_url
+from web.dependencies import ApiUserDep, AppDep
+from web.errors import error_responses
+from web.schemas import (
+    BalanceOut,
+    BotCreate,
+    BotOut,
+    PositionOut,
+    ProfitOut,
+    TradeOut,
+    balance_out,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=error_responses(401, 403, 422))
+
+# Ids are 32-bit integers in the database: anything larger is simply not found.
+BotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The bot's id")]
+
+
+@router.get("/bots", summary="Your bots")
+async def list_bots(app: AppDep, user: ApiUserDep) -> list[BotOut]:
+    base = public_base_url(app.settings)
+    return [BotOut.of(b, base) for b in await bot_cases.list_bots(app, user.user_id)]
+
+
+@router.post(
+    "/bots",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a bot (stopped, on paper)",
+    responses=error_responses(409),
+)
+async def create_bot(body: BotCreate, app: AppDep, user: ApiUserDep) -> BotOut:
+    spec = bot_cases.BotSpec(
+        exchange=clean_text(body.exchange, max_length=32),
+        symbols=[clean_text(s, max_length=32) for s in body.symbols],
+        strategy=clean_text(body.strategy, max_length=32),
+        capital=body.capital,
+        parameters={clean_text(k, max_length=32): v for k, v in body.parameters.items()},
+        name=clean_text(body.name, max_length=32) if body.name is not None else None,
+        timeframe=clean_text(body.timeframe, max_length=8),
+        stop_loss_pct=body.stop_loss_pct,
+        take_profit_pct=body.take_profit_pct,
+        max_position=body.max_position,
+        daily_loss_limit_pct=body.daily_loss_limit_pct,
+    )
+    summary = await bot_cases.create_bot(app, user.user_id, spec)
+    return BotOut.of(summary, public_base_url(app.settings))
+
+
+@router.get("/bots/{bot_id}", summary="One of your bots", responses=error_responses(404))
+async def show_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
+    summary = await bot_cases.show_bot(app, user.user_id, bot_id)
+    return BotOut.of(summary, public_base_url(app.settings))
+
+
+@router.post(
+    "/bots/{bot_id}/start", summary="Start a bot", responses=error_responses(404, 409)
+)
+async def start_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
+    summary = await bot_cases.start_bot(app, user.user_id, bot_id)
+    return BotOut.of(summary, public_base_url(app.settings))
+
+
+@router.post("/bots/{bot_id}/stop", summary="Stop a bot", responses=error_responses(404))
+async def stop_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
+    summary = await bot_cases.stop_bot(app, user.user_id, bot_id)
+    return BotOut.of(summary, public_base_url(app.settings))
+
+
+@router.get("/positions", summary="Open positions, marked to the last price")
+async def positions(app: AppDep, user: ApiUserDep) -> list[PositionOut]:
+    return [PositionOut.of(p) for p in await portfolio.positions(app, user.user_id)]
+
+
+@router.get("/trades", summary="Closed trades, newest first")
+async def trades(
+    app: AppDep,
+    user: ApiUserDep,
+    limit: Annotated[int, Query(ge=1, le=50, description="How many")] = 10,
+) -> list[TradeOut]:
+    return [TradeOut.of(t) for t in await portfolio.trades(app, user.user_id, limit=limit)]
+
+
+@router.get("/profit", summary="Realised profit today, over 7 and 30 days, and in all")
+async def profit(app: AppDep, user: ApiUserDep) -> list[ProfitOut]:
+    return [ProfitOut.of(p) for p in await portfolio.profit(app, user.user_id)]
+
+
+@router.get("/balance", summary="The paper account and each connected exchange")
+async def balance(app: AppDep, user: ApiUserDep) -> list[BalanceOut]:
+    return [
+        balance_out(b, translate(user.language, f"error.{b.error}") if b.error else None)
+        for b in await portfolio.balances(app, user.user_id)
+    ]

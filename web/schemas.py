@@ -1,0 +1,222 @@
+"""Request and response bodies of the REST API and the signal webhook.
+
+Money and quantities are Decimal and travel as strings ("1234.5"), never as
+floats; requests may send them as numbers or strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+
+from engine.exchanges.catalog import EXCHANGES
+from engine.market_data.timeframes import TIMEFRAME_MS
+from engine.strategies.registry import STRATEGIES
+from robotrader.use_cases.bots import MAX_CAPITAL, MAX_SYMBOLS_PER_BOT, MIN_CAPITAL, BotSummary
+from robotrader.use_cases.portfolio import AccountBalance, PeriodProfit, PositionView, TradeView
+from robotrader.use_cases.signals import SignalReceipt
+
+
+def _decimal_text(value: Decimal) -> str:
+    """Plain notation without trailing zeros: ``100``, ``0.00012``, never ``1E+2``."""
+    if not value.is_finite():
+        return str(value)
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+Money = Annotated[Decimal, PlainSerializer(_decimal_text, return_type=str, when_used="json")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=32)]
+# Upper bounds keep every number inside the database's NUMERIC(38, 18).
+Percent = Annotated[Decimal, Field(gt=0, le=100, allow_inf_nan=False)]
+Amount = Annotated[Decimal, Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False)]
+ParamValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
+
+
+def _documented(**schema: Any) -> Any:
+    """Constraints shown in the OpenAPI schema but checked by the use case, whose messages
+    name the valid choices (the same rules and words as in the chat)."""
+    return Field(json_schema_extra=schema)
+
+
+class BotCreate(BaseModel):
+    """A new bot; it starts stopped and on paper, as from the chat."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"exchange": "binance", "symbols": ["BTC/USDT"], "strategy": "dca",
+                 "capital": "1000"}
+            ]
+        },
+    )  # fmt: skip
+
+    exchange: Annotated[ShortText, _documented(enum=list(EXCHANGES))]
+    symbols: list[
+        Annotated[ShortText, _documented(pattern=r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{2,10}$")]
+    ] = Field(min_length=1, max_length=MAX_SYMBOLS_PER_BOT)
+    strategy: Annotated[ShortText, _documented(enum=list(STRATEGIES))]
+    capital: Annotated[
+        Decimal,
+        Field(allow_inf_nan=False),
+        _documented(minimum=int(MIN_CAPITAL), maximum=int(MAX_CAPITAL)),
+    ]
+    parameters: dict[ShortText, ParamValue] = Field(default_factory=dict, max_length=20)
+    name: (
+        Annotated[str, StringConstraints(max_length=32), _documented(pattern=r"^[\w\-. ]{1,32}$")]
+        | None
+    ) = None
+    timeframe: Annotated[
+        str, StringConstraints(max_length=8), _documented(enum=list(TIMEFRAME_MS))
+    ] = "1m"
+    stop_loss_pct: Percent | None = None
+    take_profit_pct: Percent | None = None
+    max_position: Amount | None = None
+    daily_loss_limit_pct: Percent | None = None
+
+
+class BotOut(BaseModel):
+    id: int
+    name: str
+    exchange: str
+    symbols: list[str]
+    timeframe: str
+    strategy: str
+    parameters: dict[str, Any]
+    capital: Money
+    mode: str
+    status: str
+    pause_reason: str | None
+    market_data_source: str | None
+    created_at: datetime
+    stop_loss_pct: Money | None
+    take_profit_pct: Money | None
+    max_position: Money | None
+    daily_loss_limit_pct: Money | None
+    # POST TradingView alerts here (signal strategy only). Keep it secret.
+    signal_webhook_url: str | None
+
+    @classmethod
+    def of(cls, bot: BotSummary, base_url: str) -> BotOut:
+        return cls(
+            id=bot.id, name=bot.name, exchange=bot.exchange, symbols=bot.symbols,
+            timeframe=bot.timeframe, strategy=bot.strategy, parameters=bot.parameters,
+            capital=bot.capital, mode=str(bot.mode), status=str(bot.status),
+            pause_reason=bot.pause_reason, market_data_source=bot.market_data_source,
+            created_at=bot.created_at, stop_loss_pct=bot.stop_loss_pct,
+            take_profit_pct=bot.take_profit_pct, max_position=bot.max_position,
+            daily_loss_limit_pct=bot.daily_loss_limit_pct,
+            signal_webhook_url=(
+                f"{base_url}/signals/{bot.signal_secret}" if bot.signal_secret else None
+            ),
+        )  # fmt: skip
+
+
+class PositionOut(BaseModel):
+    bot_id: int
+    bot: str
+    mode: str
+    symbol: str
+    amount: Money
+    average_entry: Money
+    price: Money | None
+    unrealized_pnl: Money | None
+    unrealized_pct: Money | None
+    opened_at: datetime
+
+    @classmethod
+    def of(cls, view: PositionView) -> PositionOut:
+        return cls(
+            bot_id=view.bot_id, bot=view.bot, mode=view.mode, symbol=view.symbol,
+            amount=view.amount, average_entry=view.average_entry, price=view.price,
+            unrealized_pnl=view.unrealized_pnl, unrealized_pct=view.unrealized_pct,
+            opened_at=view.opened_at,
+        )  # fmt: skip
+
+
+class TradeOut(BaseModel):
+    bot: str
+    mode: str
+    symbol: str
+    amount: Money
+    entry_price: Money
+    exit_price: Money
+    pnl: Money
+    pnl_pct: Money
+    exit_reason: str
+    closed_at: datetime
+
+    @classmethod
+    def of(cls, view: TradeView) -> TradeOut:
+        return cls(
+            bot=view.bot, mode=view.mode, symbol=view.symbol, amount=view.amount,
+            entry_price=view.entry_price, exit_price=view.exit_price, pnl=view.pnl,
+            pnl_pct=view.pnl_pct, exit_reason=view.exit_reason, closed_at=view.closed_at,
+        )  # fmt: skip
+
+
+class ProfitOut(BaseModel):
+    period: str  # today | 7d | 30d | all
+    pnl: Money
+    trades: int
+    wins: int
+    win_rate: Money | None  # percent; None without trades
+
+    @classmethod
+    def of(cls, period: PeriodProfit) -> ProfitOut:
+        return cls(
+            period=period.period, pnl=period.pnl, trades=period.trades, wins=period.wins,
+            win_rate=period.win_rate,
+        )  # fmt: skip
+
+
+class BalanceOut(BaseModel):
+    account: str  # "paper" or the exchange id
+    assets: dict[str, Money]
+    error: str | None = None  # why an exchange could not be read (code)
+    message: str | None = None  # the same, for people
+
+
+class SignalIn(BaseModel):
+    """A TradingView-style alert: ``{"action": "buy", "symbol": "BTCUSDT", "price": "97000"}``.
+
+    ``ticker`` is accepted for ``symbol`` (TradingView's ``{{ticker}}``); numbers
+    may be JSON numbers or strings; other fields are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    action: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    symbol: Annotated[str, StringConstraints(max_length=40)] | None = Field(
+        default=None, validation_alias=AliasChoices("symbol", "ticker")
+    )
+    price: Annotated[Decimal, Field(allow_inf_nan=False)] | None = None
+    amount: Annotated[Decimal, Field(allow_inf_nan=False)] | None = None
+
+
+class SignalOut(BaseModel):
+    status: str  # "queued": the next tick acts on it
+    signal_id: int
+    bot_id: int
+    action: str
+    symbol: str | None
+    received_at: datetime
+
+    @classmethod
+    def of(cls, receipt: SignalReceipt) -> SignalOut:
+        return cls(
+            status="queued", signal_id=receipt.signal_id, bot_id=receipt.bot_id,
+            action=receipt.action, symbol=receipt.symbol, received_at=receipt.received_at,
+        )  # fmt: skip
+
+
+def balance_out(balance: AccountBalance, message: str | None) -> BalanceOut:
+    return BalanceOut(
+        account=balance.account, assets=dict(balance.assets), error=balance.error, message=message
+    )
