@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
 from sqlalchemy import select
 
-from db.models import Bot, BotStatus, ChatIdentity, ExchangeCredential, Plan, Position, User
+from db.models import (
+    Bot,
+    BotStatus,
+    ChatIdentity,
+    ExchangeCredential,
+    Plan,
+    Platform,
+    Position,
+    User,
+)
+from db.outbox import add_notification, pending_count
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import run_tick
@@ -154,3 +165,35 @@ async def test_panic_stops_everything_and_sells(telegram_bot: RunningBot) -> Non
     assert bot is not None and bot.status == BotStatus.STOPPED
     assert held is None
     await telegram_bot.says(user, "Venda de BTC/USDT", timeout=20)
+
+
+async def test_blocked_user_is_marked_unreachable_and_not_retried(telegram_bot: RunningBot) -> None:
+    user = new_user(telegram_bot)
+    emu = telegram_bot.emulator
+    emu.user_sends(user, "/start")
+    await telegram_bot.says(user, "Bem-vindo")
+    emu.block(user)
+    async with telegram_bot.app.database.transaction() as session:
+        identity = await session.scalar(
+            select(ChatIdentity).where(ChatIdentity.platform_user_id == str(user))
+        )
+        assert identity is not None
+        for n in range(3):
+            await add_notification(
+                session,
+                user_id=identity.user_id,
+                kind="data_fallback",
+                dedupe_key=f"blocked-{user}-{n}",
+                payload={"bot": "b"},
+            )
+    deadline = asyncio.get_running_loop().time() + 20
+    while await pending_count(telegram_bot.app.database, Platform.TELEGRAM):
+        assert asyncio.get_running_loop().time() < deadline, "deliveries still pending"
+        await asyncio.sleep(0.2)
+    async with telegram_bot.app.database.sessions() as session:
+        identity = await session.scalar(
+            select(ChatIdentity).where(ChatIdentity.platform_user_id == str(user))
+        )
+    assert identity is not None and identity.reachable is False
+    forbidden = [r for r in emu.requests if r.chat_id == user and r.status == 403]
+    assert len(forbidden) == 1, "one refusal, then no more attempts"
