@@ -15,7 +15,6 @@ import traceback
 from typing import Any
 from urllib.parse import quote
 
-
 _lock = threading.Lock()
 _secrets: frozenset[str] = frozenset()
 MASK = "***"
