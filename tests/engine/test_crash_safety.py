@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from db import migrate
 from db.credential_secrets import CredentialSecrets
-from db.models import BotMode, BotSignal, Order, OrderStatus, Plan, Platform, User
+from db.models import Bot, BotMode, BotSignal, BotStatus, Order, OrderStatus, Plan, Platform, User
 from db.session import Database
 from db.vault import generate_master_key
 from robotrader.app import App
@@ -105,9 +105,15 @@ async def _signal_all(database: Database, bot_ids: list[int], action: str) -> No
 
 async def _unsettled(database: Database) -> tuple[int, int]:
     async with database.sessions() as session:
+        # Alerts of a paused bot stay unread (a live bot pauses when the exchange does not
+        # answer, as on a machine under load); only running bots must have caught up.
         signals = await session.scalar(
-            select(func.count()).select_from(BotSignal).where(BotSignal.consumed_at.is_(None))
+            select(func.count())
+            .select_from(BotSignal)
+            .join(Bot, Bot.id == BotSignal.bot_id)
+            .where(BotSignal.consumed_at.is_(None), Bot.status == BotStatus.RUNNING)
         )
+
         pending = await session.scalar(
             select(func.count())
             .select_from(Order)
