@@ -128,23 +128,14 @@ async def _book_buy(
         position.cost += cost
         position.average_entry = position.cost / position.amount
         position.entries += 1
-    await add_notification(
+    await _notify_fill(
         session,
-        user_id=order.user_id,
-        kind="trade_opened",
-        priority=bot.priority,
-        dedupe_key=f"fill:{order.client_order_id}:{order.filled}",
-        payload={
-            "bot_id": bot.id,
-            "bot": bot.name,
-            "mode": str(order.mode),
-            "symbol": order.symbol,
-            "side": "buy",
-            "reason": order.reason,
-            "amount": str(amount),
-            "price": str(price),
-            "value": str((amount * price).quantize(Decimal("0.01"))),
-        },
+        order,
+        bot,
+        "trade_opened",
+        amount,
+        price,
+        value=str((amount * price).quantize(Decimal("0.01"))),
     )
 
 
@@ -189,10 +180,34 @@ async def _book_sell(
             closed_at=utcnow(),
         )
     )
+    await _notify_fill(
+        session,
+        order,
+        bot,
+        "trade_closed",
+        sold,
+        price,
+        entry_price=str(entry),
+        pnl=str(pnl.quantize(Decimal("0.01"))),
+        pnl_pct=str(pnl_pct.quantize(Decimal("0.01"))),
+        closed=closed,
+    )
+
+
+async def _notify_fill(
+    session: AsyncSession,
+    order: Order,
+    bot: BotRef,
+    kind: str,
+    amount: Decimal,
+    price: Decimal,
+    **extra: object,
+) -> None:
+    """The trade message of one fill (its dedupe key makes a re-booked fill say nothing)."""
     await add_notification(
         session,
         user_id=order.user_id,
-        kind="trade_closed",
+        kind=kind,
         priority=bot.priority,
         dedupe_key=f"fill:{order.client_order_id}:{order.filled}",
         payload={
@@ -200,14 +215,11 @@ async def _book_sell(
             "bot": bot.name,
             "mode": str(order.mode),
             "symbol": order.symbol,
-            "side": "sell",
+            "side": str(order.side),
             "reason": order.reason,
-            "amount": str(sold),
+            "amount": str(amount),
             "price": str(price),
-            "entry_price": str(entry),
-            "pnl": str(pnl.quantize(Decimal("0.01"))),
-            "pnl_pct": str(pnl_pct.quantize(Decimal("0.01"))),
-            "closed": closed,
+            **extra,
         },
     )
 
