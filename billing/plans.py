@@ -83,3 +83,20 @@ def check_exchange_allowed(limits: PlanLimits, usage: Usage, *, is_new_exchange:
         and usage.exchanges + 1 > limits.max_exchanges
     ):
         raise LimitReached("exchanges", limits.plan, limits.max_exchanges, usage.exchanges)
+
+
+def check_backtest_allowed(limits: PlanLimits, *, days: int, active: int) -> None:
+    """Raise LimitReached if a backtest of ``days`` days, with ``active`` of the user's backtests
+    queued or running already, is more than the plan allows.
+    """
+    if days > limits.max_backtest_days:
+        raise LimitReached("backtest_days", limits.plan, limits.max_backtest_days, days)
+    if active + 1 > limits.max_concurrent_backtests:
+        raise LimitReached("backtests", limits.plan, limits.max_concurrent_backtests, active)
+
+
+def next_plan_with_more(limits: PlanLimits, limit: str) -> PlanLimits | None:
+    """The cheapest plan that allows more of ``limit`` (a PlanLimits field name), if any."""
+    mine = getattr(limits, limit)
+    better = [p for p in PLANS.values() if getattr(p, limit) > mine]
+    return min(better, key=lambda p: p.price_usd_month) if better else None

@@ -7,6 +7,8 @@
 - ``engine.place_order`` sends (or reconciles) one live order.
 - ``engine.reconcile`` (beat, every minute) settles pending and open live orders.
 - ``engine.daily_summaries`` (beat, every minute) writes the summaries due this hour, once each.
+- ``engine.backtest`` (queue ``backtests``, sent by the chat when a user asks) runs one
+  backtest job; the job row is claimed once, so a redelivered task does nothing.
 
 Every task is idempotent (client order ids are deterministic and unique), so
 ``acks_late`` is safe: a task whose worker died is simply run again.
@@ -26,6 +28,9 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from db.models import Bot, BotStatus
+from engine.backtest.candles import HistoricalCandles
+from engine.backtest.jobs import run_backtest_job
+from engine.backtest.queue import BACKTEST_QUEUE, BACKTEST_TASK
 from engine.context import EngineConfig, EngineContext
 from engine.daily_summary import write_daily_summaries
 from engine.live_orders import place_live_order, reconcile
@@ -40,7 +45,10 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     task_default_queue="ticks",
-    task_routes={"engine.place_order": {"queue": "orders"}},
+    task_routes={
+        "engine.place_order": {"queue": "orders"},
+        BACKTEST_TASK: {"queue": BACKTEST_QUEUE},
+    },
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
@@ -173,3 +181,17 @@ async def _reconcile(context: EngineContext) -> dict[str, int]:
 def reconcile_orders() -> dict[str, int]:
     outcomes: dict[str, int] = state.run(_reconcile)
     return outcomes
+
+
+async def _backtest(context: EngineContext, job_id: str) -> str:
+    history = HistoricalCandles(context.pool, context.config.backtest_cache_dir)
+    return await run_backtest_job(
+        context.database, history, job_id, offline=context.config.market_data == "replay"
+    )
+
+
+# A backtest is bounded by the plan's longest period; the limits only stop a runaway one.
+@app.task(name=BACKTEST_TASK, ignore_result=True, soft_time_limit=600, time_limit=660)
+def backtest(job_id: str) -> str:
+    status: str = state.run(_backtest, job_id)
+    return status

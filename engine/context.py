@@ -8,6 +8,7 @@ settings into an EngineConfig.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from db.session import Database
@@ -27,6 +28,8 @@ class EngineConfig:
     market_data: Literal["exchange", "replay"] = "exchange"
     tick_seconds: float = 5.0
     bots_per_shard: int = 2_000
+    # Where backtests keep the historical candles they fetched (a SQLite file).
+    backtest_cache_dir: Path = Path("var/candles")
 
 
 @dataclass

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from db.session import Database
 from db.vault import Vault
+from engine.backtest.queue import BacktestQueue, CeleryBacktestQueue, ThreadBacktestQueue
 from engine.exchanges.clients import ClientPool
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
@@ -21,6 +22,8 @@ class App:
     vault: Vault
     pool: ClientPool
     feed: MarketDataFeed
+    # Where backtest jobs go: Celery workers with a broker, a thread of this process without.
+    backtests: BacktestQueue
     # Webhook updates the web app hands to a chat front end running in this process.
     update_receivers: UpdateReceivers = field(default_factory=UpdateReceivers)
 
@@ -33,8 +36,22 @@ class App:
             vault=load_vault(settings),
             pool=pool,
             feed=MarketDataFeed(pool, MemoryCandleCache(), mode=settings.market_data),
+            backtests=backtest_queue(settings, database),
         )
 
     async def close(self) -> None:
+        await self.backtests.close()
         await self.pool.close()
         await self.database.dispose()
+
+
+def backtest_queue(settings: Settings, database: Database | None = None) -> BacktestQueue:
+    """Celery workers run backtests when a broker is configured; a thread here otherwise."""
+    if settings.redis_url:
+        return CeleryBacktestQueue(settings.redis_url, namespace=settings.celery_namespace)
+    return ThreadBacktestQueue(
+        database_url=database.url if database is not None else settings.resolved_database_url,
+        exchange_api_urls=dict(settings.exchange_api_urls),
+        cache_dir=settings.data_dir / "candles",
+        offline=settings.market_data == "replay",
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,6 +20,11 @@ from robotrader.logging_setup import configure_logging
 from robotrader.master_key import MasterKeyMissing, load_vault, rotate_development_key
 from robotrader.runtime import Service
 from robotrader.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from engine.backtest.jobs import Execution
+    from engine.backtest.summary import BacktestSummary
+    from robotrader.errors import UserError
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="RoboTrader: chat-first trading bots."
@@ -173,6 +180,9 @@ def worker(
         bool, typer.Option("--beat", help="Also schedule ticks (one per cluster)")
     ] = False,
     concurrency: Annotated[int, typer.Option(help="Worker processes")] = 2,
+    queues: Annotated[
+        str, typer.Option(help="Queues to consume, comma separated (ticks, orders, backtests)")
+    ] = "ticks,orders,backtests",
 ) -> None:
     """A Celery engine worker (needs ROBOTRADER_REDIS_URL); --beat to also schedule the ticks."""
     from robotrader.worker import build_app
@@ -180,7 +190,172 @@ def worker(
     settings = _settings()
     _require_vault(settings)
     celery = build_app()
-    argv = ["worker", "-Q", "ticks,orders", f"--concurrency={concurrency}", "--loglevel=INFO"]
+    argv = ["worker", "-Q", queues, f"--concurrency={concurrency}", "--loglevel=INFO"]
     if beat:
         argv.append("--beat")
     celery.worker_main(argv)
+
+
+def _bad_input(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def backtest(
+    strategy: Annotated[str, typer.Argument(help="Strategy: sma_crossover, rsi, dca, grid")],
+    symbol: Annotated[str, typer.Argument(help="Pair, e.g. BTC/USDT")],
+    period: Annotated[str, typer.Option(help="How far back: 7d, 30d, 12w, 1y")] = "30d",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="A strategy parameter, name=value (repeatable)"),
+    ] = None,
+    exchange: Annotated[str, typer.Option(help="Exchange whose history to use")] = "binance",
+    timeframe: Annotated[str, typer.Option(help="Candle length: 1m, 5m, 15m, 1h, 4h, 1d")] = "1m",
+    capital: Annotated[str, typer.Option(help="The bot's capital, in the quote currency")] = "1000",
+    stop_loss: Annotated[str | None, typer.Option(help="Stop loss, in percent")] = None,
+    take_profit: Annotated[str | None, typer.Option(help="Take profit, in percent")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last day of the period (YYYY-MM-DD, UTC); default now")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use the shipped sample data, not the exchange")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON (for scripts)")
+    ] = False,
+    chart: Annotated[Path | None, typer.Option(help="Also write the chart to this PNG")] = None,
+) -> None:
+    """Backtest a strategy on one pair here, in this process: the figures the chat shows."""
+    import json
+    from datetime import UTC, datetime
+
+    from engine.backtest.candles import HistoricalCandles
+    from engine.backtest.jobs import JobFailed, execute
+    from engine.backtest.summary import BacktestSummary
+    from engine.exchanges.clients import ClientPool
+    from engine.risk import RiskSettings
+    from robotrader.errors import UserError
+    from robotrader.use_cases.backtests import backtest_spec, parse_period
+    from robotrader.use_cases.bots import positive_pct
+
+    settings = get_settings()
+    configure_logging("WARNING")
+    end_ms = None
+    try:
+        if end is not None:
+            try:
+                last_day = datetime.strptime(end, "%Y-%m-%d").replace(tzinfo=UTC)
+            except ValueError:
+                raise _bad_input(f"--end {end!r} is not a date like 2025-01-31") from None
+            end_ms = int(last_day.timestamp() * 1000) + 86_400_000
+        parameters: dict[str, str] = {}
+        for pair in param or []:
+            name, sep, value = pair.partition("=")
+            if not sep or not name.strip():
+                raise _bad_input(f"--param {pair!r} is not name=value")
+            parameters[name.strip()] = value.strip()
+        risk = RiskSettings(
+            stop_loss_pct=positive_pct(stop_loss, "stop_loss"),
+            take_profit_pct=positive_pct(take_profit, "take_profit"),
+        )
+        spec = backtest_spec(
+            strategy, symbol, parse_period(period), parameters=parameters, exchange=exchange,
+            timeframe=timeframe, capital=capital, risk=risk, end_ms=end_ms,
+            offline=offline or settings.market_data == "replay",
+        )  # fmt: skip
+    except UserError as exc:
+        raise _bad_input(_user_error_text(exc)) from None
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        console=Console(stderr=True),
+        disable=json_output or not sys.stderr.isatty(),
+        transient=True,
+    )
+    stages = {"candles": "loading candles", "simulating": "simulating"}
+
+    async def _run() -> Execution:
+        pool = ClientPool(settings.exchange_api_urls)
+        try:
+            history = HistoricalCandles(pool, settings.data_dir / "candles")
+            task = bar.add_task("loading candles", total=1.0)
+
+            def progress(stage: str, fraction: float) -> None:
+                bar.update(task, description=stages.get(stage, stage), completed=fraction)
+
+            return await execute(spec, history, progress)
+        finally:
+            await pool.close()
+
+    try:
+        with bar:
+            execution = asyncio.run(_run())
+    except JobFailed as failed:
+        if failed.key == "no_candles":
+            raise _bad_input(
+                f"no {spec.timeframe} candles of {spec.symbol} on {spec.exchange} in that period"
+            ) from None
+        if failed.key == "exchange_error":
+            raise _bad_input(f"{spec.exchange} refused the history of {spec.symbol}") from None
+        typer.echo(f"error: the backtest failed ({failed.key})", err=True)
+        raise typer.Exit(1) from None
+    summary = BacktestSummary.of(spec, execution.result, execution.source)
+    if chart is not None:
+        from engine.backtest.chart import render_chart
+
+        chart.write_bytes(render_chart(execution.candles, execution.result))
+    if json_output:
+        typer.echo(json.dumps(summary.to_json(), indent=2))
+        return
+    _print_summary(summary, chart)
+
+
+def _user_error_text(exc: UserError) -> str:
+    """A UserError in English, as the chat would say it."""
+    from bots.core.errors import error_text
+    from bots.core.i18n import Translator
+
+    return error_text(Translator("en"), exc)
+
+
+def _print_summary(summary: BacktestSummary, chart: Path | None) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    spec = summary.spec
+
+    def day(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+    def pct(value: Decimal | None) -> str:
+        return "—" if value is None else f"{value:+.2f} %"
+
+    params = ", ".join(f"{k}={v}" for k, v in spec.parameters.items()) or "-"
+    lines = [
+        f"{spec.strategy} ({params}) on {spec.symbol}, {spec.exchange}, {spec.timeframe} candles",
+        f"{day(summary.first_candle_ms)} -> {day(summary.last_candle_ms)} UTC, "
+        f"{summary.candles} candles from {summary.source}",
+        "",
+        f"  profit/loss     {summary.total_pnl:+,.2f} ({pct(summary.total_pnl_pct)})",
+        f"  buy and hold    {pct(summary.buy_and_hold_pct)}",
+        f"  max drawdown    {summary.max_drawdown_pct:.2f} %",
+        "  win rate        "
+        + ("—" if summary.win_rate_pct is None else f"{summary.win_rate_pct:.2f} %"),
+        f"  sharpe          {'—' if summary.sharpe is None else f'{summary.sharpe:.2f}'}",
+        f"  exposure        {summary.exposure_pct:.2f} %",
+        f"  trades          {summary.trade_count}",
+        f"  capital         {spec.capital:,.2f} -> {summary.final_equity:,.2f}",
+        "",
+        f"fills: {summary.fill_rule}",
+    ]
+    if summary.source == "replay":
+        lines.append("data: the offline replay feed (shipped samples), not the exchange")
+    if chart is not None:
+        lines.append(f"chart: {chart}")
+    typer.echo("\n".join(lines))

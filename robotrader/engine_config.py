@@ -15,4 +15,5 @@ def engine_config(settings: Settings) -> EngineConfig:
         exchange_api_urls=dict(settings.exchange_api_urls),
         market_data=settings.market_data,
         tick_seconds=settings.tick_seconds,
+        backtest_cache_dir=settings.data_dir / "candles",
     )

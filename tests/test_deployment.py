@@ -17,7 +17,7 @@ import yaml
 from robotrader.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-APP_SERVICES = {"migrate", "web", "worker", "beat", "telegram", "discord"}
+APP_SERVICES = {"migrate", "web", "worker", "backtest-worker", "beat", "telegram", "discord"}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,10 @@ def test_compose_has_every_service_with_its_command(compose: dict[str, Any]) -> 
     assert commands["web"] == ["robotrader", "web"]
     assert commands["worker"][:2] == ["robotrader", "worker"]
     assert "--beat" not in commands["worker"]  # beat runs once, in its own service
+    # Ticks never wait behind a backtest: each kind of work has workers of its own.
+    assert commands["worker"][-2:] == ["--queues", "ticks,orders"]
+    assert commands["backtest-worker"][:2] == ["robotrader", "worker"]
+    assert commands["backtest-worker"][-2:] == ["--queues", "backtests"]
     assert commands["beat"][:4] == ["celery", "-A", "robotrader.worker", "beat"]
     assert commands["telegram"] == ["robotrader", "telegram"]
     assert commands["discord"] == ["robotrader", "discord"]

@@ -10,6 +10,8 @@ import asyncio
 import getpass
 import sys
 import threading
+import time
+from pathlib import Path
 from typing import TextIO
 
 from bots.core.context import ChatContext
@@ -62,15 +64,32 @@ class Console:
             is_private=True,
             client_language=None,
             display_name=user or getpass.getuser(),
+            progress=self.progress,
         )
         self.buttons: list[Button] = []
+        self.charts = 0
+
+    async def progress(self, reply: Reply) -> None:
+        """A terminal cannot edit a line already printed: each step is a line of its own."""
+        print(render_plain(reply, []).replace("\n", "  "), file=self.out, flush=True)
 
     def show(self, replies: list[Reply]) -> None:
         self.buttons = []
         for reply in replies:
+            if reply.image is not None:
+                print(f"🖼  {reply.image.caption}: {self._save(reply.image.png)}", file=self.out)
             text = render_plain(reply, self.buttons)
             if text:
                 print(text, file=self.out, flush=True)
+
+    def _save(self, png: bytes) -> Path:
+        """Charts go to files a terminal user can open."""
+        self.charts += 1
+        folder = self.app.settings.data_dir / "charts"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = (folder / f"chart-{int(time.time())}-{self.charts}.png").resolve()
+        path.write_bytes(png)
+        return path
 
     async def handle_line(self, line: str) -> None:
         line = line.strip()

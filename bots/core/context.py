@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from db.models import Platform
+
+if TYPE_CHECKING:
+    from bots.core.replies import Reply
+
+# Shows a reply as one message that each later call edits in place (a progress bar).
+Progress = Callable[["Reply"], Awaitable[None]]
 
 
 def _no_link(payload: str) -> str | None:
@@ -35,6 +42,10 @@ class ChatContext:
     # How users type a core command here, in a language (Discord: "/bot create" for
     # "newbot"); None when the platform has no such command.
     command_label: Callable[[str, str], str | None] = field(default=_slash_command, compare=False)
+    # Long work (a backtest) shows its progress through this: the first call sends a
+    # message, each later one edits that same message. None: the front end cannot, and
+    # the work reports back later instead (a notification).
+    progress: Progress | None = field(default=None, compare=False)
 
     @property
     def identity_key(self) -> tuple[str, str]:

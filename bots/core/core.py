@@ -8,6 +8,8 @@ dialogs, secrets posted in public — happens here, once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import shlex
 import uuid
@@ -19,6 +21,7 @@ from bots.core import actions
 from bots.core.commands.exchanges import finish_connect
 from bots.core.context import ChatContext
 from bots.core.dialogs import DialogStore
+from bots.core.errors import error_reply
 from bots.core.i18n import Translator
 from bots.core.invocation import Invocation
 from bots.core.rate_limit import RateLimiter
@@ -35,19 +38,6 @@ log = logging.getLogger(__name__)
 
 # Dialogs whose every answer is a secret: the message is deleted before it is read.
 SECRET_DIALOGS = frozenset({"connect"})
-
-
-# Error arguments that are themselves catalog keys (translated before use).
-TRANSLATED_ARGS = {"limit": "limit", "plan": "plan"}
-
-
-def error_reply(t: Translator, exc: UserError) -> Reply:
-    """A UserError in the user's language."""
-    args = dict(exc.args_)
-    for name, prefix in TRANSLATED_ARGS.items():
-        if name in args:
-            args[name] = t(f"{prefix}.{args[name]}")
-    return Reply.text(t(f"error.{exc.key}", **args))
 
 
 def split_arguments(text: str) -> list[str]:
@@ -72,6 +62,20 @@ class ChatCore:
         self.app = app
         self.dialogs = DialogStore()
         self.rate_limiter = rate_limiter or RateLimiter()
+        self.stopping = asyncio.Event()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def shutdown(self) -> None:
+        """The front end is stopping: handlers still waiting for long work stop waiting."""
+        self.stopping.set()
+
+    async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109 - a bounded wait
+        """Wait (at most ``timeout`` seconds) until no handler runs; True if none does."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        return self._idle.is_set()
 
     async def _account(self, ctx: ChatContext) -> Account:
         return await register(
@@ -95,16 +99,25 @@ class ChatCore:
     ) -> list[Reply]:
         """Resolve the account, then run; a bug becomes an apology with a trace id."""
         t = Translator(ctx.client_language or "en")
+        self._in_flight += 1
+        self._idle.clear()
         try:
             account = await self._account(ctx)
             t = Translator(account.language)
-            inv = Invocation(self.app, ctx, account, t, inv_args[0], inv_args[1], self.dialogs)
+            inv = Invocation(
+                self.app, ctx, account, t, inv_args[0], inv_args[1], self.dialogs,
+                stopping=self.stopping,
+            )  # fmt: skip
             inv.dialog = self.dialogs.get(ctx.identity_key)
             return await self._run(run, inv)
         except Exception:
             trace = uuid.uuid4().hex[:8]
             log.exception("chat.error trace=%s work=%s platform=%s", trace, work, ctx.platform)
             return [Reply.text(t("error.internal", trace=trace))]
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
     async def handle_text(self, ctx: ChatContext, text: str) -> list[Reply]:
         """A message typed by the user (command, dialog answer, or anything else)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime
 from babel.numbers import format_decimal
 
 _LOCALES = {"en": "en_US", "pt-BR": "pt_BR"}
@@ -55,3 +55,23 @@ def when(moment: datetime | None, language: str) -> str:
     if moment is None:
         return "—"
     return format_datetime(moment, format="short", locale=_locale(language), tzinfo=None) + " UTC"
+
+
+def share(value: Decimal | None, language: str) -> str:
+    """A percentage without a sign (a win rate, a time in the market): ``55.00%``."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0.00", locale=_locale(language)) + "%"
+
+
+def number(value: Decimal | None, language: str, digits: int = 2) -> str:
+    """A plain figure (a Sharpe ratio): ``1.23``, ``-0.45``."""
+    if value is None:
+        return "—"
+    return format_decimal(value, format="#,##0." + "0" * digits, locale=_locale(language))
+
+
+def day(moment: datetime | None, language: str) -> str:
+    if moment is None:
+        return "—"
+    return format_date(moment, format="medium", locale=_locale(language))

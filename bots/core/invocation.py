@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from bots.core.context import ChatContext
@@ -22,6 +23,8 @@ class Invocation:
     text: str  # everything after the command name (or the whole message in a dialog)
     dialogs: DialogStore
     dialog: Dialog | None = None
+    # Set when the front end is shutting down: handlers that wait (a backtest) stop waiting.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def user_id(self) -> int:

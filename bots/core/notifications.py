@@ -9,9 +9,11 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bots.core import actions
 from bots.core.formatting import amount, percent, price, signed_money
 from bots.core.i18n import Translator
 from bots.core.replies import Button, Paragraph, Reply, Title
+from engine.strategies.registry import STRATEGIES
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -104,4 +106,36 @@ def render_notification(kind: str, payload: dict[str, Any], language: str) -> Re
             if payload.get("portal_url")
             else [],
         )
+    if kind in ("backtest_done", "backtest_failed"):
+        return _backtest_notice(t, kind, payload)
     return Reply.text(t(f"notify.{kind}", **{k: str(v) for k, v in payload.items()}))
+
+
+def _backtest_notice(t: Translator, kind: str, payload: dict[str, Any]) -> Reply:
+    """A backtest that ended while nobody waited for it in a chat."""
+    strategy = STRATEGIES.get(str(payload.get("strategy", "")))
+    title = strategy.info.title.get(t.language, strategy.info.name) if strategy else ""
+    words = {
+        "job": str(payload.get("job", ""))[:8],
+        "target": str(payload.get("bot") or title or payload.get("strategy", "")),
+        "symbol": str(payload.get("symbol", "")),
+    }
+    if kind == "backtest_failed":
+        reason = t(f"backtest.error.{payload.get('error', 'internal')}")
+        return Reply.text(t("notify.backtest_failed", reason=reason, **words))
+    return Reply(
+        blocks=[
+            Paragraph(
+                t(
+                    "notify.backtest_done",
+                    days=payload.get("days", ""),
+                    pnl_pct=percent(_dec(payload.get("pnl_pct")), t.language),
+                    trades=payload.get("trades", 0),
+                    **words,
+                )
+            )
+        ],
+        buttons=[
+            [Button(t("backtest.show"), action=actions.encode("btv", payload.get("job", "")))]
+        ],
+    )

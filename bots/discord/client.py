@@ -43,6 +43,7 @@ from bots.discord.rendering import (
     ReplyView,
     is_empty,
     message_kwargs,
+    render_embeds,
     render_files,
     render_view,
 )
@@ -115,6 +116,44 @@ def form_values(data: dict[str, Any]) -> dict[str, str]:
     return values
 
 
+class InteractionProgress:
+    """Long work shown in one message that each call edits: the first followup (it takes the
+    place of "thinking..."), or, after a button press, the pressed message itself.
+    Best effort: a refused edit is logged and the work goes on; its result still comes.
+    """
+
+    def __init__(
+        self, client: DiscordFrontEnd, interaction: Interaction, *, hidden: bool, pressed: bool
+    ) -> None:
+        self.client = client
+        self.interaction = interaction
+        self.hidden = hidden
+        self.pressed = pressed
+        self.message: discord.WebhookMessage | discord.InteractionMessage | None = None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the deferred "thinking..." message has been used up."""
+        return self.message is not None and not self.pressed
+
+    async def __call__(self, reply: Reply) -> None:
+        embeds = render_embeds(reply)
+        try:
+            if self.pressed:
+                self.message = await self.interaction.edit_original_response(
+                    embeds=embeds, view=None, attachments=[]
+                )
+                self.client.forget_view(self.message.id)
+            elif self.message is None:
+                self.message = await self.interaction.followup.send(
+                    wait=True, ephemeral=self.hidden, embeds=embeds
+                )
+            else:
+                self.message = await self.message.edit(embeds=embeds)
+        except discord.HTTPException as exc:
+            log.warning("discord.progress_failed status=%s", exc.status)
+
+
 class DiscordFrontEnd(discord.Client):
     """The RoboTrader bot on Discord."""
 
@@ -169,7 +208,9 @@ class DiscordFrontEnd(discord.Client):
                     del self._dm_channels[key]
         return known
 
-    async def interaction_context(self, interaction: Interaction) -> ChatContext:
+    async def interaction_context(
+        self, interaction: Interaction, progress: InteractionProgress | None = None
+    ) -> ChatContext:
         user = interaction.user
         if interaction.guild_id is None and interaction.channel_id is not None:
             self._dm_channels[user.id] = interaction.channel_id
@@ -182,6 +223,7 @@ class DiscordFrontEnd(discord.Client):
             client_language=str(interaction.locale),
             display_name=user.display_name,
             command_label=command_label,
+            progress=progress,
         )
 
     # ------------------------------------------------- answering interactions
@@ -228,17 +270,20 @@ class DiscordFrontEnd(discord.Client):
         """Acknowledge now, let the core work, answer with followups; never leave it unanswered."""
         in_server = interaction.guild_id is not None
         hidden = in_server and not public
+        progress = InteractionProgress(self, interaction, hidden=hidden, pressed=pressed)
         try:
             if pressed:
                 await interaction.response.defer()  # keeps the pressed message, may edit it
             else:
                 await interaction.response.defer(ephemeral=hidden, thinking=True)
-            ctx = await self.interaction_context(interaction)
+            ctx = await self.interaction_context(interaction, progress)
             replies = await produce(ctx)
             notice = self._dms_closed.pop(ctx.chat_id, None) if in_server else None
             if notice is not None:
                 replies.append(Reply.text(Translator(notice)("discord.dms_closed")))
-            await self._answer(interaction, replies, pressed=pressed, public=public)
+            await self._answer(
+                interaction, replies, pressed=pressed, public=public, thinking=not progress.answered
+            )
         except Exception as exc:
             await self._apologize(interaction, exc)
 
@@ -249,6 +294,7 @@ class DiscordFrontEnd(discord.Client):
         *,
         pressed: bool,
         public: bool,
+        thinking: bool = True,
     ) -> None:
         """Followups (the first one replaces "thinking..."), or an edit of the pressed message.
 
@@ -258,7 +304,8 @@ class DiscordFrontEnd(discord.Client):
         """
         in_server = interaction.guild_id is not None
         deferred_hidden = in_server and not public
-        thinking = not pressed  # the deferred "thinking..." message waits for its first reply
+        # The deferred "thinking..." message waits for its first reply (unless progress used it).
+        thinking = thinking and not pressed
         edited = False
         for reply in replies:
             if is_empty(reply):
@@ -302,6 +349,12 @@ class DiscordFrontEnd(discord.Client):
     ) -> None:
         # Option conversion failures and the like: logged with a trace id, answered.
         await self._apologize(interaction, error)
+
+    def forget_view(self, message_id: int) -> None:
+        """The message's components are gone (replaced by progress): stop its View."""
+        previous = self._views.pop(message_id, None)
+        if previous is not None:
+            previous.stop()
 
     def _track(
         self,

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
-from bots.core.i18n import DEFAULT_LANGUAGE, catalog
+from bots.core.i18n import DEFAULT_LANGUAGE, catalog, translate
 from bots.core.registry import COMMANDS, Command, Handler
 from bots.discord.community import set_channel, share, show_leaderboard
 from bots.discord.localization import text, texts
@@ -41,6 +41,8 @@ SLASH_PATHS: dict[str, tuple[str, ...]] = {
     "stopbot": ("bot", "bot.stop"),
     "deletebot": ("bot", "bot.delete"),
     "live": ("bot", "bot.live"),
+    "chart": ("bot", "bot.chart"),
+    "backtest": ("backtest",),
     "connect": ("exchange", "exchange.connect"),
     "exchanges": ("exchange", "exchange.list"),
     "disconnect": ("exchange", "exchange.disconnect"),
@@ -165,6 +167,7 @@ def _bot_group(runner: CommandRunner) -> app_commands.Group:
     bot_command("startbot", "start")
     bot_command("stopbot", "stop")
     bot_command("deletebot", "delete")
+    bot_command("chart", "chart")
 
     @group.command(name=text("discord.cmd.bot.live"), description=text("help.live"))
     @app_commands.rename(bot=text("discord.opt.bot"), paper=text("discord.opt.paper"))
@@ -286,6 +289,49 @@ def _account_commands(runner: CommandRunner) -> list[app_commands.Command[Any, A
     ]
 
 
+BACKTEST_DAYS = (7, 30, 90, 180, 365, 1095)
+BACKTEST_PERIOD_CHOICES = [
+    app_commands.Choice(
+        name=texts({lang: translate(lang, "backtest.days", days=d) for lang in LANGUAGES}),
+        value=d,
+    )
+    for d in BACKTEST_DAYS
+]
+
+
+def _backtest_command(runner: CommandRunner) -> app_commands.Command[Any, Any, Any]:
+    @app_commands.command(name=text("discord.cmd.backtest"), description=text("help.backtest"))
+    @app_commands.rename(
+        target=text("discord.opt.target"),
+        pair=text("discord.opt.pair"),
+        period=text("discord.opt.days"),
+        parameters=text("discord.opt.parameters"),
+    )
+    @app_commands.describe(
+        target=text("discord.opt.target.desc"),
+        pair=text("discord.opt.pair.desc"),
+        period=text("discord.opt.days.desc"),
+        parameters=text("discord.opt.parameters.desc"),
+    )
+    @app_commands.choices(period=BACKTEST_PERIOD_CHOICES)
+    async def backtest(
+        interaction: Interaction,
+        target: app_commands.Range[str, 1, 64] | None = None,
+        pair: app_commands.Range[str, 1, 32] | None = None,
+        period: int | None = None,
+        parameters: app_commands.Range[str, 1, 200] | None = None,
+    ) -> None:
+        """Guided with buttons for what is not given (as /backtest takes it)."""
+        if target is None:
+            await runner.run_text(interaction, "/backtest")
+            return
+        args = [target, *([pair] if pair else []), *([f"{period}d"] if period else [])]
+        extra = " ".join(shlex.quote(word) for word in (parameters or "").split())
+        await runner.run_text(interaction, f"{core_text('backtest', *args)} {extra}".rstrip())
+
+    return backtest
+
+
 def _community_commands(runner: CommandRunner) -> list[app_commands.Group]:
     community = app_commands.Group(
         name=text("discord.cmd.community"),
@@ -387,6 +433,7 @@ def slash_commands(
         _exchange_group(runner),
         _portfolio_group(runner),
         *_account_commands(runner),
+        _backtest_command(runner),
         *_community_commands(runner),
     ]
     plain = [

@@ -63,6 +63,9 @@ class DiscordService:
             log.info("discord.started bot=%s guilds=%s", client.user, len(client.guilds))
             await self.delivery.run(stop)
         finally:
+            # Handlers still following a backtest hand it to the outbox and answer now.
+            client.core.shutdown()
+            await client.core.wait_idle(timeout=5)
             await client.close()
             with contextlib.suppress(asyncio.CancelledError, discord.ConnectionClosed):
                 await asyncio.wait_for(connection, timeout=10)

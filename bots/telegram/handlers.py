@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from telegram import (
+    Bot,
     BotCommand,
     BotCommandScopeAllGroupChats,
     BotCommandScopeDefault,
@@ -43,7 +44,42 @@ def _core(context: ContextTypes.DEFAULT_TYPE) -> ChatCore:
     return core
 
 
-def _chat_context(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ChatContext | None:
+class ProgressMessage:
+    """One message that shows long work as it goes: sent once, then edited in place.
+
+    After a button press it is the pressed message itself (its buttons go). Best
+    effort: a refused edit is logged and the work goes on; its result still comes.
+    """
+
+    def __init__(self, bot: Bot, chat_id: int | str, pressed: Message | None = None) -> None:
+        self.bot = bot
+        self.chat_id = chat_id
+        self.message = pressed
+
+    async def __call__(self, reply: Reply) -> None:
+        text = render_text(reply)
+        keyboard = render_keyboard(reply)
+        try:
+            if self.message is None:
+                self.message = await self.bot.send_message(
+                    self.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                )
+                return
+            edited = await self.message.edit_text(
+                text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+            )
+            if isinstance(edited, Message):
+                self.message = edited
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.warning("telegram.progress_failed chat=%s error=%s", self.chat_id, exc)
+        except TelegramError as exc:
+            log.warning("telegram.progress_failed chat=%s error=%s", self.chat_id, exc)
+
+
+def _chat_context(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, *, pressed: Message | None = None
+) -> ChatContext | None:
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None or user.is_bot:
         return None
@@ -71,6 +107,7 @@ def _chat_context(update: Update, context: ContextTypes.DEFAULT_TYPE) -> ChatCon
         display_name=user.first_name,
         private_link=private_link,
         delete_incoming=delete_incoming,
+        progress=ProgressMessage(bot, chat.id, pressed),
     )
 
 
@@ -130,13 +167,15 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
-    ctx = _chat_context(update, context)
-    if query is None or ctx is None:
+    if query is None:
+        return
+    pressed = query.message if isinstance(query.message, Message) else None
+    ctx = _chat_context(update, context, pressed=pressed)
+    if ctx is None:
         return
     with contextlib.suppress(TelegramError):
         await query.answer()  # stop the button's spinner at once
     replies = await _core(context).handle_action(ctx, query.data or "")
-    pressed = query.message if isinstance(query.message, Message) else None
     await send_replies(context, ctx, replies, pressed=pressed)
 
 

@@ -16,7 +16,7 @@ from telegram.ext import Application, ApplicationBuilder
 
 from bots.core.core import ChatCore
 from bots.telegram.delivery import TelegramDelivery
-from bots.telegram.handlers import publish_commands, register_handlers
+from bots.telegram.handlers import CORE_KEY, publish_commands, register_handlers
 from bots.telegram.rate_limiter import TelegramRateLimiter
 from robotrader.app import App
 from robotrader.logging_setup import redact
@@ -100,6 +100,8 @@ async def run_telegram(app: App, stop: asyncio.Event) -> None:
         try:
             await TelegramDelivery(application.bot, app.database).run(stop)
         finally:
+            # Handlers still following a backtest hand it to the outbox, so stop() returns.
+            application.bot_data[CORE_KEY].shutdown()
             if webhook:
                 # The webhook stays set: Telegram keeps new updates until we are back.
                 app.update_receivers.unregister("telegram")

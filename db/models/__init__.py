@@ -1,12 +1,14 @@
 """All tables; importing this module registers them on ``Base.metadata``."""
 
 from db.models.access import ApiToken, AuditEntry, EngineHeartbeat, OneTimeCode, WebSession
+from db.models.backtests import Backtest
 from db.models.base import Base
 from db.models.billing import StripeEvent, Subscription
 from db.models.bots import Bot, BotSignal
 from db.models.community import CommunityChannel, CommunityMember
 from db.models.credentials import ExchangeCredential
 from db.models.enums import (
+    BacktestStatus,
     BotMode,
     BotStatus,
     CredentialStatus,
@@ -23,6 +25,8 @@ from db.models.users import ChatIdentity, User
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "Backtest",
+    "BacktestStatus",
     "Base",
     "Bot",
     "BotMode",

@@ -208,9 +208,13 @@ class HistoricalCandles:
         end_ms: int,
         *,
         offline: bool = False,
+        progress: Callable[[float], None] | None = None,
     ) -> CandleHistory:
         """Every closed candle inside ``[start_ms, end_ms]``: opened at or after the start and
         closed by the end (``ReplayFeed.history``'s rule), oldest first.
+
+        ``progress``, if given, is called with the fraction of the period fetched so far
+        after each page asked of the exchange (nothing is reported for what is cached).
         """
         step = timeframe_ms(timeframe)
         if offline:
@@ -226,9 +230,15 @@ class HistoricalCandles:
             return CandleHistory(_empty(), "exchange", 0)
         gaps = await asyncio.to_thread(self.store.gaps, key, first, last, step)
         calls = 0
+        span = max(last - first, 1)
+
+        def fetched_up_to(open_time: int) -> None:
+            if progress is not None:
+                progress(min(max((open_time - first) / span, 0.0), 1.0))
+
         for gap_first, gap_last in gaps:
             try:
-                calls += await self._fetch(key, gap_first, gap_last, step)
+                calls += await self._fetch(key, gap_first, gap_last, step, fetched_up_to)
             except _Unreachable as unreachable:
                 calls += unreachable.calls
                 return await self._replayed(symbol, timeframe, start_ms, end_ms, calls)
@@ -242,7 +252,14 @@ class HistoricalCandles:
         candles = await asyncio.to_thread(self.replay.history, symbol, timeframe, start_ms, end_ms)
         return CandleHistory(candles, "replay", calls)
 
-    async def _fetch(self, key: tuple[str, str, str], first: int, last: int, step: int) -> int:
+    async def _fetch(
+        self,
+        key: tuple[str, str, str],
+        first: int,
+        last: int,
+        step: int,
+        fetched_up_to: Callable[[int], None],
+    ) -> int:
         """Fetch ``[first, last]`` page by page into the store; the number of pages asked."""
         exchange, symbol, timeframe = key
         calls = 0
@@ -261,6 +278,7 @@ class HistoricalCandles:
                     break  # nothing more in this period (before the listing, or a halt)
                 rows.extend(fetched)
                 since = fetched[-1][0] + step
+                fetched_up_to(fetched[-1][0])
         except ExchangeUnavailable:
             if rows:  # keep what did arrive: those candles are real and closed
                 done = rows[-1][0]

@@ -110,7 +110,7 @@ def normalize_symbol(raw: str) -> str:
     return text
 
 
-def _positive_pct(value: Any, name: str) -> Decimal | None:
+def positive_pct(value: Any, name: str) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
@@ -122,7 +122,7 @@ def _positive_pct(value: Any, name: str) -> Decimal | None:
     return number
 
 
-def _positive_amount(value: Any, name: str) -> Decimal | None:
+def positive_amount(value: Any, name: str) -> Decimal | None:
     if value is None or value == "":
         return None
     try:
@@ -144,7 +144,7 @@ def parse_capital(value: Decimal | str | int) -> Decimal:
     return capital
 
 
-async def _known_symbol(app: App, exchange: str, symbol: str) -> bool:
+async def known_symbol(app: App, exchange: str, symbol: str) -> bool:
     """False only if the exchange answers and does not list the symbol (offline: trust format)."""
     if app.settings.market_data == "replay":
         return True
@@ -210,7 +210,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
     if name and not NAME.match(name):
         raise UserError("bad_bot_name")
     for symbol in symbols:
-        if not await _known_symbol(app, exchange.id, symbol):
+        if not await known_symbol(app, exchange.id, symbol):
             raise UserError("unknown_symbol", symbol=symbol, exchange=exchange.title)
     async with app.database.transaction() as session:
         user = await session.get(User, user_id, with_for_update=True)
@@ -235,10 +235,10 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
             user_id=user_id, name=name, exchange=exchange.id, symbols=symbols,
             timeframe=spec.timeframe, strategy=strategy.info.name, parameters=parameters,
             capital=capital, mode=BotMode.PAPER, status=BotStatus.STOPPED,
-            stop_loss_pct=_positive_pct(spec.stop_loss_pct, "stop_loss"),
-            take_profit_pct=_positive_pct(spec.take_profit_pct, "take_profit"),
-            max_position=_positive_amount(spec.max_position, "max_position"),
-            daily_loss_limit_pct=_positive_pct(spec.daily_loss_limit_pct, "daily_loss_limit"),
+            stop_loss_pct=positive_pct(spec.stop_loss_pct, "stop_loss"),
+            take_profit_pct=positive_pct(spec.take_profit_pct, "take_profit"),
+            max_position=positive_amount(spec.max_position, "max_position"),
+            daily_loss_limit_pct=positive_pct(spec.daily_loss_limit_pct, "daily_loss_limit"),
             signal_secret=secrets.token_urlsafe(24) if strategy.info.name == "signal" else None,
         )  # fmt: skip
         session.add(bot)

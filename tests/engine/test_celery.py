@@ -6,15 +6,18 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, select
 
-from db.models import Order
+from db.models import Backtest, BacktestStatus, Order
 from engine import celery_app
+from engine.backtest.queue import CeleryBacktestQueue
 from engine.context import EngineConfig
 from robotrader.app import App
+from robotrader.use_cases.backtests import BacktestRequest, backtest_chart, start_backtest
 from tests.engine.conftest import make_user, running_bot
 from tests.services import REDIS_URL
 
@@ -24,17 +27,17 @@ RUN_PREFIX = f"rt-test-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture
-def celery_engine(app: App) -> Iterator[None]:
+def celery_engine(app: App, tmp_path: Path) -> Iterator[None]:
     prefix = RUN_PREFIX
     config = EngineConfig(
         database_url=app.database.url, vault=app.vault, redis_url=REDIS_URL,
-        market_data="replay", bots_per_shard=3,
+        market_data="replay", bots_per_shard=3, backtest_cache_dir=tmp_path / "candles",
     )  # fmt: skip
     celery_app.configure(config, REDIS_URL, namespace=prefix)
 
     with start_worker(
         celery_app.app, pool="solo", perform_ping_check=False, loglevel="WARNING",
-        queues=["ticks", "orders"],
+        queues=["ticks", "orders", "backtests"],
     ):  # fmt: skip
         yield
     celery_app.state.shutdown()
@@ -72,3 +75,41 @@ async def test_worker_ticks_shards_and_duplicates_change_nothing(
             celery_app.tick_shard.delay(shard, 3, now_ms)
     await asyncio.sleep(3)
     assert await _orders(app) == 7
+
+
+async def test_a_backtest_asked_for_in_chat_runs_on_a_worker_once(
+    app: App, celery_engine: None
+) -> None:
+    # The chat's side, as `robotrader telegram` builds it with a broker configured.
+    settings = app.settings.model_copy(
+        update={"redis_url": REDIS_URL, "celery_namespace": RUN_PREFIX}
+    )
+    chat = App.from_settings(settings, app.database)
+    assert isinstance(chat.backtests, CeleryBacktestQueue)
+    try:
+        user = await make_user(app)
+        request = BacktestRequest("sma_crossover", symbol="BTC/USDT", period="3d")
+        job = await start_backtest(chat, user, request)
+
+        deadline = time.monotonic() + 30
+        row = None
+        while time.monotonic() < deadline:
+            async with app.database.sessions() as session:
+                row = await session.get(Backtest, job.id, populate_existing=True)
+            if row is not None and row.status == BacktestStatus.DONE:
+                break
+            await asyncio.sleep(0.2)
+        assert row is not None and row.status == BacktestStatus.DONE, row and row.status
+        assert row.summary is not None and row.summary["trade_count"] > 0
+        png = await backtest_chart(chat, user, job.id)
+        assert png is not None and png.startswith(b"\x89PNG")
+
+        # Redis redelivers a task whose worker died: the job is claimed once, not rerun.
+        celery_app.backtest.delay(job.id)
+        await asyncio.sleep(2)
+        async with app.database.sessions() as session:
+            again = await session.get(Backtest, job.id, populate_existing=True)
+        assert again is not None and again.attempts == 1 and again.finished_at == row.finished_at
+    finally:
+        await chat.backtests.close()
+        await chat.pool.close()

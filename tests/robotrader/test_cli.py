@@ -103,3 +103,60 @@ def test_run_stops_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) -> Non
             proc.kill()
     assert proc.returncode == 0, "".join(lines) + out
     assert "runtime.stopped" in out
+
+
+def test_backtest_json_on_the_shipped_data_matches_the_backtester(tmp_path: Path) -> None:
+    import json
+    from decimal import Decimal
+
+    from engine.backtest import run_backtest
+    from engine.market_data.replay import ReplayFeed
+    from engine.risk import RiskSettings
+    from engine.strategies.registry import get_strategy
+
+    env = _env(tmp_path)
+    env.pop("ROBOTRADER_MARKET_DATA")  # --offline alone must keep it off the exchange
+    result = subprocess.run(
+        [*ROBOTRADER, "backtest", "sma_crossover", "BTC/USDT", "--period", "10d",
+         "-p", "fast=5", "-p", "slow=20", "--stop-loss", "2", "--end", "2025-01-10",
+         "--offline", "--json", "--chart", str(tmp_path / "chart.png")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    spec = figures["spec"]
+    assert (spec["start_ms"], spec["end_ms"]) == (1_735_689_600_000, 1_736_553_600_000)
+    assert figures["source"] == "replay" and figures["candles"] == 10 * 1440
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    candles = ReplayFeed().history("BTC/USDT", "1m", spec["start_ms"], spec["end_ms"])
+    direct = run_backtest(
+        candles, get_strategy("sma_crossover"), {"fast": 5, "slow": 20}, capital=Decimal(1000),
+        risk=RiskSettings(stop_loss_pct=Decimal(2)),
+    )  # fmt: skip
+    assert figures["trade_count"] == direct.trade_count > 0
+    assert Decimal(figures["total_pnl"]) == direct.total_pnl
+    assert Decimal(figures["max_drawdown_pct"]) == direct.max_drawdown_pct
+    assert "i+1's open" in figures["fill_rule"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["sma_crossover", "BTC/USDT", "--period", "7x"], "isn't a period"),
+        (["nope", "BTC/USDT"], "There's no strategy 'nope'. Choose one of: sma_crossover,"),
+        (["sma_crossover", "BTC", "--offline"], "BTC"),
+        (["sma_crossover", "BTC/USDT", "-p", "fast"], "is not name=value"),
+        (["sma_crossover", "BTC/USDT", "-p", "fast=50"], "fast must be smaller than slow"),
+        (["sma_crossover", "BTC/USDT", "--end", "yesterday"], "not a date"),
+    ],
+)
+def test_backtest_refuses_bad_input_with_exit_code_2(
+    tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        [*ROBOTRADER, "backtest", *arguments, "--offline"],
+        env=_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and result.stdout == ""

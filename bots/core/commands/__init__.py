@@ -1,5 +1,23 @@
 """Every chat command; importing this package registers them (see bots/core/registry.py)."""
 
-from bots.core.commands import account, billing, bots, exchanges, portfolio, preferences, web_access
+from bots.core.commands import (
+    account,
+    backtests,
+    billing,
+    bots,
+    exchanges,
+    portfolio,
+    preferences,
+    web_access,
+)
 
-__all__ = ["account", "billing", "bots", "exchanges", "portfolio", "preferences", "web_access"]
+__all__ = [
+    "account",
+    "backtests",
+    "billing",
+    "bots",
+    "exchanges",
+    "portfolio",
+    "preferences",
+    "web_access",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import subprocess
@@ -38,6 +39,23 @@ async def test_a_session_in_the_terminal(settings: Settings, database: Database)
     await run_tick(app.database, feed)
     await console.deliver_notifications()
     assert "replayed market data" in out.getvalue()
+    await app.pool.close()
+
+
+async def test_a_backtest_in_the_terminal_prints_its_progress_and_saves_its_chart(
+    settings: Settings, database: Database
+) -> None:
+    app = App.from_settings(settings.model_copy(update={"market_data": "replay"}), database)
+    out = io.StringIO()
+    console = Console(app, out=out, user="quant")
+    await console.handle_line("backtest rsi ETH/USDT 3d")
+    text = out.getvalue()
+    assert "⏳ Backtest: RSI reversion on ETH/USDT, 3 days" in text
+    assert "100% — done ✅" in text and "Win rate" in text and "Sharpe ratio" in text
+    saved = [line.split(": ")[-1] for line in text.splitlines() if line.startswith("🖼")]
+    assert len(saved) == 1
+    assert (await asyncio.to_thread(Path(saved[0]).read_bytes))[:4] == b"\x89PNG"
+    await app.backtests.close()
     await app.pool.close()
 
 

@@ -266,5 +266,6 @@ async def discord_bot(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=30)
+        await app.backtests.close()
         await app.pool.close()
         Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = old_base, old_gateway

@@ -94,4 +94,5 @@ async def telegram_bot(
         stop.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=30)
+        await app.backtests.close()
         await app.pool.close()
