@@ -34,9 +34,10 @@ Figures:
 - latency: ``ChatCore.handle_text`` / ``handle_action`` from call to replies, per kind of
   action and overall: p50, p95, p99, max in milliseconds.
 - throughput: actions completed per second of wall time (first to last action).
-- errors: replies carrying the internal-error apology (``error.internal``, "(ref <trace>)"),
-  a ``chat.error`` logged, or an exception out of the core. Must be 0. Rate-limited
-  replies (the per-user limiter) are counted apart.
+- errors: actions answered with the internal-error apology (``error.internal``, "(ref
+  <trace>)"), or with nothing, or that raised out of the core; and, apart, the core's
+  ``chat.error`` log lines (one per apology). Both must be 0. Rate-limited replies (the
+  per-user limiter) are counted apart.
 - CPU: each chat process's CPU time over the run's wall time (100% = one core busy).
 """
 
@@ -241,6 +242,31 @@ def _action_buttons(replies: Sequence[Reply]) -> list[str]:
     return [b.action for r in replies for row in r.buttons for b in row if b.action]
 
 
+async def _act(
+    core: ChatCore, ctx: ChatContext, kind: str, is_text: bool, payload: str, outcome: Outcome
+) -> list[Reply]:
+    """One message or button press, timed and checked."""
+    started = time.perf_counter()
+    try:
+        if is_text:
+            replies = await core.handle_text(ctx, payload)
+        else:
+            replies = await core.handle_action(ctx, payload)
+    except Exception as exc:
+        outcome.errors.append(f"{kind} {payload!r}: {type(exc).__name__}: {exc}")
+        return []
+    outcome.latencies[kind].append(time.perf_counter() - started)
+    for reply in replies:
+        plain = reply.plain()
+        if INTERNAL_ERROR.search(plain):
+            outcome.errors.append(f"{kind} {payload!r}: {plain[:200]}")
+        if plain in RATE_LIMITED:
+            outcome.rate_limited += 1
+    if not replies:
+        outcome.errors.append(f"{kind} {payload!r}: no reply in a private chat")
+    return replies
+
+
 async def session(
     core: ChatCore,
     user: SimUser,
@@ -248,6 +274,7 @@ async def session(
     start_at: float,
     think: tuple[float, float],
     actions: int,
+    double: float,
     outcome: Outcome,
 ) -> None:
     ctx = ChatContext(
@@ -295,27 +322,16 @@ async def session(
                 payload = rng.choice(CHATTER)
             else:
                 payload = choice
-        started = time.perf_counter()
+        steps = [(kind, is_text, payload)]
+        if step == 0 and rng.random() < double:  # a second message before the first answer
+            second = rng.choice(("/help", "oi", "/bots"))
+            steps.append((second if second.startswith("/") else "text", True, second))
+        elif not is_text and rng.random() < double:  # a double tap on the button
+            steps.append((kind, is_text, payload))
         outcome.first = min(outcome.first, time.time())
-        try:
-            if is_text:
-                replies = await core.handle_text(ctx, payload)
-            else:
-                replies = await core.handle_action(ctx, payload)
-        except Exception as exc:
-            outcome.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
-            replies = []
-        else:
-            outcome.latencies[kind].append(time.perf_counter() - started)
+        answers = await asyncio.gather(*(_act(core, ctx, *s, outcome) for s in steps))
         outcome.last = max(outcome.last, time.time())
-        for reply in replies:
-            plain = reply.plain()
-            if INTERNAL_ERROR.search(plain):
-                outcome.errors.append(f"{kind} {payload!r}: {plain[:200]}")
-            if plain in RATE_LIMITED:
-                outcome.rate_limited += 1
-        if not replies:
-            outcome.errors.append(f"{kind} {payload!r}: no reply in a private chat")
+        replies = answers[0]
         new_buttons = _action_buttons(replies)
         if new_buttons:
             buttons = new_buttons
@@ -417,6 +433,7 @@ def worker_main(
     total_users: int,
     think: tuple[float, float],
     actions: tuple[int, int],
+    double: float,
     profile: bool,
     results: Any,
 ) -> None:
@@ -425,7 +442,7 @@ def worker_main(
     logging.getLogger().addHandler(errors)
     profiler = cProfile.Profile() if profile else None
     outcome, cpu, diagnostics = asyncio.run(
-        _serve(url, users, seed, start_at, ramp, total_users, think, actions, profiler)
+        _serve(url, users, seed, start_at, ramp, total_users, think, actions, double, profiler)
     )
     text_profile = ""
     if profiler is not None:
@@ -435,7 +452,8 @@ def worker_main(
     results.put(
         {
             "latencies": dict(outcome.latencies),
-            "errors": outcome.errors + errors.records,
+            "errors": outcome.errors,
+            "logged": errors.records,
             "rate_limited": outcome.rate_limited,
             "first": outcome.first,
             "last": outcome.last,
@@ -455,6 +473,7 @@ async def _serve(
     total_users: int,
     think: tuple[float, float],
     actions: tuple[int, int],
+    double: float,
     profiler: cProfile.Profile | None,
 ) -> tuple[Outcome, float, dict[str, Any]]:
     settings = Settings(
@@ -489,6 +508,7 @@ async def _serve(
                     start_at + ramp * user.index / total_users,
                     think,
                     random.Random(seed + user.index).randint(*actions),
+                    double,
                     outcome,
                 )
                 for user in users
@@ -519,6 +539,15 @@ def cpu_by_pid() -> dict[int, float]:
             continue
         found[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
     return found
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every core (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / ticks, sum(values) / ticks
 
 
 def outside_cpu(before: dict[int, float], after: dict[int, float], ours: set[int]) -> float:
@@ -567,6 +596,7 @@ def run(args: argparse.Namespace, processes: int) -> bool:
                     len(users),
                     tuple(args.think),
                     (args.min_actions, args.max_actions),
+                    args.double,
                     args.profile,
                     results,
                 ),
@@ -575,6 +605,7 @@ def run(args: argparse.Namespace, processes: int) -> bool:
             for p in range(processes)
         ]
         before = cpu_by_pid()
+        busy_before = machine_busy()
         for worker in workers:
             worker.start()
         parts: list[dict[str, Any]] = []
@@ -586,12 +617,14 @@ def run(args: argparse.Namespace, processes: int) -> bool:
                 if failed:
                     raise RuntimeError(f"chat process {failed[0].name} failed") from None
         outside = outside_cpu(before, cpu_by_pid(), {os.getpid()})
+        busy_after = machine_busy()
+        busy = (busy_after[0] - busy_before[0]) / (busy_after[1] - busy_before[1])
         for worker in workers:
             worker.join()
     finally:
         with contextlib.suppress(Exception):
             services.drop_database(name)
-    return report(args, processes, users, parts, outside)
+    return report(args, processes, users, parts, outside, busy)
 
 
 def report(
@@ -600,12 +633,14 @@ def report(
     users: Sequence[SimUser],
     parts: list[dict[str, Any]],
     outside: float,
+    busy: float,
 ) -> bool:
     latencies: dict[str, list[float]] = defaultdict(list)
     for part in parts:
         for kind, values in part["latencies"].items():
             latencies[kind].extend(values)
     errors = [e for part in parts for e in part["errors"]]
+    logged = [e for part in parts for e in part["logged"]]
     rate_limited = sum(part["rate_limited"] for part in parts)
     wall = max(p["last"] for p in parts) - min(p["first"] for p in parts)
     every = [v for values in latencies.values() for v in values]
@@ -614,7 +649,7 @@ def report(
         f"\n== {processes} chat process{'es' if processes > 1 else ''}: {len(users)} users "
         f"({returning} returning, {len(users) - returning} new), think {args.think[0]:g}-"
         f"{args.think[1]:g} s, {args.min_actions}-{args.max_actions} actions each, "
-        f"ramp {args.ramp:g} s, pool {10}+{10} per process"
+        f"ramp {args.ramp:g} s, {args.double:.0%} double sends/taps, pool 10+10 per process"
     )
     print(f"{'kind':<24}{'n':>7}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for kind in sorted(latencies, key=lambda k: (-len(latencies[k]), k)):
@@ -635,8 +670,9 @@ def report(
         f"chat process CPU (of one core): {cpu}"
     )
     print(
-        f"CPU taken meanwhile by processes outside this run (other benchmarks...): "
-        f"{outside / wall * 100:.0f}% of one core ({os.cpu_count()} cores)"
+        f"machine: {busy * 100:.0f}% of its {os.cpu_count()} cores busy (chat processes, "
+        f"PostgreSQL, everything); processes outside this run (other benchmarks...) took "
+        f"{outside / wall * 100:.0f}% of one core"
     )
     for number, part in enumerate(parts):
         d = part["diagnostics"]
@@ -651,13 +687,16 @@ def report(
         if args.verbose:
             for duration, statement in d["slowest"]:
                 print(f"    {duration * 1000:.0f} ms  {statement}")
-    print(f"errors {len(errors)}; rate-limited replies {rate_limited}")
-    for error in errors[:10]:
+    print(
+        f"errors {len(errors)} (internal-error apologies, exceptions, no reply); "
+        f"chat.error logged {len(logged)}; rate-limited replies {rate_limited}"
+    )
+    for error in errors[:5] + logged[:5]:
         print(f"  {error}")
     for part in parts:
         if part["profile"]:
             print(part["profile"])
-    return not errors
+    return not errors and not logged
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -671,6 +710,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-actions", type=int, default=20)
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which users start")
     parser.add_argument("--returning", type=float, default=0.4, help="share of returning users")
+    parser.add_argument(
+        "--double",
+        type=float,
+        default=0.1,
+        help="chance that a first contact is two messages at once, and that a press is a "
+        "double tap (handled concurrently, as PTB's concurrent_updates does)",
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--profile", action="store_true", help="cProfile each chat process")
     parser.add_argument("--verbose", action="store_true", help="the slowest SQL statements")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from db.models import AuditEntry, ChatIdentity, Plan, Platform, User
 from robotrader.app import App
@@ -38,31 +40,47 @@ async def register(
     display_name: str | None = None,
     client_language: str | None = None,
 ) -> Account:
-    """The user behind a chat account, created on first contact. Updates chat and language seen."""
+    """The user behind a chat account, created on first contact. Updates chat and language seen.
+
+    Two messages of a new user handled at once (a double tap, a message sent before the
+    answer to /start) both find no account: one creates it, the other then uses it.
+    """
+    find = (
+        select(ChatIdentity)
+        .where(ChatIdentity.platform == platform, ChatIdentity.platform_user_id == platform_user_id)
+        .with_for_update()
+    )
     async with app.database.transaction() as session:
-        identity = await session.scalar(
-            select(ChatIdentity)
-            .where(
-                ChatIdentity.platform == platform,
-                ChatIdentity.platform_user_id == platform_user_id,
-            )
-            .with_for_update()
-        )
+        identity = await session.scalar(find)
         created = identity is None
         if identity is None:
             user = User()
             session.add(user)
             await session.flush()
-            identity = ChatIdentity(
-                user_id=user.id, platform=platform, platform_user_id=platform_user_id
+            # Waits for a concurrent registration of the same account to commit; then
+            # inserts nothing (instead of failing on the unique constraint).
+            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+            identity = await session.scalar(
+                insert(ChatIdentity)
+                .values(user_id=user.id, platform=platform, platform_user_id=platform_user_id)
+                .on_conflict_do_nothing(index_elements=["platform", "platform_user_id"])
+                .returning(ChatIdentity)
             )
-            session.add(identity)
-            session.add(
-                AuditEntry(
-                    user_id=user.id, platform=str(platform), platform_user_id=platform_user_id,
-                    chat_id=chat_id, action="register",
-                )
-            )  # fmt: skip
+            if identity is None:  # the other message registered them first
+                await session.delete(user)
+                created = False
+                identity = await session.scalar(find)
+                assert identity is not None
+                found = await session.get(User, identity.user_id)
+                assert found is not None
+                user = found
+            else:
+                session.add(
+                    AuditEntry(
+                        user_id=user.id, platform=str(platform),
+                        platform_user_id=platform_user_id, chat_id=chat_id, action="register",
+                    )
+                )  # fmt: skip
         else:
             found = await session.get(User, identity.user_id)
             assert found is not None
