@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ChatIdentity, Notification, NotificationDelivery, Platform, User
+from db.models.users import notify_channel_id
 from db.session import Database
 from db.types import utcnow
 
@@ -82,9 +83,10 @@ class ClaimedNotification:
     kind: str
     payload: dict[str, Any]
     created_at: datetime
-    chat_id: str | None
+    chat_id: str | None  # the private chat
     language: str | None
     attempts: int
+    notify_channel_id: str | None = None  # a channel the user picked instead of chat_id
 
 
 def _claimable(channel: Platform, now: datetime) -> Any:
@@ -152,6 +154,7 @@ async def claim(
                     ChatIdentity.chat_id,
                     User.language,
                     ChatIdentity.client_language,
+                    ChatIdentity.extra,
                 )
                 .join(Notification, Notification.id == NotificationDelivery.notification_id)
                 .join(User, User.id == NotificationDelivery.user_id)
@@ -168,7 +171,7 @@ async def claim(
         ).all()
     seen: set[int] = set()
     claimed: list[ClaimedNotification] = []
-    for delivery, notification, chat_id, language, client_language in rows:
+    for delivery, notification, chat_id, language, client_language, extra in rows:
         if delivery.id in seen:  # a user with two identities on one platform: first wins
             continue
         seen.add(delivery.id)
@@ -183,6 +186,7 @@ async def claim(
                 chat_id=chat_id,
                 language=language or client_language,
                 attempts=delivery.attempts,
+                notify_channel_id=notify_channel_id(extra),
             )
         )
     return claimed

@@ -5,9 +5,10 @@ every rule; a callback here only turns options into that text (each argument
 quoted, so a name with spaces stays one argument). Names and descriptions come
 from the message catalog, in English and Brazilian Portuguese.
 
-Three commands are Discord's own: ``/exchange connect`` opens a modal (a key
-is never typed into a message), and ``/community`` and ``/share`` run the
-community use cases. ``/community`` needs Manage Server: declared with
+Four commands are Discord's own: ``/exchange connect`` opens a modal (a key
+is never typed into a message), ``/community`` and ``/share`` run the
+community use cases, and ``/notify`` picks where notifications go (DMs or a
+server channel). ``/community`` needs Manage Server: declared with
 ``default_permissions`` so Discord itself hides it from members (Discord sets
 permissions per top-level command, so its leaderboard is for admins to post),
 and checked again by the use case.
@@ -26,6 +27,7 @@ from bots.core.i18n import DEFAULT_LANGUAGE, catalog, translate
 from bots.core.registry import COMMANDS, Command, Handler
 from bots.discord.community import set_channel, share, show_leaderboard
 from bots.discord.localization import text, texts
+from bots.discord.notification_channel import back_to_dm, channel_access, pick_channel, show_target
 from engine.exchanges.catalog import EXCHANGES
 from engine.strategies.registry import STRATEGIES
 from robotrader.use_cases.accounts import LANGUAGES
@@ -396,6 +398,44 @@ def _community_commands(runner: CommandRunner) -> list[app_commands.Group]:
     return [community, sharing]
 
 
+def _notify_group(runner: CommandRunner) -> app_commands.Group:
+    """Where the user's notifications go: DMs, or a channel of a server they picked."""
+    group = app_commands.Group(
+        name=text("discord.cmd.notify"), description=text("discord.cmd.notify.desc")
+    )
+
+    @group.command(
+        name=text("discord.cmd.notify.show"), description=text("discord.cmd.notify.show.desc")
+    )
+    async def show(interaction: Interaction) -> None:
+        await runner.run_work(interaction, "notify:show", show_target)
+
+    @group.command(
+        name=text("discord.cmd.notify.channel"),
+        description=text("discord.cmd.notify.channel.desc"),
+    )
+    @app_commands.rename(channel=text("discord.opt.channel"))
+    @app_commands.describe(channel=text("discord.opt.notify_channel.desc"))
+    async def channel(interaction: Interaction, channel: discord.TextChannel) -> None:
+        user_can_post, bot_can_post = channel_access(channel, interaction.user)
+        handler = partial(
+            pick_channel,
+            channel_id=str(channel.id),
+            guild_id=str(interaction.guild_id or ""),
+            user_can_post=user_can_post,
+            bot_can_post=bot_can_post,
+        )
+        await runner.run_work(interaction, "notify:channel", handler)
+
+    @group.command(
+        name=text("discord.cmd.notify.dm"), description=text("discord.cmd.notify.dm.desc")
+    )
+    async def dm(interaction: Interaction) -> None:
+        await runner.run_work(interaction, "notify:dm", back_to_dm)
+
+    return group
+
+
 def _plain_command(runner: CommandRunner, command: Command) -> app_commands.Command[Any, Any, Any]:
     """``/name [arguments]`` for a core command without a slash command designed for it."""
     key = f"discord.cmd.{command.name}"
@@ -435,6 +475,7 @@ def slash_commands(
         *_account_commands(runner),
         _backtest_command(runner),
         *_community_commands(runner),
+        _notify_group(runner),
     ]
     plain = [
         _plain_command(runner, command)

@@ -1,6 +1,10 @@
 """Delivering the outbox to Discord: claimed under a lease, acknowledged once Discord accepted.
 
-Each notification goes to the user's DM channel (the chat the core recorded).
+Each notification goes to the channel the user picked with /notify channel, else
+to their DM channel (the chat the core recorded). A picked channel Discord
+refuses for good (deleted: 10003; access lost: 50001, 50013) is dropped: that
+notification and the next go to the DM, and the user is told once, by DM.
+
 discord.py paces every request by the ``X-RateLimit-*`` headers of its bucket
 and waits out a 429's ``retry_after`` before trying again; on top of that the
 sends here stay under Discord's global 50 requests a second, which discord.py
@@ -31,15 +35,17 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from bots.core.i18n import DEFAULT_LANGUAGE
+from bots.core.i18n import DEFAULT_LANGUAGE, Translator
 from bots.core.notifications import render_notification
-from bots.discord.community import trade_post
+from bots.core.replies import Reply
+from bots.discord.community import channel_mention, trade_post
 from db import outbox
 from db.models import Platform
 from db.outbox import ClaimedNotification
 from robotrader.app import App
 from robotrader.use_cases.accounts import language_from_client
 from robotrader.use_cases.community import share_targets
+from robotrader.use_cases.notification_channel import notification_channel_lost
 from robotrader.use_cases.reachability import chat_refused
 
 if TYPE_CHECKING:
@@ -48,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANNOT_MESSAGE_USER = 50007
+# A picked channel refused for good: Unknown Channel, Missing Access, Missing Permissions.
+CHANNEL_GONE = frozenset({10003, 50001, 50013})
 TRADE_KINDS = frozenset({"trade_opened", "trade_closed"})
 
 
@@ -79,6 +87,7 @@ class DeliveryStats:
     unreachable: int = 0
     retried: int = 0
     community_posts: int = 0
+    channels_gone: int = 0  # picked channels refused for good (back to DMs)
     latencies: list[float] = field(default_factory=list)  # created -> accepted, seconds
 
 
@@ -146,50 +155,112 @@ class DiscordDelivery:
                 log.exception("discord.delivery_error id=%s", notification.notification_id)
 
     async def _deliver_one(self, notification: ClaimedNotification) -> None:
-        database = self.app.database
-        chat = notification.chat_id
-        if chat is None or not chat.isdigit():
-            await outbox.acknowledge(database, notification.delivery_id, "no_chat")
-            return
         language = notification.language or DEFAULT_LANGUAGE
         reply = render_notification(notification.kind, notification.payload, language)
-        channel = self.client.get_partial_messageable(int(chat), type=discord.ChannelType.private)
-        try:
-            await self.pacer.wait()
-            await self.client.send_reply(channel, reply)
-        except discord.Forbidden as exc:
-            if exc.code != CANNOT_MESSAGE_USER:
-                log.warning("discord.notification_forbidden id=%s code=%s", chat, exc.code)
+        picked = notification.notify_channel_id
+        if picked is not None and picked.isdigit():
+            refused = await self._send(notification, picked, discord.ChannelType.text, reply)
+            if refused is None:
+                return
+            if refused.code not in CHANNEL_GONE:
+                await self._give_up(notification, picked, refused)
+                return
+            # Deleted, or the bot lost access: this one and the next go to the DM.
+            await self._channel_gone(notification, picked, refused, language)
+        chat = notification.chat_id
+        if chat is None or not chat.isdigit():
+            await outbox.acknowledge(self.app.database, notification.delivery_id, "no_chat")
+            return
+        refused = await self._send(notification, chat, discord.ChannelType.private, reply)
+        if refused is None:
+            return
+        if isinstance(refused, discord.Forbidden):
+            if refused.code != CANNOT_MESSAGE_USER:
+                log.warning("discord.notification_forbidden id=%s code=%s", chat, refused.code)
             self.stats.unreachable += 1
             self.client.dms_closed(chat, language)  # before the user can see it in the database
             await chat_refused(self.app, Platform.DISCORD, notification.user_id)
             await self._post_to_communities(notification)  # the trade happened all the same
-            return
-        except discord.NotFound:
+        elif isinstance(refused, discord.NotFound):
             # The DM channel is gone (the account was deleted): stop trying it.
             self.stats.unreachable += 1
             await chat_refused(self.app, Platform.DISCORD, notification.user_id)
-            return
+        else:
+            await self._give_up(notification, chat, refused)
+
+    async def _send(
+        self,
+        notification: ClaimedNotification,
+        chat: str,
+        kind: discord.ChannelType,
+        reply: Reply,
+    ) -> discord.HTTPException | None:
+        """Send once. None when that settled it: accepted (then acknowledged) or to be
+        retried later (released). Otherwise Discord's refusal, for the caller to judge.
+        """
+        channel = self.client.get_partial_messageable(int(chat), type=kind)
+        try:
+            await self.pacer.wait()
+            await self.client.send_reply(channel, reply)
         except discord.RateLimited as exc:
             await self._release(notification, "429", exc.retry_after)
-            return
+            return None
         except discord.HTTPException as exc:
             if exc.status == 429 or exc.status >= 500:
                 await self._release(notification, str(exc.status), 5)
-                return
-            # The message itself is wrong: retrying would fail the same way.
-            self.stats.failed += 1
-            log.error("discord.notification_refused id=%s code=%s", chat, exc.code)
-            await outbox.acknowledge(database, notification.delivery_id, "failed")
-            return
+                return None
+            return exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             await self._release(notification, type(exc).__name__, 5)
-            return
+            return None
         accepted = self.clock()
-        await outbox.acknowledge(database, notification.delivery_id)
+        await outbox.acknowledge(self.app.database, notification.delivery_id)
         self.stats.sent += 1
         self.stats.latencies.append((accepted - notification.created_at).total_seconds())
         await self._post_to_communities(notification)
+        return None
+
+    async def _give_up(
+        self, notification: ClaimedNotification, chat: str, refused: discord.HTTPException
+    ) -> None:
+        """The message itself is wrong: retrying would fail the same way."""
+        self.stats.failed += 1
+        log.error("discord.notification_refused id=%s code=%s", chat, refused.code)
+        await outbox.acknowledge(self.app.database, notification.delivery_id, "failed")
+
+    async def _channel_gone(
+        self,
+        notification: ClaimedNotification,
+        channel: str,
+        refused: discord.HTTPException,
+        language: str,
+    ) -> None:
+        """Back to DMs; the one delivery that cleared the choice tells the user, by DM."""
+        log.info(
+            "discord.notify_channel_gone user=%s channel=%s code=%s",
+            notification.user_id,
+            channel,
+            refused.code,
+        )
+        cleared = await notification_channel_lost(
+            self.app, Platform.DISCORD, notification.user_id, channel
+        )
+        if not cleared:
+            return
+        self.stats.channels_gone += 1
+        chat = notification.chat_id
+        if chat is None or not chat.isdigit():
+            return
+        t = Translator(language)
+        notice = Reply.text(t("notify_channel.lost", channel=channel_mention(channel)))
+        dm = self.client.get_partial_messageable(int(chat), type=discord.ChannelType.private)
+        try:
+            await self.pacer.wait()
+            await self.client.send_reply(dm, notice)
+        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, OSError) as exc:
+            # The notification itself still goes to the DM, where a closed DM is handled.
+            log.warning("discord.notify_channel_notice_failed user=%s error=%s",
+                        notification.user_id, type(exc).__name__)  # fmt: skip
 
     async def _release(self, notification: ClaimedNotification, error: str, seconds: float) -> None:
         self.stats.retried += 1

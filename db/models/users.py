@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,18 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from db.models.base import Base
 from db.models.enums import Plan, Platform
 from db.types import JSONType, UTCDateTime, utcnow
+
+# ChatIdentity.extra[NOTIFY_CHANNEL]: a channel the user picked for their notifications
+# instead of the private chat, ``{"channel_id": str, "guild_id": str}``. Kept out of
+# ``chat_id``, which registration keeps pointing at the private chat.
+NOTIFY_CHANNEL = "notify_channel"
+
+
+def notify_channel_id(extra: Mapping[str, Any] | None) -> str | None:
+    """The channel picked for notifications, from an identity's ``extra``; None: the DM."""
+    picked = (extra or {}).get(NOTIFY_CHANNEL)
+    channel = picked.get("channel_id") if isinstance(picked, Mapping) else None
+    return str(channel) if channel else None
 
 
 class User(Base):
@@ -41,13 +54,15 @@ class ChatIdentity(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     platform: Mapped[Platform] = mapped_column(String(16))
     platform_user_id: Mapped[str] = mapped_column(String(64))
-    # Where notifications go: the private chat / DM channel, or a channel the user picked.
+    # The private chat / DM channel; notifications go there unless a channel was picked
+    # (see NOTIFY_CHANNEL).
     chat_id: Mapped[str | None] = mapped_column(String(64), default=None)
     display_name: Mapped[str | None] = mapped_column(String(128), default=None)
     client_language: Mapped[str | None] = mapped_column(String(16), default=None)
     # False once the platform told us the user blocked the bot or closed DMs.
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Per-identity settings that need no column of their own (NOTIFY_CHANNEL).
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
     user: Mapped[User] = relationship(back_populates="identities", lazy="raise")

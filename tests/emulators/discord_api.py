@@ -494,6 +494,7 @@ class EmuChannel:
     permission_overwrites: list[dict[str, Any]] = field(default_factory=list)
     recipient_id: int | None = None
     last_message_id: int | None = None
+    deleted: bool = False  # kept for its messages; the API answers 10003 Unknown Channel
 
     @property
     def is_dm(self) -> bool:
@@ -1806,7 +1807,7 @@ class DiscordEmulator(ThreadedServer):
     def _bot_channel(self, channel_id: str) -> EmuChannel:
         """A channel the bot can see, or the error Discord gives."""
         channel = self._channels.get(int(channel_id)) if channel_id.isdigit() else None
-        if channel is None:
+        if channel is None or channel.deleted:
             raise _unknown("channel")
         if channel.is_dm:
             return channel
@@ -3102,6 +3103,7 @@ class DiscordEmulator(ThreadedServer):
         {
             "add_guild",
             "add_channel",
+            "delete_channel",
             "add_member",
             "add_user",
             "set_bot_permissions",
@@ -3281,6 +3283,26 @@ class DiscordEmulator(ThreadedServer):
         self._emit_threadsafe([("CHANNEL_CREATE", payload, guild_id)])
         return copy.deepcopy(channel)
 
+    def delete_channel(self, channel_id: int) -> None:
+        """Someone deletes a guild channel (dispatches CHANNEL_DELETE with the channel).
+
+        Its messages stay readable here; the API then answers 404, 10003 Unknown Channel.
+        """
+        with self._lock:
+            channel = self._channels[channel_id]
+            if channel.is_dm or channel.deleted:
+                raise ValueError(f"channel {channel_id} is a DM or already deleted")
+            assert channel.guild_id is not None
+            guild = self._guilds[channel.guild_id]
+            guild.channel_ids.remove(channel_id)
+            channel.deleted = True
+            events = [("CHANNEL_DELETE", self._channel_payload(channel), guild.id)]
+            if guild.system_channel_id == channel_id:
+                guild.system_channel_id = None
+                events.append(("GUILD_UPDATE", self._guild_payload(guild), guild.id))
+            self._changed.notify_all()
+        self._emit_threadsafe(events)
+
     def set_channel_overwrite(
         self,
         channel_id: int,
@@ -3407,7 +3429,7 @@ class DiscordEmulator(ThreadedServer):
     ) -> tuple[EmuGuild | None, EmuChannel]:
         if channel_id is not None:
             channel = self._channels.get(channel_id)
-            if channel is None:
+            if channel is None or channel.deleted:
                 raise InvocationRefused("unknown_channel", str(channel_id))
             if channel.is_dm:
                 if channel.recipient_id != user.id:
@@ -3716,7 +3738,11 @@ class DiscordEmulator(ThreadedServer):
             value = str(role.id)
         elif otype == 7:
             target_channel = self._channels.get(_snowflake_of(raw))
-            if target_channel is None or target_channel.guild_id != (guild.id if guild else None):
+            if (
+                target_channel is None
+                or target_channel.deleted
+                or target_channel.guild_id != (guild.id if guild else None)
+            ):
                 raise refuse("unknown channel")
             types = definition.get("channel_types")
             if types and target_channel.type not in types:

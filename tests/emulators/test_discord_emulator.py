@@ -507,6 +507,27 @@ async def test_route_bucket_headers_pace_the_library(world: World) -> None:
     assert len(emulator.messages(world.trades.id)) == 3
 
 
+async def test_a_deleted_channel_leaves_the_cache_and_answers_unknown_channel(
+    world: World,
+) -> None:
+    emulator = world.emulator
+    async with running_bot(world, sync=False) as bot:
+        channel = bot.get_channel(world.trades.id)
+        assert isinstance(channel, discord.TextChannel)
+        await channel.send("antes")
+        emulator.delete_channel(world.trades.id)
+        await emulator.wait_for_async(lambda: bot.get_channel(world.trades.id) is None)
+        with pytest.raises(discord.NotFound) as gone:
+            await channel.send("depois")
+        assert (gone.value.status, gone.value.code) == (404, 10003)
+        assert gone.value.text == "Unknown Channel"
+        with pytest.raises(InvocationRefused) as refused:
+            emulator.post_message(ALICE_ID, world.trades.id, "oi")
+        assert refused.value.reason == "unknown_channel"
+    assert [m["content"] for m in emulator.messages(world.trades.id)] == ["antes"]
+    assert world.trades.id not in emulator.guild(world.guild.id).channel_ids
+
+
 async def test_deleting_without_manage_messages_is_forbidden(world: World) -> None:
     emulator = world.emulator
     async with running_bot(world, sync=False) as bot:

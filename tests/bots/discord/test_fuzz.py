@@ -64,6 +64,18 @@ FUZZ = settings(
 
 
 @pytest.fixture
+def channels(discord_bot: RunningBot) -> list[int]:
+    """The server's general channel, and one the bot may not post in (refusals too)."""
+    guild = discord_bot.guild
+    muted = discord_bot.emulator.add_channel(
+        guild.id,
+        "no-bots",
+        permission_overwrites=[{"id": guild.bot_role_id, "deny": Perm.SEND_MESSAGES}],
+    )
+    return [discord_bot.general, muted.id]
+
+
+@pytest.fixture
 def users(discord_bot: RunningBot) -> list[int]:
     """A few members (one an admin), so that DM channels are opened once each."""
     return [
@@ -112,6 +124,7 @@ def assert_no_apology(bot: RunningBot, caplog: pytest.LogCaptureFixture, record:
 async def test_any_options_of_any_command_are_answered(
     discord_bot: RunningBot,
     users: list[int],
+    channels: list[int],
     caplog: pytest.LogCaptureFixture,
     data: st.DataObject,
 ) -> None:
@@ -121,7 +134,7 @@ async def test_any_options_of_any_command_are_answered(
         st.sampled_from(leaf_commands(emulator.commands())), label="command"
     )
     values = {
-        o["name"]: data.draw(option_value(o, [discord_bot.general]), label=o["name"])
+        o["name"]: data.draw(option_value(o, channels), label=o["name"])
         for o in options
         if o.get("required") or data.draw(st.booleans(), label=f"give {o['name']}")
     }
@@ -182,7 +195,9 @@ async def test_every_command_answers_with_plain_options(
                         1 if o["type"] == 4 else True if o["type"] == 5 else "x")
             for o in options if o.get("required")
         }  # fmt: skip
-        for in_server in (True,) if guild_only else (True, False):
+        # A channel option names a channel of the server it is run in: none in a DM.
+        needs_channel = any(o["type"] == CHANNEL for o in options if o.get("required"))
+        for in_server in (True,) if guild_only or needs_channel else (True, False):
             guild = discord_bot.guild.id if in_server else None
             interaction = emulator.invoke(admin, path, values, guild_id=guild)
             record = await discord_bot.answered(interaction)
