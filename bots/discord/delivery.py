@@ -1,7 +1,8 @@
 """Delivering the outbox to Discord: claimed under a lease, acknowledged once Discord accepted.
 
-Each notification goes to the channel the user picked with /notify channel, else
-to their DM channel (the chat the core recorded). A picked channel Discord
+Each notification about the user's bots goes to the channel they picked with
+/notify channel, else (and billing always) to their DM channel (the chat the core
+recorded). A picked channel Discord
 refuses for good (deleted: 10003; access lost: 50001, 50013) is dropped: that
 notification and the next go to the DM, and the user is told once, by DM.
 
@@ -45,7 +46,7 @@ from db.outbox import ClaimedNotification
 from robotrader.app import App
 from robotrader.use_cases.accounts import language_from_client
 from robotrader.use_cases.community import share_targets
-from robotrader.use_cases.notification_channel import notification_channel_lost
+from robotrader.use_cases.notification_channel import goes_to_channel, notification_channel_lost
 from robotrader.use_cases.reachability import chat_refused
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ class DiscordDelivery:
         language = notification.language or DEFAULT_LANGUAGE
         reply = render_notification(notification.kind, notification.payload, language)
         picked = notification.notify_channel_id
-        if picked is not None and picked.isdigit():
+        if picked is not None and picked.isdigit() and goes_to_channel(notification.kind):
             refused = await self._send(notification, picked, discord.ChannelType.text, reply)
             if refused is None:
                 return

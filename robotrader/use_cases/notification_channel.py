@@ -1,12 +1,13 @@
 """Where a user's notifications go on a platform: the private chat, or a channel they picked.
 
 A picked channel is shared: everyone who can read it sees the user's trades with
-their amounts. So it must be a channel of a server where the user can read and
-write (the platform says so, passed in as ``user_can_post``) and the bot can post
-(``bot_can_post``). The choice is kept apart from the private chat that
-registration records on every interaction, so using the bot never undoes it.
-When the platform later refuses the channel for good (deleted, access lost), the
-notifications go back to the private chat: see ``notification_channel_lost``.
+their amounts (billing never goes there: ``CHANNEL_KINDS``). So it must be a
+channel of a server where the user can read and write (the platform says so,
+passed in as ``user_can_post``) and the bot can post (``bot_can_post``). The
+choice is kept apart from the private chat that registration records on every
+interaction, so using the bot never undoes it. When the platform later refuses
+the channel for good (deleted, access lost), the notifications go back to the
+private chat: see ``notification_channel_lost``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,28 @@ from db.models import AuditEntry, ChatIdentity, Platform
 from db.models.users import NOTIFY_CHANNEL, notify_channel_id
 from robotrader.app import App
 from robotrader.errors import UserError
+
+# What a picked channel receives: what the bots do. Billing stays in the private chat
+# (a failed payment carries a Stripe portal link that opens the user's billing to
+# whoever clicks it). A kind added later goes to the private chat until listed here.
+CHANNEL_KINDS = frozenset(
+    {
+        "trade_opened",
+        "trade_closed",
+        "order_rejected",
+        "bot_paused",
+        "data_fallback",
+        "kill_switch",
+        "daily_summary",
+        "backtest_done",
+        "backtest_failed",
+    }
+)
+
+
+def goes_to_channel(kind: str) -> bool:
+    """Whether a notification of this kind may be posted in a channel the user picked."""
+    return kind in CHANNEL_KINDS
 
 
 @dataclass(frozen=True)

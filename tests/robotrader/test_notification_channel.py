@@ -18,6 +18,7 @@ from robotrader.use_cases.accounts import register
 from robotrader.use_cases.notification_channel import (
     NotificationTarget,
     clear_notification_channel,
+    goes_to_channel,
     notification_channel_lost,
     notification_target,
     set_notification_channel,
@@ -121,3 +122,10 @@ async def test_picking_a_channel_makes_a_user_with_closed_dms_reachable(app: App
     await _notify(app, user_id, "n1")
     [claimed] = await outbox.claim(app.database, DISCORD, "w")
     assert (claimed.notify_channel_id, claimed.chat_id) == (CHANNEL, None)
+
+
+def test_billing_never_goes_to_a_shared_channel() -> None:
+    assert goes_to_channel("trade_opened") and goes_to_channel("daily_summary")
+    assert not goes_to_channel("payment_failed")  # a Stripe portal link to the user's billing
+    assert not goes_to_channel("plan_changed")
+    assert not goes_to_channel("a_kind_added_later")

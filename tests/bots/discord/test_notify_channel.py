@@ -63,6 +63,25 @@ async def test_a_picked_channel_gets_the_trades_until_dm_is_asked_back(
     await asyncio.sleep(0.2)
     assert len(saying(emulator, trades.id, BOUGHT["pt-BR"])) == 1  # exactly once
     assert not [m for m in emulator.dm_messages(ana) if BOUGHT["pt-BR"] in message_text(m)]
+    # Billing never goes to the channel: a failed payment carries a link to the user's billing.
+    async with discord_bot.app.database.transaction() as session:
+        identity = await session.scalar(
+            select(ChatIdentity).where(ChatIdentity.platform_user_id == str(ana))
+        )
+        assert identity is not None
+        await outbox.add_notification(
+            session,
+            user_id=identity.user_id,
+            kind="payment_failed",
+            payload={"portal_url": "http://127.0.0.1:9/portal/session-ana"},
+            dedupe_key=f"test:payment_failed:{ana}",
+        )
+    await emulator.wait_for_async(
+        lambda: [m for m in emulator.dm_messages(ana) if "pagamento falhou" in message_text(m)]
+    )
+    await delivered(discord_bot)
+    assert not saying(emulator, trades.id, "pagamento falhou")
+    assert not saying(emulator, trades.id, "portal")
 
     record = await discord_bot.run(ana, "notificações dm")
     assert "Suas notificações voltaram para a sua DM." in discord_bot.text(record)
