@@ -10,6 +10,7 @@ delivery acknowledged is never claimed again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,39 @@ from db.models.users import notify_channel_id
 from db.session import Database
 from db.types import utcnow
 
+IN_CHUNK = 1_000  # ids per IN (...) list
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Where a user's notifications go: the kinds they muted, the platforms that reach them."""
+
+    muted: frozenset[str]
+    channels: tuple[Platform, ...]
+
+
+async def load_recipients(session: AsyncSession, user_ids: Iterable[int]) -> dict[int, Recipient]:
+    """The recipients of many users in two statements (a tick notifying hundreds of them)."""
+    users = sorted(set(user_ids))
+    muted: dict[int, frozenset[str]] = {}
+    channels: dict[int, set[Platform]] = {user: set() for user in users}
+    for start in range(0, len(users), IN_CHUNK):
+        chunk = users[start : start + IN_CHUNK]
+        for user_id, kinds in await session.execute(
+            select(User.id, User.muted_kinds).where(User.id.in_(chunk))
+        ):
+            muted[user_id] = frozenset(kinds or ())
+        for user_id, platform in await session.execute(
+            select(ChatIdentity.user_id, ChatIdentity.platform).where(
+                ChatIdentity.user_id.in_(chunk), ChatIdentity.reachable.is_(True)
+            )
+        ):
+            channels[user_id].add(Platform(platform))
+    return {
+        user: Recipient(muted.get(user, frozenset()), tuple(sorted(channels[user])))
+        for user in users
+    }
+
 
 async def add_notification(
     session: AsyncSession,
@@ -33,11 +67,13 @@ async def add_notification(
     payload: dict[str, Any],
     dedupe_key: str,
     priority: int = 0,
+    recipients: Mapping[int, Recipient] | None = None,
 ) -> bool:
     """Store a notification once per ``dedupe_key``; returns False if it already existed.
 
     One delivery is queued per chat platform the user is reachable on, unless
-    the user muted this kind.
+    the user muted this kind. ``recipients`` (`load_recipients`) saves looking the
+    user up when the caller notifies many users in one transaction.
     """
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(
@@ -56,16 +92,12 @@ async def add_notification(
     notification_id = result.scalar_one_or_none()
     if notification_id is None:
         return False
-    muted = await session.scalar(select(User.muted_kinds).where(User.id == user_id))
-    if muted and kind in muted:
+    recipient = recipients.get(user_id) if recipients is not None else None
+    if recipient is None:
+        recipient = (await load_recipients(session, [user_id]))[user_id]
+    if kind in recipient.muted:
         return True
-    channels = (
-        await session.scalars(
-            select(ChatIdentity.platform)
-            .where(ChatIdentity.user_id == user_id, ChatIdentity.reachable.is_(True))
-            .distinct()
-        )
-    ).all()
+    channels = recipient.channels
     session.add_all(
         NotificationDelivery(
             notification_id=notification_id, user_id=user_id, channel=channel, priority=priority

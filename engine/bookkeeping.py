@@ -7,11 +7,12 @@ retried placement or a reconciliation after a crash is safe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -24,7 +25,7 @@ from db.models import (
     Position,
     Trade,
 )
-from db.outbox import add_notification
+from db.outbox import Recipient, add_notification, load_recipients
 from db.types import utcnow
 from engine.exchanges.gateway import OrderReport
 from engine.exchanges.paper import split_symbol
@@ -46,6 +47,63 @@ class BotRef:
     priority: int = 0
 
 
+IN_CHUNK = 500  # (bot, symbol) pairs per IN (...) list
+
+
+@dataclass
+class Ledger:
+    """What booking fills needs besides the fills: positions and recipients, read at once.
+
+    A tick books hundreds of fills in one transaction: their positions (locked) and
+    their owners' notification settings are loaded here in a few statements, and the
+    rows stay in this object, so nothing is read again per fill and the session can
+    flush the whole tick at its end. A single fill gets a ledger of its own.
+    """
+
+    positions: dict[tuple[int, str], Position | None]
+    recipients: dict[int, Recipient]
+    closed: set[tuple[int, str]] = field(default_factory=set)
+
+    @classmethod
+    async def load(cls, session: AsyncSession, orders: Iterable[Order]) -> Ledger:
+        orders = list(orders)
+        keys = sorted({(order.bot_id, order.symbol) for order in orders})
+        positions: dict[tuple[int, str], Position | None] = dict.fromkeys(keys)
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            found = await session.scalars(
+                select(Position)
+                .where(tuple_(Position.bot_id, Position.symbol).in_(chunk))
+                .order_by(Position.id)  # one lock order
+                .with_for_update()
+            )
+            positions.update(((row.bot_id, row.symbol), row) for row in found)
+        recipients = await load_recipients(session, {order.user_id for order in orders})
+        return cls(positions, recipients)
+
+    async def position(self, session: AsyncSession, order: Order) -> Position | None:
+        key = (order.bot_id, order.symbol)
+        if key not in self.positions:  # an order the ledger was not loaded for
+            other = await Ledger.load(session, [order])
+            self.positions.update(other.positions)
+            self.recipients.update(other.recipients)
+        return self.positions[key]
+
+    async def open(self, session: AsyncSession, position: Position) -> None:
+        key = (position.bot_id, position.symbol)
+        if key in self.closed:  # its deletion must reach the database before the insert
+            await session.flush()
+            self.closed.discard(key)
+        session.add(position)
+        self.positions[key] = position
+
+    async def close(self, session: AsyncSession, position: Position) -> None:
+        key = (position.bot_id, position.symbol)
+        await session.delete(position)
+        self.positions[key] = None
+        self.closed.add(key)
+
+
 def _quote_fee(report: OrderReport, symbol: str, price: Decimal) -> Decimal:
     base, _ = split_symbol(symbol)
     if report.fee_currency == base:
@@ -54,9 +112,17 @@ def _quote_fee(report: OrderReport, symbol: str, price: Decimal) -> Decimal:
 
 
 async def record_report(
-    session: AsyncSession, order: Order, report: OrderReport, bot: BotRef
+    session: AsyncSession,
+    order: Order,
+    report: OrderReport,
+    bot: BotRef,
+    ledger: Ledger | None = None,
 ) -> None:
-    """Book ``report`` onto ``order``: only the part filled since the last report moves money."""
+    """Book ``report`` onto ``order``: only the part filled since the last report moves money.
+
+    ``ledger`` holds the positions and recipients of many orders booked together
+    (`Ledger.load`); without one, this order's are read.
+    """
     newly_filled = report.filled - (order.filled or Decimal(0))
     fee_delta = report.fee - (order.fee or Decimal(0))
     order.exchange_order_id = report.exchange_order_id
@@ -91,19 +157,19 @@ async def record_report(
     fee_quote = _quote_fee(delta_report, order.symbol, price)
     base, _ = split_symbol(order.symbol)
     base_fee = fee_delta if report.fee_currency == base else Decimal(0)
-    position = await session.scalar(
-        select(Position)
-        .where(Position.bot_id == order.bot_id, Position.symbol == order.symbol)
-        .with_for_update()
-    )
+    if ledger is None:
+        ledger = await Ledger.load(session, [order])
+    position = await ledger.position(session, order)
     if order.side == OrderSide.BUY:
-        await _book_buy(session, order, bot, position, newly_filled - base_fee, price, fee_quote)
+        amount = newly_filled - base_fee
+        await _book_buy(session, ledger, order, bot, position, amount, price, fee_quote)
     else:
-        await _book_sell(session, order, bot, position, newly_filled, price, fee_quote)
+        await _book_sell(session, ledger, order, bot, position, newly_filled, price, fee_quote)
 
 
 async def _book_buy(
     session: AsyncSession,
+    ledger: Ledger,
     order: Order,
     bot: BotRef,
     position: Position | None,
@@ -121,8 +187,9 @@ async def _book_buy(
             cost=cost,
             average_entry=cost / amount,
             entries=1,
+            opened_at=utcnow(),
         )
-        session.add(position)
+        await ledger.open(session, position)
     else:
         position.amount += amount
         position.cost += cost
@@ -130,6 +197,7 @@ async def _book_buy(
         position.entries += 1
     await _notify_fill(
         session,
+        ledger,
         order,
         bot,
         "trade_opened",
@@ -141,6 +209,7 @@ async def _book_buy(
 
 async def _book_sell(
     session: AsyncSession,
+    ledger: Ledger,
     order: Order,
     bot: BotRef,
     position: Position | None,
@@ -162,7 +231,7 @@ async def _book_sell(
     closed = position.amount <= DUST or position.amount * price < DUST_VALUE
 
     if closed:
-        await session.delete(position)
+        await ledger.close(session, position)
     session.add(
         Trade(
             bot_id=order.bot_id,
@@ -182,6 +251,7 @@ async def _book_sell(
     )
     await _notify_fill(
         session,
+        ledger,
         order,
         bot,
         "trade_closed",
@@ -196,6 +266,7 @@ async def _book_sell(
 
 async def _notify_fill(
     session: AsyncSession,
+    ledger: Ledger,
     order: Order,
     bot: BotRef,
     kind: str,
@@ -210,6 +281,7 @@ async def _notify_fill(
         kind=kind,
         priority=bot.priority,
         dedupe_key=f"fill:{order.client_order_id}:{order.filled}",
+        recipients=ledger.recipients,
         payload={
             "bot_id": bot.id,
             "bot": bot.name,

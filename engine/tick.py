@@ -38,14 +38,14 @@ from db.models import (
     Trade,
     User,
 )
-from db.outbox import add_notification
+from db.outbox import add_notification, load_recipients
 from db.session import Database
 from db.types import utcnow
-from engine.bookkeeping import BotRef, pause_bot, record_rejection, record_report
+from engine.bookkeeping import BotRef, Ledger, pause_bot, record_rejection, record_report
 from engine.client_order_ids import client_order_id
 from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
-from engine.exchanges.paper import PaperGateway
+from engine.exchanges.paper import PaperAccounts, PaperGateway
 from engine.market_data.feed import MarketDataFeed, MarketKey, MarketSnapshot
 from engine.risk import RiskSettings, cap_buy_quote, daily_loss_breached, exit_reason
 from engine.strategies.base import Intent, PositionState
@@ -356,22 +356,37 @@ async def _insert_orders(session: AsyncSession, decisions: list[Decision]) -> li
 
 
 async def _execute_paper(
-    session: AsyncSession, decision: Decision, order: Order, report: TickReport
+    session: AsyncSession,
+    placed: list[tuple[Decision, Order]],
+    report: TickReport,
 ) -> None:
-    gateway = PaperGateway(session, decision.bot.user_id, {decision.symbol: decision.price})
-    request = OrderRequest(
-        decision.symbol, order.side, order.type, decision.amount, order.client_order_id,
-        reference_price=decision.price,
-    )  # fmt: skip
-    try:
-        async with session.begin_nested():
-            fill = await gateway.place_order(request)
-    except OrderRejected as exc:
-        await record_rejection(session, order, decision.bot.ref, exc.reason, exc.detail)
-        report.orders_rejected += 1
+    """Fill the tick's paper orders: balances and positions read at once, flushed at the end.
+
+    The paper exchange refuses an order before changing anything, so no savepoint
+    is needed per order; nothing is read per order, so the session flushes every
+    fill, position, trade and notification of the tick together.
+    """
+    if not placed:
         return
-    await record_report(session, order, fill, decision.bot.ref)
-    report.orders_filled += 1
+    accounts = await PaperAccounts.load(session, (d.bot.user_id for d, _ in placed))
+    ledger = await Ledger.load(session, (order for _, order in placed))
+    with session.no_autoflush:
+        for decision, order in placed:
+            prices = {decision.symbol: decision.price}
+            gateway = PaperGateway(session, decision.bot.user_id, prices, accounts)
+            request = OrderRequest(
+                decision.symbol, order.side, order.type, decision.amount, order.client_order_id,
+                reference_price=decision.price,
+            )  # fmt: skip
+            try:
+                fill = await gateway.place_order(request)
+            except OrderRejected as exc:
+                await record_rejection(session, order, decision.bot.ref, exc.reason, exc.detail)
+                report.orders_rejected += 1
+                continue
+            await record_report(session, order, fill, decision.bot.ref, ledger)
+            report.orders_filled += 1
+    await session.flush()
 
 
 async def _note_sources(
@@ -393,15 +408,19 @@ async def _note_sources(
                 .where(Bot.id.in_(ids[start : start + _IN_CHUNK]))
                 .values(market_data_source=source)
             )
-    for bot in changed.get("replay", []):
-        await add_notification(
-            session,
-            user_id=bot.user_id,
-            kind="data_fallback",
-            priority=bot.ref.priority,
-            dedupe_key=f"fallback:{bot.id}:{now.isoformat(timespec='minutes')}",
-            payload={"bot_id": bot.id, "bot": bot.name},
-        )
+    fell_back = changed.get("replay", [])
+    recipients = await load_recipients(session, (bot.user_id for bot in fell_back))
+    with session.no_autoflush:  # the deliveries of all of them are flushed together
+        for bot in fell_back:
+            await add_notification(
+                session,
+                user_id=bot.user_id,
+                kind="data_fallback",
+                priority=bot.ref.priority,
+                dedupe_key=f"fallback:{bot.id}:{now.isoformat(timespec='minutes')}",
+                payload={"bot_id": bot.id, "bot": bot.name},
+                recipients=recipients,
+            )
 
 
 async def run_tick(
@@ -506,13 +525,15 @@ async def run_tick(
         await _note_sources(session, bots, sources, now)
         placing = [d for d in decisions if d.bot.id not in to_pause]
         orders = await _insert_orders(session, placing)
+        paper: list[tuple[Decision, Order]] = []
         for decision, order in zip(placing, orders, strict=True):
             if order is None:
                 continue
             if decision.bot.mode == BotMode.PAPER:
-                await _execute_paper(session, decision, order, report)
+                paper.append((decision, order))
             else:
                 report.live_orders.append(order.id)
+        await _execute_paper(session, paper, report)
         for bot, reason in to_pause.values():
             await pause_bot(session, bot.ref, reason)
             report.paused += 1

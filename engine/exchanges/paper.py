@@ -8,7 +8,7 @@ notification are written together or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_DOWN, Decimal
 
 from sqlalchemy import select
@@ -23,6 +23,7 @@ FEE_RATE = Decimal("0.001")  # 0.1 %, a typical spot taker fee
 SLIPPAGE = Decimal("0.0005")  # 0.05 % against the taker
 AMOUNT_STEP = Decimal("0.00000001")
 MIN_ORDER_VALUE = Decimal(1)
+IN_CHUNK = 1_000  # ids per IN (...) list
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
@@ -30,39 +31,92 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base, quote.split(":")[0]
 
 
-async def ensure_paper_account(session: AsyncSession, user_id: int) -> None:
-    """Give a user the starting balance the first time they trade on paper."""
-    has_any = await session.scalar(
-        select(PaperBalance.asset).where(PaperBalance.user_id == user_id).limit(1)
-    )
-    if has_any is None:
-        session.add_all(
-            PaperBalance(user_id=user_id, asset=asset, amount=amount)
+class PaperAccounts:
+    """The paper balances of some users, locked and loaded together for one transaction.
+
+    A tick loads the accounts of every user it places paper orders for in two
+    statements; a single order loads its user's. Users who never traded on paper get
+    the starting balance here. Rows live in this object (not re-read per order), so
+    a tick's fills are flushed together at its end.
+    """
+
+    def __init__(self, session: AsyncSession, rows: dict[tuple[int, str], PaperBalance]) -> None:
+        self.session = session
+        self._rows = rows
+
+    @classmethod
+    async def load(cls, session: AsyncSession, user_ids: Iterable[int]) -> PaperAccounts:
+        users = sorted(set(user_ids))
+        rows: dict[tuple[int, str], PaperBalance] = {}
+        for start in range(0, len(users), IN_CHUNK):
+            chunk = users[start : start + IN_CHUNK]
+            found = await session.scalars(
+                select(PaperBalance)
+                .where(PaperBalance.user_id.in_(chunk))
+                .order_by(PaperBalance.user_id, PaperBalance.asset)  # one lock order
+                .with_for_update()
+            )
+            rows.update(((row.user_id, row.asset), row) for row in found)
+        opened = {user for user, _ in rows}
+        new = [
+            PaperBalance(user_id=user, asset=asset, amount=amount)
+            for user in users
+            if user not in opened
             for asset, amount in STARTING_BALANCE.items()
-        )
-        await session.flush()
+        ]
+        if new:
+            session.add_all(new)
+            await session.flush()
+            rows.update(((row.user_id, row.asset), row) for row in new)
+        return cls(session, rows)
+
+    def amount(self, user_id: int, asset: str) -> Decimal:
+        row = self._rows.get((user_id, asset))
+        return row.amount if row is not None else Decimal(0)
+
+    def add(self, user_id: int, asset: str, delta: Decimal) -> None:
+        row = self._rows.get((user_id, asset))
+        if row is None:
+            row = PaperBalance(user_id=user_id, asset=asset, amount=Decimal(0))
+            self.session.add(row)
+            self._rows[(user_id, asset)] = row
+        row.amount += delta
+
+    def of(self, user_id: int) -> dict[str, Decimal]:
+        """A user's non-zero balances."""
+        return {
+            asset: row.amount
+            for (user, asset), row in sorted(self._rows.items())
+            if user == user_id and row.amount != 0
+        }
 
 
 class PaperGateway:
     """ExchangeGateway for one user's paper account, bound to the tick's session and prices."""
 
-    def __init__(self, session: AsyncSession, user_id: int, prices: Mapping[str, Decimal]) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        user_id: int,
+        prices: Mapping[str, Decimal],
+        accounts: PaperAccounts | None = None,
+    ) -> None:
         self.session = session
         self.user_id = user_id
         self.prices = prices
+        self._accounts = accounts
 
-    async def _balance_row(self, asset: str) -> PaperBalance:
-        row = await self.session.get(PaperBalance, (self.user_id, asset), with_for_update=True)
-        if row is None:
-            row = PaperBalance(user_id=self.user_id, asset=asset, amount=Decimal(0))
-            self.session.add(row)
-        return row
+    async def accounts(self) -> PaperAccounts:
+        if self._accounts is None:
+            self._accounts = await PaperAccounts.load(self.session, [self.user_id])
+        return self._accounts
 
     async def place_order(self, request: OrderRequest) -> OrderReport:
+        """Fill at the market price with slippage and fee, or raise before changing anything."""
         market_price = self.prices.get(request.symbol)
         if market_price is None or market_price <= 0:
             raise OrderRejected("invalid_order", f"no price for {request.symbol}")
-        await ensure_paper_account(self.session, self.user_id)
+        accounts = await self.accounts()
         base, quote = split_symbol(request.symbol)
         amount = request.amount.quantize(AMOUNT_STEP, rounding=ROUND_DOWN)
         buying = request.side == OrderSide.BUY
@@ -71,18 +125,18 @@ class PaperGateway:
         if amount <= 0 or value < MIN_ORDER_VALUE:
             raise OrderRejected("below_minimum", f"order value below {MIN_ORDER_VALUE} {quote}")
         fee = value * FEE_RATE
-        quote_row = await self._balance_row(quote)
-        base_row = await self._balance_row(base)
         if buying:
-            if quote_row.amount < value + fee:
-                raise OrderRejected("insufficient_funds", f"{quote_row.amount} {quote} available")
-            quote_row.amount -= value + fee
-            base_row.amount += amount
+            available = accounts.amount(self.user_id, quote)
+            if available < value + fee:
+                raise OrderRejected("insufficient_funds", f"{available} {quote} available")
+            accounts.add(self.user_id, quote, -(value + fee))
+            accounts.add(self.user_id, base, amount)
         else:
-            if base_row.amount < amount:
-                raise OrderRejected("insufficient_funds", f"{base_row.amount} {base} available")
-            base_row.amount -= amount
-            quote_row.amount += value - fee
+            available = accounts.amount(self.user_id, base)
+            if available < amount:
+                raise OrderRejected("insufficient_funds", f"{available} {base} available")
+            accounts.add(self.user_id, base, -amount)
+            accounts.add(self.user_id, quote, value - fee)
         exchange_id = f"paper-{request.client_order_id}"
         return OrderReport(
             client_order_id=request.client_order_id,
@@ -114,8 +168,4 @@ class PaperGateway:
         )
 
     async def balances(self) -> dict[str, Decimal]:
-        await ensure_paper_account(self.session, self.user_id)
-        rows = await self.session.scalars(
-            select(PaperBalance).where(PaperBalance.user_id == self.user_id)
-        )
-        return {row.asset: row.amount for row in rows if row.amount != 0}
+        return (await self.accounts()).of(self.user_id)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from db.models import (
     Bot,
     BotMode,
     BotStatus,
     Notification,
+    NotificationDelivery,
     Order,
     OrderStatus,
     PaperBalance,
@@ -152,3 +153,50 @@ async def test_daily_loss_limit_pauses_the_bot(app: App) -> None:
     async with app.database.sessions() as session:
         bot = await session.get(Bot, bot_id)
     assert bot is not None and bot.pause_reason == "daily_loss_limit"
+
+
+async def test_many_paper_fills_are_written_together_not_one_round_trip_each(app: App) -> None:
+    """A tick's paper fills read balances, positions and recipients once and flush once.
+
+    Per fill only its notification's insert remains (its id is needed for the
+    deliveries), and per bot its "trading on replay data" notice on this first
+    tick, so the statements grow by two per bot, not the dozen a fill cost when
+    each order read and flushed its own rows.
+    """
+    users = [await make_user(app, f"trader{n}") for n in range(30)]
+    bots = [await running_bot(app, user, strategy="dca", capital="1000") for user in users]
+    feed = replay_feed(app)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(app.database.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        report = await run_tick(app.database, feed, now_ms=NOW)
+    finally:
+        event.remove(app.database.engine.sync_engine, "before_cursor_execute", count)
+
+    assert report.orders_filled == len(bots) == 30
+    def of(verb: str) -> list[str]:
+        return [s for s in statements if s.lstrip().upper().startswith(verb)]
+
+    # Reads and updates do not grow with the fills: they happen once per tick.
+    assert len(of("SELECT")) <= 12, "\n".join(of("SELECT"))
+    assert len(of("UPDATE")) <= 5, "\n".join(of("UPDATE"))
+    if not app.database.is_sqlite:  # SQLite's driver inserts rows with RETURNING one by one
+        assert len(statements) <= 2 * len(bots) + 30, "\n".join(statements)
+    async with app.database.sessions() as session:
+        balances = await session.execute(
+            select(PaperBalance.user_id, PaperBalance.amount).where(PaperBalance.asset == "USDT")
+        )
+        usdt = {user_id: amount for user_id, amount in balances}
+        positions = (await session.scalars(select(Position))).all()
+        notified = await session.scalar(
+            select(func.count()).select_from(NotificationDelivery).join(Notification)
+            .where(Notification.kind == "trade_opened")
+        )  # fmt: skip
+    assert sorted(usdt) == sorted(users)
+    assert all(Decimal(9_799) < amount < Decimal(9_800) for amount in usdt.values())
+    assert sorted(p.bot_id for p in positions) == sorted(bots)
+    assert notified == 30  # each owner, on the one platform they use
