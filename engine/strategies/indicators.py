@@ -30,14 +30,18 @@ def _as_float_array(values: FloatArray) -> FloatArray:
 def sma(values: FloatArray, period: int) -> FloatArray:
     """Simple moving average; NaN for the first ``period - 1`` values.
 
-    The window is summed by adding ``period`` shifted slices in a fixed order
-    (a loop over the window, never over candles). Unlike a running ``cumsum``
+    Each window is summed from its own values alone, in a fixed order: the
+    window splits into blocks of power-of-two lengths (21 = 16 + 4 + 1), each
+    block a balanced pairwise sum, and the blocks are added from the shortest
+    (at the window's end) to the longest. Unlike a running ``cumsum``
     difference, this gives each average exactly the rounding of its own
     window, so the result is identical however much earlier history the
     caller passed in (a cumsum drifts by ~1e-6 on a year of BTC minutes,
-    enough to flip a crossover between the tick and the backtester). Cost is
-    ``O(n * period)`` vectorised: ~8 ms for period 21 and ~60 ms for period
-    200 over 525,000 values.
+    enough to flip a crossover between the tick and the backtester). Sums of
+    2, 4, 8... consecutive values are each one vectorised pass over the
+    previous ones, so the cost is ``O(n * log2(period))``, never a loop over
+    candles: ~0.6 ms for period 9 and ~1 ms for period 200 over 525,000
+    values (adding ``period`` shifted slices one by one took 1 ms and 17 ms).
     """
     if period < 1:
         raise ValueError("period must be at least 1")
@@ -47,10 +51,31 @@ def sma(values: FloatArray, period: int) -> FloatArray:
     windows = count - period + 1
     if windows <= 0:
         return result
-    total = source[:windows].copy()
-    for offset in range(1, period):
-        total += source[offset : offset + windows]
-    result[period - 1 :] = total / period
+    total = result[period - 1 :]
+    sums = source  # sums[i] = source[i] + ... + source[i + width - 1]
+    width = 1
+    end = period  # the window's values from `end` on are in `total` already
+    started = False
+    spare: FloatArray | None = None  # two buffers take turns holding `sums`
+    while True:
+        if period & width:
+            end -= width
+            block = sums[end : end + windows]
+            if started:
+                total += block
+            else:
+                np.copyto(total, block)
+                started = True
+        if width * 2 > period:
+            break
+        length = count - 2 * width + 1
+        if spare is None:
+            spare = np.empty(length, dtype=np.float64)
+        doubled = spare[:length]
+        np.add(sums[:length], sums[width : width + length], out=doubled)
+        spare = None if sums is source else sums
+        sums, width = doubled, width * 2
+    total /= period
     return result
 
 

@@ -7,6 +7,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.strategies.indicators import crossover, crossunder, rsi, sma
 
@@ -71,6 +73,46 @@ def test_sma_matches_a_naive_implementation() -> None:
     values = np.random.default_rng(7).uniform(10, 100_000, 500)
     for period in (1, 2, 9, 21, 200):
         assert_same(sma(values, period), naive_sma(values.tolist(), period), 1e-9)
+
+
+def windowed_sma(values: list[float], period: int) -> list[float]:
+    """Each window summed on its own in sma's documented order: power-of-two blocks, each a
+    balanced pairwise sum, added from the shortest (at the window's end) to the longest."""
+
+    def pairwise(block: list[float]) -> float:
+        if len(block) == 1:
+            return block[0]
+        half = len(block) // 2
+        return pairwise(block[:half]) + pairwise(block[half:])
+
+    result = []
+    for i in range(len(values)):
+        if i < period - 1:
+            result.append(NAN)
+            continue
+        window = values[i - period + 1 : i + 1]
+        total: float | None = None
+        end, width = period, 1
+        while width <= period:
+            if period & width:
+                end -= width
+                block = pairwise(window[end : end + width])
+                total = block if total is None else total + block
+            width *= 2
+        assert total is not None
+        result.append(total / period)
+    return result
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(1e-3, 1e6, allow_nan=False), max_size=150),
+    st.integers(1, 70),
+)
+def test_sma_sums_each_window_alone_bit_for_bit(values: list[float], period: int) -> None:
+    expected = np.asarray(windowed_sma(values, period), dtype=np.float64)
+    actual = sma(np.asarray(values, dtype=np.float64), period)
+    assert np.array_equal(actual, expected, equal_nan=True)
 
 
 def test_sma_of_a_candle_depends_only_on_its_window() -> None:
