@@ -135,6 +135,12 @@ class Strategy(ABC):
     """Subclasses declare ``info`` and implement ``compute`` and ``decide``."""
 
     info: ClassVar[StrategyInfo]
+    #: True when ``decide``'s answer depends on the signal and on whether a position is open,
+    #: nothing else (not the price, the amount, the average entry or the entries). The
+    #: backtester then asks ``decide`` once per signal value, flat and holding, and finds the
+    #: fills with numpy instead of calling it on every signal; a test holds each strategy
+    #: that says so to it.
+    decides_on_signal_and_holding: ClassVar[bool] = False
 
     def defaults(self) -> dict[str, ParamValue]:
         return {p.name: p.default for p in self.info.params}

@@ -80,6 +80,7 @@ class RsiReversion(Strategy):
             ),
         ),
     )
+    decides_on_signal_and_holding: ClassVar[bool] = True
 
     def check(self, params: Params) -> None:
         if params["oversold"] >= params["overbought"]:

@@ -36,6 +36,7 @@ class WebhookSignal(Strategy):
         title={"en": "Webhook signals", "pt-BR": "Sinais por webhook"},
         params=(),
     )
+    decides_on_signal_and_holding: ClassVar[bool] = True
 
     def warmup(self, params: Params) -> int:
         return 1

@@ -59,6 +59,7 @@ class SmaCrossover(Strategy):
             ),
         ),
     )
+    decides_on_signal_and_holding: ClassVar[bool] = True
 
     def check(self, params: Params) -> None:
         if params["fast"] >= params["slow"]:
@@ -71,9 +72,10 @@ class SmaCrossover(Strategy):
     def compute(self, candles: Candles, params: Params) -> SignalArray:
         fast = sma(candles.close, int(params["fast"]))
         slow = sma(candles.close, int(params["slow"]))
-        signal = np.zeros(len(candles), dtype=np.int8)
-        signal[crossover(fast, slow)] = 1
-        signal[crossunder(fast, slow)] = -1
+        # A candle crosses up or down, never both (fast > slow and fast < slow), so the
+        # signal is the difference of the two.
+        signal = crossover(fast, slow).astype(np.int8)
+        signal -= crossunder(fast, slow)
         return signal
 
     def decide(

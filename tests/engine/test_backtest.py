@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, ClassVar
+from unittest import mock
 
 import numpy as np
+import numpy.typing as npt
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from db.models import BotMode, Plan
-from engine.backtest import FILL_RULE, BacktestResult, run_backtest
+from engine.backtest import FILL_RULE, BacktestResult, run_backtest, runner
 from engine.backtest.candles import HistoricalCandles
 from engine.backtest.chart import TradeMark, render_chart, render_equity_chart
-from engine.backtest.runner import SIGNAL_DRIVEN, is_signal_driven
+from engine.backtest.runner import (
+    SIGNAL_DRIVEN,
+    _result,
+    _Setup,
+    _simulate,
+    _simulate_by_table,
+    _step_ms,
+    is_signal_driven,
+)
 from engine.exchanges.clients import ClientPool
 from engine.exchanges.paper import AMOUNT_STEP, FEE_RATE, MIN_ORDER_VALUE, SLIPPAGE
 from engine.market_data.feed import STANDARD_WINDOW, MarketSnapshot
@@ -42,6 +54,7 @@ DAY = 24 * HOUR
 T0 = 1_735_689_600_000  # 2025-01-01T00:00Z
 NO_RISK = RiskSettings()
 SMA_2_3 = {"fast": 2, "slow": 3}
+CAPITAL_1000 = D(1000)
 
 
 def candles_of(
@@ -208,6 +221,7 @@ class Scripted(Strategy):
         name="scripted", basic=True, title={"en": "Scripted", "pt-BR": "Roteiro"}
     )
     signal_driven = True
+    decides_on_signal_and_holding = True
 
     def __init__(self, signals: Sequence[int]) -> None:
         self.signals = np.asarray(signals, dtype=np.int8)
@@ -283,12 +297,18 @@ def test_orders_under_the_paper_minimum_are_rejected() -> None:
     assert D(1) == MIN_ORDER_VALUE
 
 
-def test_progress_is_reported_from_zero_to_one() -> None:
+@pytest.mark.parametrize(
+    ("risk", "reports"),
+    [(RiskSettings(stop_loss_pct=D(50)), range(5, 26)), (NO_RISK, [2])],
+    ids=["loop", "no loop"],
+)
+def test_progress_is_reported_from_zero_to_one(risk: RiskSettings, reports: Sequence[int]) -> None:
+    # About 20 times while the decision loop runs; a run without it reports only 0 and 1.
     seen: list[float] = []
     candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
-    run_backtest(candles, SmaCrossover(), {}, capital=D(1000), risk=NO_RISK, progress=seen.append)
+    run_backtest(candles, SmaCrossover(), {}, capital=D(1000), risk=risk, progress=seen.append)
     assert seen[0] == 0.0 and seen[-1] == 1.0
-    assert seen == sorted(seen) and 5 <= len(seen) <= 25
+    assert seen == sorted(seen) and len(seen) in reports
 
 
 @pytest.mark.parametrize("name", sorted(SIGNAL_DRIVEN))
@@ -310,6 +330,245 @@ def test_signal_driven_strategies_do_nothing_without_a_signal(name: str) -> None
 def test_strategies_that_act_on_price_alone_are_asked_on_every_candle() -> None:
     assert not is_signal_driven(get_strategy("dca"))
     assert set(STRATEGIES) >= SIGNAL_DRIVEN
+
+
+# ----------------------------------------------------------------------------------------
+# Without risk rules the fills of a strategy that decides on its signal and holding alone
+# are found without the decision loop: that must be the loop's run, bit for bit.
+# ----------------------------------------------------------------------------------------
+class Tabled(Strategy):
+    """Given signals; ``decide`` looks the answer up by signal, flat or holding."""
+
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="tabled", basic=True, title={"en": "Tabled", "pt-BR": "Tabelado"}
+    )
+    signal_driven = True
+    decides_on_signal_and_holding = True
+
+    def __init__(
+        self,
+        signals: Sequence[int],
+        flat: Mapping[int, Intent | None],
+        holding: Mapping[int, Intent | None],
+    ) -> None:
+        self.signals = np.asarray(signals, dtype=np.int8)
+        self.flat = dict(flat)
+        self.holding = dict(holding)
+
+    def warmup(self, params: Params) -> int:
+        return 1
+
+    def compute(self, candles: Candles, params: Params) -> SignalArray:
+        return self.signals[: len(candles)].copy()
+
+    def decide(
+        self, signal: int, price: float, position: PositionState, params: Params
+    ) -> Intent | None:
+        return (self.holding if position.is_open else self.flat).get(signal)
+
+
+def _setup_and_signals(
+    candles: Candles,
+    strategy: Strategy,
+    params: Mapping[str, Any],
+    capital: Decimal,
+    risk: RiskSettings,
+    fee_rate: Decimal,
+    slippage: Decimal,
+) -> tuple[_Setup, SignalArray, npt.NDArray[np.int64]]:
+    values = strategy.validate(params)
+    signals = strategy.compute(candles, values)
+    n = len(candles)
+    events = np.flatnonzero(signals != 0) if is_signal_driven(strategy) else np.arange(n)
+    setup = _Setup(
+        candles, _step_ms(candles.time), strategy, values, capital, risk, fee_rate, slippage
+    )
+    return setup, signals, events.astype(np.int64)
+
+
+def assert_same_result(tested: BacktestResult, reference: BacktestResult) -> None:
+    assert tested == reference  # every summary figure
+    assert np.array_equal(tested.equity, reference.equity)
+    assert tested.fills == reference.fills
+    assert tested.trades == reference.trades
+    assert tested.open_position == reference.open_position
+
+
+def assert_table_is_the_loop(
+    candles: Candles,
+    strategy: Strategy,
+    params: Mapping[str, Any],
+    *,
+    capital: Decimal = CAPITAL_1000,
+    risk: RiskSettings = NO_RISK,
+    fee_rate: Decimal = FEE_RATE,
+    slippage: Decimal = SLIPPAGE,
+) -> bool:
+    """run_backtest against the decision loop alone; whether the table path ran."""
+    setup, signals, events = _setup_and_signals(
+        candles, strategy, params, capital, risk, fee_rate, slippage
+    )
+    loop = _simulate(setup, signals, events, None)
+    table = _simulate_by_table(setup, signals, events)
+    if table is not None:
+        assert np.array_equal(table.fill_index, loop.fill_index)
+        assert np.array_equal(table.fill_steps, loop.fill_steps)
+        assert table.reasons == loop.reasons
+        assert np.array_equal(table.trade_pnl, loop.trade_pnl)  # float64, bit for bit
+        assert (table.dust, table.rejected, table.blocked) == (loop.dust, 0, 0)
+    tested = run_backtest(
+        candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
+        slippage=slippage,
+    )  # fmt: skip
+    assert_same_result(tested, _result(setup, loop))
+    return table is not None
+
+
+def test_without_risk_rules_a_crossover_year_day_needs_no_loop() -> None:
+    candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
+    assert assert_table_is_the_loop(candles, SmaCrossover(), {"fast": 5, "slow": 13})
+    assert assert_table_is_the_loop(candles, get_strategy("rsi"), {"period": 7})
+
+
+@pytest.mark.parametrize(
+    "risk",
+    [
+        RiskSettings(stop_loss_pct=D("0.2")),
+        RiskSettings(take_profit_pct=D("0.2")),
+        RiskSettings(max_position=D(700)),
+        RiskSettings(daily_loss_limit_pct=D("0.5")),
+    ],
+)
+def test_any_risk_rule_runs_the_loop(risk: RiskSettings) -> None:
+    candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
+    assert not assert_table_is_the_loop(candles, SmaCrossover(), {"fast": 5, "slow": 13}, risk=risk)
+
+
+def test_what_the_table_cannot_follow_runs_the_loop() -> None:
+    candles = candles_of(OPENS, CLOSES)
+    # An order under the paper minimum leaves the bot flat where the table would hold.
+    assert not assert_table_is_the_loop(candles, SmaCrossover(), SMA_2_3, capital=D("0.5"))
+    signals = [0, 1, 0, -1, 1, 0, -1, 1, -1, 0]
+    buy, sell = Intent("buy", 1.0, "entry"), Intent("sell", 1.0, "exit")
+    for flat, holding in [
+        ({1: buy}, {-1: Intent("sell", 0.5, "trim")}),  # a partial sale
+        ({1: buy}, {1: Intent("buy", 0.5, "more"), -1: sell}),  # a buy while holding
+        ({1: buy}, {1: sell}),  # one signal that opens and closes
+    ]:
+        strategy = Tabled(signals, flat, holding)
+        assert not assert_table_is_the_loop(candles, strategy, {})
+    assert assert_table_is_the_loop(candles, Tabled(signals, {1: buy}, {-1: sell}), {})
+
+
+def test_an_amount_on_a_whole_step_is_not_floored_one_short_without_the_loop() -> None:
+    # 123456.789 / 0.1 = 1234567.89 exactly, which float64 puts at ...88.99999999999998.
+    closes = [0.1, 0.2, 0.8, 1.6, 3.2, 6.4, 0.1, 0.1]
+    candles = candles_of(closes, closes)
+    signals = [1, -1, 1, -1, 1, -1, 1, -1]
+    capital = D("123456.789")
+    assert assert_table_is_the_loop(candles, Scripted(signals), {}, capital=capital)
+    result = run_backtest(candles, Scripted(signals), {}, capital=capital, risk=NO_RISK)
+    assert [fill.amount for fill in result.fills if fill.side == "buy"] == [
+        capital / D(repr(close)) for close in closes[0::2]
+    ]
+
+
+INTENTS = [
+    None,
+    Intent("buy", 1.0, "entry"),
+    Intent("buy", 0.25, "quarter"),
+    Intent("buy", 0.0, "nothing"),
+    Intent("sell", 1.0, "exit"),
+    Intent("sell", 2.0, "all"),
+    Intent("sell", 0.5, "half"),
+    Intent("sell", 0.0, "nothing"),
+]
+RISKS = st.one_of(
+    st.just(NO_RISK),
+    st.builds(
+        RiskSettings,
+        stop_loss_pct=st.sampled_from([None, D("0.5"), D(3)]),
+        take_profit_pct=st.sampled_from([None, D("0.5"), D(3)]),
+        max_position=st.sampled_from([None, D(0), D(400), D(10**6)]),
+        daily_loss_limit_pct=st.sampled_from([None, D(1), D(10)]),
+    ),
+)
+
+
+# Capital / price lands on a whole 1e-8 step for these, where float64 alone may floor it
+# one step short (123456.789 / 0.1): the exact Decimal rule must decide, in both paths.
+STEP_PRICES = [0.1, 0.2, 0.8, 1.6, 3.2, 6.4, 12.5, 0.7, 1.1]
+
+
+@st.composite
+def markets(draw: st.DrawFn) -> Candles:
+    """A random walk, or prices from a few; rounded prices make exact ties."""
+    count = draw(st.integers(2, 300))
+    step = draw(st.sampled_from([MINUTE, HOUR]))
+    if draw(st.booleans()):
+        picked = st.lists(st.sampled_from(STEP_PRICES), min_size=count, max_size=count)
+        return candles_of(draw(picked), draw(picked), step=step)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    base = draw(st.sampled_from([0.001, 1.0, 125.0, 60_000.0]))
+    volatility = draw(st.sampled_from([0.001, 0.03]))
+    closes = base * np.exp(np.cumsum(rng.normal(0.0, volatility, count)))
+    opens = np.concatenate(([base], closes[:-1])) * np.exp(rng.normal(0.0, volatility / 4, count))
+    if base >= 1.0 and draw(st.booleans()):
+        closes, opens = np.maximum(np.round(closes), 1.0), np.maximum(np.round(opens), 1.0)
+    return candles_of(opens.tolist(), closes.tolist(), step=step)
+
+
+@st.composite
+def strategies_to_test(draw: st.DrawFn, candles: Candles) -> tuple[Strategy, dict[str, Any]]:
+    kind = draw(st.sampled_from(["sma_crossover", "rsi", "grid", "tabled"]))
+    if kind == "sma_crossover":
+        fast = draw(st.integers(2, 10))
+        return SmaCrossover(), {"fast": fast, "slow": draw(st.integers(fast + 1, 25))}
+    if kind == "rsi":
+        return get_strategy("rsi"), {"period": draw(st.integers(2, 14))}
+    if kind == "grid":
+        low, high = float(candles.close.min()), float(candles.close.max())
+        return get_strategy("grid"), {"lower": low, "upper": max(high, low * 1.01), "levels": 5}
+    values = draw(st.lists(st.sampled_from([-2, -1, 1, 2]), min_size=1, max_size=4, unique=True))
+    flat = {v: draw(st.sampled_from(INTENTS)) for v in values}
+    holding = {v: draw(st.sampled_from(INTENTS)) for v in values}
+    signals = draw(
+        st.lists(st.sampled_from([0, 0, 0, *values]), min_size=len(candles), max_size=len(candles))
+    )
+    return Tabled(signals, flat, holding), {}
+
+
+@settings(max_examples=250, deadline=None)
+@given(st.data(), markets(), RISKS)
+def test_the_run_without_the_loop_is_the_loop_s_run(
+    data: st.DataObject, candles: Candles, risk: RiskSettings
+) -> None:
+    strategy, params = data.draw(strategies_to_test(candles))
+    capital = data.draw(st.sampled_from([D("0.5"), D(3), D(1000), D("123456.789")]))
+    fee_rate = data.draw(st.sampled_from([D(0), FEE_RATE, D("0.0025")]))
+    slippage = data.draw(st.sampled_from([D(0), SLIPPAGE, D("0.01")]))
+    tabled = assert_table_is_the_loop(
+        candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
+        slippage=slippage,
+    )  # fmt: skip
+    event("without the loop" if tabled else "through the loop")
+    if risk != NO_RISK or not strategy.decides_on_signal_and_holding:
+        assert not tabled
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.floats(1.0, 1e6),
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=200),
+    st.integers(1, 9),
+)
+def test_the_drawdown_bound_finds_the_lowest_equity_to_peak(
+    capital: float, moves: list[float], block: int
+) -> None:
+    equity = np.asarray([capital, *moves], dtype=np.float64)
+    expected = float((equity / np.maximum.accumulate(equity)).min())
+    with mock.patch.object(runner, "DRAWDOWN_BLOCK", block):
+        assert runner._lowest_to_peak(equity) == expected
 
 
 # ----------------------------------------------------------------------------------------

@@ -417,3 +417,34 @@ def test_decide_returns_sane_intents(
         assert intent.reason
         if intent.side == "sell":
             assert position.is_open  # never sells what it does not hold
+
+
+# The backtester tabulates decide() once per signal value for these (flat and holding), so
+# nothing else may change their answer: not the price, the amount, the entry or entries.
+TABULATED = sorted(n for n, s in STRATEGIES.items() if s.decides_on_signal_and_holding)
+
+
+def test_the_tabulated_strategies_are_the_ones_deciding_on_events() -> None:
+    assert TABULATED == ["rsi", "signal", "sma_crossover"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(TABULATED),
+    st.integers(-128, 127),
+    st.floats(1e-8, 1e7, allow_nan=False),
+    st.floats(1e-8, 1e4, allow_nan=False),
+    st.floats(1e-8, 1e7, allow_nan=False),
+    st.integers(0, 50),
+)
+def test_tabulated_strategies_decide_on_the_signal_and_holding_alone(
+    name: str, signal: int, price: float, amount: float, average_entry: float, entries: int
+) -> None:
+    strategy = get_strategy(name)
+    params = strategy.defaults()
+    assert strategy.decide(signal, price, FLAT, params) == strategy.decide(
+        signal, 1.0, FLAT, params
+    )
+    assert strategy.decide(
+        signal, price, PositionState(amount, average_entry, entries), params
+    ) == strategy.decide(signal, 1.0, PositionState(1.0, 1.0, 1), params)
