@@ -210,7 +210,8 @@ def serve_emulator() -> None:
     def clock() -> int:
         return virtual["ms"] or real_now_ms()
 
-    # The candles read the module's clock; its rate limits keep counting in real time.
+    # The candles read the module's clock; its rate limits count in real time, so each
+    # move of the clock to a new minute starts their windows over (a minute passed).
     emulated.now_ms = clock
 
     class ClockedEmulator(emulated.ExchangeEmulator):
@@ -218,7 +219,10 @@ def serve_emulator() -> None:
             if request.match_info["action"] == "clock" and request.method == "POST":
                 data = await request.json()
                 with self._lock:
+                    new_minute = int(data["now_ms"]) // 60_000 != virtual["ms"] // 60_000
                     virtual["ms"] = int(data["now_ms"])
+                if new_minute:
+                    self.reset_rate_limits()
                 return web.json_response({"ok": True})
             return await super()._control(request)
 
@@ -550,6 +554,11 @@ async def timed_tick(
 ) -> TickSample:
     await probe.set_clock(now_ms)
     expired = await expired_markets(feed.cache, keys, now_ms)
+    if expired:
+        # A new candle: a minute passed for the exchange (its windows started over), so
+        # it passed for the client's rolling window too, as between two real candles.
+        for client in feed.pool._public.values():
+            client.throttler.timestamps.clear()
     await probe.reset_calls()
     cpu_started = time.process_time()
     started = time.perf_counter()

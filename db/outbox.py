@@ -10,7 +10,7 @@ delivery acknowledged is never claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,6 +59,74 @@ async def load_recipients(session: AsyncSession, user_ids: Iterable[int]) -> dic
     }
 
 
+@dataclass(frozen=True)
+class NewNotification:
+    """A notification to store (`add_notifications`)."""
+
+    user_id: int
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str
+    priority: int = 0
+
+
+async def add_notifications(
+    session: AsyncSession,
+    notifications: Sequence[NewNotification],
+    recipients: Mapping[int, Recipient] | None = None,
+) -> set[str]:
+    """Store each notification once per ``dedupe_key``; returns the keys stored now.
+
+    One delivery is queued per chat platform the user is reachable on, unless the
+    user muted the kind. Many notifications take one INSERT per ``IN_CHUNK``;
+    ``recipients`` (`load_recipients`) saves looking their users up again.
+    """
+    unique = list({n.dedupe_key: n for n in reversed(notifications)}.values())[::-1]
+    if not unique:
+        return set()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    now = utcnow()
+    stored: dict[str, int] = {}
+    for start in range(0, len(unique), IN_CHUNK):
+        chunk = unique[start : start + IN_CHUNK]
+        rows = await session.execute(
+            insert(Notification)
+            .values(
+                [
+                    {
+                        "user_id": n.user_id,
+                        "kind": n.kind,
+                        "payload": n.payload,
+                        "dedupe_key": n.dedupe_key,
+                        "priority": n.priority,
+                        "created_at": now,
+                    }
+                    for n in chunk
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(Notification.id, Notification.dedupe_key)
+        )
+        stored.update((key, notification_id) for notification_id, key in rows)
+    new = [n for n in unique if n.dedupe_key in stored]
+    known = dict(recipients or {})
+    missing = {n.user_id for n in new} - known.keys()
+    if missing:
+        known.update(await load_recipients(session, missing))
+    session.add_all(
+        NotificationDelivery(
+            notification_id=stored[n.dedupe_key],
+            user_id=n.user_id,
+            channel=channel,
+            priority=n.priority,
+        )
+        for n in new
+        if n.kind not in known[n.user_id].muted
+        for channel in known[n.user_id].channels
+    )
+    return set(stored)
+
+
 async def add_notification(
     session: AsyncSession,
     *,
@@ -69,42 +137,9 @@ async def add_notification(
     priority: int = 0,
     recipients: Mapping[int, Recipient] | None = None,
 ) -> bool:
-    """Store a notification once per ``dedupe_key``; returns False if it already existed.
-
-    One delivery is queued per chat platform the user is reachable on, unless
-    the user muted this kind. ``recipients`` (`load_recipients`) saves looking the
-    user up when the caller notifies many users in one transaction.
-    """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(
-        insert(Notification)
-        .values(
-            user_id=user_id,
-            kind=kind,
-            payload=payload,
-            dedupe_key=dedupe_key,
-            priority=priority,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Notification.id)
-    )
-    notification_id = result.scalar_one_or_none()
-    if notification_id is None:
-        return False
-    recipient = recipients.get(user_id) if recipients is not None else None
-    if recipient is None:
-        recipient = (await load_recipients(session, [user_id]))[user_id]
-    if kind in recipient.muted:
-        return True
-    channels = recipient.channels
-    session.add_all(
-        NotificationDelivery(
-            notification_id=notification_id, user_id=user_id, channel=channel, priority=priority
-        )
-        for channel in channels
-    )
-    return True
+    """`add_notifications` of one; False if its ``dedupe_key`` was stored before."""
+    one = NewNotification(user_id, kind, payload, dedupe_key, priority)
+    return bool(await add_notifications(session, [one], recipients))
 
 
 @dataclass(frozen=True)

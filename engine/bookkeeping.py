@@ -25,7 +25,13 @@ from db.models import (
     Position,
     Trade,
 )
-from db.outbox import Recipient, add_notification, load_recipients
+from db.outbox import (
+    NewNotification,
+    Recipient,
+    add_notification,
+    add_notifications,
+    load_recipients,
+)
 from db.types import utcnow
 from engine.exchanges.gateway import OrderReport
 from engine.exchanges.paper import split_symbol
@@ -63,6 +69,7 @@ class Ledger:
     positions: dict[tuple[int, str], Position | None]
     recipients: dict[int, Recipient]
     closed: set[tuple[int, str]] = field(default_factory=set)
+    notifications: list[NewNotification] = field(default_factory=list)
 
     @classmethod
     async def load(cls, session: AsyncSession, orders: Iterable[Order]) -> Ledger:
@@ -103,6 +110,11 @@ class Ledger:
         self.positions[key] = None
         self.closed.add(key)
 
+    async def write(self, session: AsyncSession) -> None:
+        """Store the trade messages of the fills booked so far (one INSERT for all)."""
+        pending, self.notifications = self.notifications, []
+        await add_notifications(session, pending, self.recipients)
+
 
 def _quote_fee(report: OrderReport, symbol: str, price: Decimal) -> Decimal:
     base, _ = split_symbol(symbol)
@@ -121,7 +133,8 @@ async def record_report(
     """Book ``report`` onto ``order``: only the part filled since the last report moves money.
 
     ``ledger`` holds the positions and recipients of many orders booked together
-    (`Ledger.load`); without one, this order's are read.
+    (`Ledger.load`), and their trade messages until `Ledger.write`; without one,
+    this order's are read and its message is written here.
     """
     newly_filled = report.filled - (order.filled or Decimal(0))
     fee_delta = report.fee - (order.fee or Decimal(0))
@@ -157,6 +170,7 @@ async def record_report(
     fee_quote = _quote_fee(delta_report, order.symbol, price)
     base, _ = split_symbol(order.symbol)
     base_fee = fee_delta if report.fee_currency == base else Decimal(0)
+    own = ledger is None
     if ledger is None:
         ledger = await Ledger.load(session, [order])
     position = await ledger.position(session, order)
@@ -165,6 +179,8 @@ async def record_report(
         await _book_buy(session, ledger, order, bot, position, amount, price, fee_quote)
     else:
         await _book_sell(session, ledger, order, bot, position, newly_filled, price, fee_quote)
+    if own:
+        await ledger.write(session)
 
 
 async def _book_buy(
@@ -195,8 +211,7 @@ async def _book_buy(
         position.cost += cost
         position.average_entry = position.cost / position.amount
         position.entries += 1
-    await _notify_fill(
-        session,
+    _notify_fill(
         ledger,
         order,
         bot,
@@ -249,8 +264,7 @@ async def _book_sell(
             closed_at=utcnow(),
         )
     )
-    await _notify_fill(
-        session,
+    _notify_fill(
         ledger,
         order,
         bot,
@@ -264,8 +278,7 @@ async def _book_sell(
     )
 
 
-async def _notify_fill(
-    session: AsyncSession,
+def _notify_fill(
     ledger: Ledger,
     order: Order,
     bot: BotRef,
@@ -275,24 +288,24 @@ async def _notify_fill(
     **extra: object,
 ) -> None:
     """The trade message of one fill (its dedupe key makes a re-booked fill say nothing)."""
-    await add_notification(
-        session,
-        user_id=order.user_id,
-        kind=kind,
-        priority=bot.priority,
-        dedupe_key=f"fill:{order.client_order_id}:{order.filled}",
-        recipients=ledger.recipients,
-        payload={
-            "bot_id": bot.id,
-            "bot": bot.name,
-            "mode": str(order.mode),
-            "symbol": order.symbol,
-            "side": str(order.side),
-            "reason": order.reason,
-            "amount": str(amount),
-            "price": str(price),
-            **extra,
-        },
+    ledger.notifications.append(
+        NewNotification(
+            user_id=order.user_id,
+            kind=kind,
+            priority=bot.priority,
+            dedupe_key=f"fill:{order.client_order_id}:{order.filled}",
+            payload={
+                "bot_id": bot.id,
+                "bot": bot.name,
+                "mode": str(order.mode),
+                "symbol": order.symbol,
+                "side": str(order.side),
+                "reason": order.reason,
+                "amount": str(amount),
+                "price": str(price),
+                **extra,
+            },
+        )
     )
 
 

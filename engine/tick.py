@@ -38,7 +38,7 @@ from db.models import (
     Trade,
     User,
 )
-from db.outbox import add_notification, load_recipients
+from db.outbox import NewNotification, add_notifications
 from db.session import Database
 from db.types import utcnow
 from engine.bookkeeping import BotRef, Ledger, pause_bot, record_rejection, record_report
@@ -386,6 +386,7 @@ async def _execute_paper(
                 continue
             await record_report(session, order, fill, decision.bot.ref, ledger)
             report.orders_filled += 1
+        await ledger.write(session)
     await session.flush()
 
 
@@ -408,19 +409,17 @@ async def _note_sources(
                 .where(Bot.id.in_(ids[start : start + _IN_CHUNK]))
                 .values(market_data_source=source)
             )
-    fell_back = changed.get("replay", [])
-    recipients = await load_recipients(session, (bot.user_id for bot in fell_back))
-    with session.no_autoflush:  # the deliveries of all of them are flushed together
-        for bot in fell_back:
-            await add_notification(
-                session,
-                user_id=bot.user_id,
-                kind="data_fallback",
-                priority=bot.ref.priority,
-                dedupe_key=f"fallback:{bot.id}:{now.isoformat(timespec='minutes')}",
-                payload={"bot_id": bot.id, "bot": bot.name},
-                recipients=recipients,
-            )
+    notices = [
+        NewNotification(
+            user_id=bot.user_id,
+            kind="data_fallback",
+            priority=bot.ref.priority,
+            dedupe_key=f"fallback:{bot.id}:{now.isoformat(timespec='minutes')}",
+            payload={"bot_id": bot.id, "bot": bot.name},
+        )
+        for bot in changed.get("replay", [])
+    ]
+    await add_notifications(session, notices)
 
 
 async def run_tick(
