@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 Source = Literal["exchange", "replay"]
 STANDARD_WINDOW = 120  # candles fetched per market: more than any default warm-up needs
+INCREMENT = 10  # candles asked for when only the newest are missing
 
 
 @dataclass(frozen=True, order=True)
@@ -86,6 +87,24 @@ def closed_candles(rows: list[list[float]], now_ms: int, timeframe: str) -> Cand
     return Candles.from_rows(array)
 
 
+def extend_window(previous: Candles, fresh: Candles, size: int) -> Candles | None:
+    """``previous`` followed by ``fresh``, the newest ``size``; None unless they overlap.
+
+    ``fresh`` starts at ``previous``'s newest candle (a closed candle never changes),
+    so the overlap proves nothing is missing in between.
+    """
+    if not len(fresh) or not len(previous) or fresh.time[0] != previous.time[-1]:
+        return None
+    older = previous.time < fresh.time[0]
+    merged = Candles(
+        *(
+            np.concatenate((getattr(previous, name)[older], getattr(fresh, name)))
+            for name in ("time", "open", "high", "low", "close", "volume")
+        )
+    )
+    return merged.tail(size)
+
+
 class MarketDataFeed:
     def __init__(
         self,
@@ -109,21 +128,44 @@ class MarketDataFeed:
     def _offline(self, exchange: str) -> bool:
         return self._offline_until.get(exchange, 0.0) > time.monotonic()
 
-    async def _from_exchange(self, key: MarketKey, limit: int, now_ms: int) -> Candles:
+    async def _klines(
+        self, key: MarketKey, limit: int, now_ms: int, since: int | None = None
+    ) -> Candles:
         client = self.pool.public(key.exchange)
         async with self._semaphore:
             self.exchange_calls_total += 1
             with translate():
-                rows = await client.fetch_ohlcv(key.symbol, key.timeframe, limit=limit + 1)
+                rows = await client.fetch_ohlcv(
+                    key.symbol, key.timeframe, since=since, limit=limit + 1
+                )
         return closed_candles(rows, now_ms, key.timeframe)
+
+    async def _from_exchange(
+        self, key: MarketKey, limit: int, now_ms: int, previous: Candles | None
+    ) -> Candles:
+        """The newest ``limit`` closed candles; only the new ones when the last window is known.
+
+        At a candle close every market's window moves by one candle: asking for the
+        candles since the previous window's newest one costs the exchange and the
+        parsing a few rows instead of the whole window.
+        """
+        if previous is not None and len(previous) >= limit:
+            since = int(previous.time[-1])
+            fresh = await self._klines(key, INCREMENT, now_ms, since=since)
+            window = extend_window(previous, fresh, limit)
+            if window is not None:
+                return window
+        return await self._klines(key, limit, now_ms)
 
     async def _one(
         self, key: MarketKey, wanted: int, live: bool, now_ms: int, result: FetchResult
     ) -> None:
         # Every shard asks for the same window, so one shard's fetch serves them all.
         limit = max(wanted, STANDARD_WINDOW)
-        step_seconds = timeframe_ms(key.timeframe) / 1000
-        cache_key = key.cache_key(last_closed_open_time(now_ms, key.timeframe))
+        step_ms = timeframe_ms(key.timeframe)
+        step_seconds = step_ms / 1000
+        last_closed = last_closed_open_time(now_ms, key.timeframe)
+        cache_key = key.cache_key(last_closed)
         cached = await self.cache.get(cache_key)
         if cached is not None and len(cached[0]) >= wanted:
             candles, source = cached
@@ -136,8 +178,10 @@ class MarketDataFeed:
             return
         error = "replay mode"
         if self.mode == "exchange" and not self._offline(key.exchange):
+            previous = await self.cache.get(key.cache_key(last_closed - step_ms))
+            known = previous[0] if previous is not None and previous[1] == "exchange" else None
             try:
-                candles = await self._from_exchange(key, limit, now_ms)
+                candles = await self._from_exchange(key, limit, now_ms, known)
             except (ExchangeError, ValueError) as exc:
                 error = str(exc)[:200] or type(exc).__name__
                 self._offline_until[key.exchange] = time.monotonic() + self.offline_backoff_seconds
@@ -145,7 +189,8 @@ class MarketDataFeed:
             else:
                 snapshot = MarketSnapshot(candles, "exchange")
                 result.snapshots[key] = result.exchange_only[key] = snapshot
-                await self.cache.put(cache_key, candles, "exchange", step_seconds)
+                # Kept for the next candle too: its fetch then asks for the new ones only.
+                await self.cache.put(cache_key, candles, "exchange", 2 * step_seconds + 30)
                 return
         elif self.mode == "exchange":
             error = "exchange unreachable"
