@@ -903,7 +903,7 @@ def report_run(
     if fills:
         say(
             f"  write phase             {write_total / fills * 1000:,.1f} ms per order placed "
-            f"(paper fill + bookkeeping + outbox, one ORM round of ~14 statements each)"
+            f"(paper fill + bookkeeping + outbox, booked together, one flush per tick)"
         )
     say(
         f"  per tick                markets {mean([s.report.markets for s in samples]):,.0f}, "

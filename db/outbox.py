@@ -78,7 +78,7 @@ async def add_notifications(
     """Store each notification once per ``dedupe_key``; returns the keys stored now.
 
     One delivery is queued per chat platform the user is reachable on, unless the
-    user muted the kind. Many notifications take one INSERT per ``IN_CHUNK``;
+    user muted the kind. Many notifications take one batched INSERT;
     ``recipients`` (`load_recipients`) saves looking their users up again.
     """
     unique = list({n.dedupe_key: n for n in reversed(notifications)}.values())[::-1]
@@ -87,27 +87,25 @@ async def add_notifications(
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     stored: dict[str, int] = {}
-    for start in range(0, len(unique), IN_CHUNK):
-        chunk = unique[start : start + IN_CHUNK]
-        rows = await session.execute(
-            insert(Notification)
-            .values(
-                [
-                    {
-                        "user_id": n.user_id,
-                        "kind": n.kind,
-                        "payload": n.payload,
-                        "dedupe_key": n.dedupe_key,
-                        "priority": n.priority,
-                        "created_at": now,
-                    }
-                    for n in chunk
-                ]
-            )
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(Notification.id, Notification.dedupe_key)
-        )
-        stored.update((key, notification_id) for notification_id, key in rows)
+    # A list of parameters: SQLAlchemy batches the rows into multi-row INSERTs itself,
+    # from one compiled statement (a VALUES list built here would compile per size).
+    rows = await session.execute(
+        insert(Notification)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Notification.id, Notification.dedupe_key),
+        [
+            {
+                "user_id": n.user_id,
+                "kind": n.kind,
+                "payload": n.payload,
+                "dedupe_key": n.dedupe_key,
+                "priority": n.priority,
+                "created_at": now,
+            }
+            for n in unique
+        ],
+    )
+    stored.update((key, notification_id) for notification_id, key in rows)
     new = [n for n in unique if n.dedupe_key in stored]
     known = dict(recipients or {})
     missing = {n.user_id for n in new} - known.keys()
