@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ChatIdentity, Notification, NotificationDelivery, Platform, User
 from db.models.users import notify_channel_id
-from db.session import Database
+from db.session import Database, upsert
 from db.types import utcnow
 
 IN_CHUNK = 1_000  # ids per IN (...) list
@@ -84,13 +82,12 @@ async def add_notifications(
     unique = list({n.dedupe_key: n for n in reversed(notifications)}.values())[::-1]
     if not unique:
         return set()
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     now = utcnow()
     stored: dict[str, int] = {}
     # A list of parameters: SQLAlchemy batches the rows into multi-row INSERTs itself,
     # from one compiled statement (a VALUES list built here would compile per size).
     rows = await session.execute(
-        insert(Notification)
+        upsert(session, Notification)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(Notification.id, Notification.dedupe_key),
         [
@@ -111,17 +108,19 @@ async def add_notifications(
     missing = {n.user_id for n in new} - known.keys()
     if missing:
         known.update(await load_recipients(session, missing))
-    session.add_all(
-        NotificationDelivery(
-            notification_id=stored[n.dedupe_key],
-            user_id=n.user_id,
-            channel=channel,
-            priority=n.priority,
-        )
+    deliveries = [
+        {
+            "notification_id": stored[n.dedupe_key],
+            "user_id": n.user_id,
+            "channel": channel,
+            "priority": n.priority,
+        }
         for n in new
         if n.kind not in known[n.user_id].muted
         for channel in known[n.user_id].channels
-    )
+    ]
+    if deliveries:  # one executemany, no ORM objects: a tick queues hundreds
+        await session.execute(insert(NotificationDelivery), deliveries)
     return set(stored)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from db.models import AuditEntry, ChatIdentity, Plan, Platform, User
+from db.session import upsert
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.text import clean_text
@@ -59,9 +58,8 @@ async def register(
             await session.flush()
             # Waits for a concurrent registration of the same account to commit; then
             # inserts nothing (instead of failing on the unique constraint).
-            insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
             identity = await session.scalar(
-                insert(ChatIdentity)
+                upsert(session, ChatIdentity)
                 .values(user_id=user.id, platform=platform, platform_user_id=platform_user_id)
                 .on_conflict_do_nothing(index_elements=["platform", "platform_user_id"])
                 .returning(ChatIdentity)

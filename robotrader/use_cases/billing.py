@@ -8,8 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from billing.downgrade import bots_over_limits, pause_over_limits
 from billing.plans import PlanLimits, Usage, limits_of
@@ -17,6 +15,7 @@ from billing.stripe_gateway import BillingUnavailable, StripeConfig, StripeGatew
 from billing.subscriptions import RANK, PlanChange, effective_plan, record_subscription, superseded
 from db.models import ChatIdentity, Plan, StripeEvent, Subscription, User
 from db.outbox import add_notification
+from db.session import upsert
 from db.types import utcnow
 from engine.strategies.registry import basic_strategies
 from robotrader.app import App
@@ -204,9 +203,8 @@ async def handle_stripe_webhook(app: App, payload: bytes, signature: str) -> str
         )
     to_cancel: list[str] = []
     async with app.database.transaction() as session:
-        insert = pg_insert if not app.database.is_sqlite else sqlite_insert
         stored = await session.execute(
-            insert(StripeEvent)
+            upsert(session, StripeEvent)
             .values(id=event_id, type=kind, received_at=read_at)
             .on_conflict_do_nothing(index_elements=["id"])
             .returning(StripeEvent.id)
