@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -57,38 +57,78 @@ IN_CHUNK = 500  # (bot, symbol) pairs per IN (...) list
 
 
 @dataclass
-class Ledger:
-    """What booking fills needs besides the fills: positions and recipients, read at once.
+class OpenPosition:
+    """A bot's holding in one symbol as the ledger changes it (a `Position` row's values)."""
 
-    A tick books hundreds of fills in one transaction: their positions (locked) and
-    their owners' notification settings are loaded here in a few statements, and the
-    rows stay in this object, so nothing is read again per fill and the session can
-    flush the whole tick at its end. A single fill gets a ledger of its own.
+    bot_id: int
+    user_id: int
+    symbol: str
+    amount: Decimal
+    average_entry: Decimal
+    cost: Decimal
+    entries: int
+    opened_at: datetime
+    id: int | None = None  # None until stored
+
+
+_POSITION_COLUMNS = (
+    Position.id, Position.bot_id, Position.user_id, Position.symbol, Position.amount,
+    Position.average_entry, Position.cost, Position.entries, Position.opened_at,
+)  # fmt: skip
+
+
+@dataclass
+class Ledger:
+    """Many fills booked in one transaction: what they need read at once, rows written at once.
+
+    A tick books hundreds of fills: their positions (locked) and their owners'
+    notification settings are loaded here in a few statements, the bookkeeping
+    changes plain values in memory, and `write` stores the fills, trades,
+    positions and trade messages with one statement per table. A single fill
+    gets a ledger of its own.
     """
 
-    positions: dict[tuple[int, str], Position | None]
+    positions: dict[tuple[int, str], OpenPosition | None]
     recipients: dict[int, Recipient]
-    closed: set[tuple[int, str]] = field(default_factory=set)
     notifications: list[NewNotification] = field(default_factory=list)
+    fills: list[tuple[Order, dict[str, object]]] = field(default_factory=list)
+    trades: list[dict[str, object]] = field(default_factory=list)
+    changed: set[tuple[int, str]] = field(default_factory=set)
+    deleted: set[int] = field(default_factory=set)  # ids of stored positions now closed
 
     @classmethod
     async def load(cls, session: AsyncSession, orders: Iterable[Order]) -> Ledger:
         orders = list(orders)
-        keys = sorted({(order.bot_id, order.symbol) for order in orders})
-        positions: dict[tuple[int, str], Position | None] = dict.fromkeys(keys)
-        for start in range(0, len(keys), IN_CHUNK):
-            chunk = keys[start : start + IN_CHUNK]
-            found = await session.scalars(
-                select(Position)
+        return await cls.load_for(
+            session,
+            {(order.bot_id, order.symbol) for order in orders},
+            {order.user_id for order in orders},
+        )
+
+    @classmethod
+    async def load_for(
+        cls, session: AsyncSession, keys: Iterable[tuple[int, str]], user_ids: Iterable[int]
+    ) -> Ledger:
+        """Lock and read the positions of these (bot, symbol) pairs and these users' settings."""
+        wanted = sorted(set(keys))
+        positions: dict[tuple[int, str], OpenPosition | None] = dict.fromkeys(wanted)
+        for start in range(0, len(wanted), IN_CHUNK):
+            chunk = wanted[start : start + IN_CHUNK]
+            found = await session.execute(
+                select(*_POSITION_COLUMNS)
                 .where(tuple_(Position.bot_id, Position.symbol).in_(chunk))
                 .order_by(Position.id)  # one lock order
                 .with_for_update()
             )
-            positions.update(((row.bot_id, row.symbol), row) for row in found)
-        recipients = await load_recipients(session, {order.user_id for order in orders})
+            for row in found:
+                positions[(row.bot_id, row.symbol)] = OpenPosition(
+                    row.bot_id, row.user_id, row.symbol, row.amount, row.average_entry,
+                    row.cost, row.entries, row.opened_at, row.id,
+                )  # fmt: skip
+        recipients = await load_recipients(session, user_ids)
         return cls(positions, recipients)
 
-    async def position(self, session: AsyncSession, order: Order) -> Position | None:
+    async def position(self, session: AsyncSession, order: Order) -> OpenPosition | None:
         key = (order.bot_id, order.symbol)
         if key not in self.positions:  # an order the ledger was not loaded for
             other = await Ledger.load(session, [order])
@@ -96,22 +136,66 @@ class Ledger:
             self.recipients.update(other.recipients)
         return self.positions[key]
 
-    async def open(self, session: AsyncSession, position: Position) -> None:
+    def open(self, position: OpenPosition) -> None:
         key = (position.bot_id, position.symbol)
-        if key in self.closed:  # its deletion must reach the database before the insert
-            await session.flush()
-            self.closed.discard(key)
-        session.add(position)
         self.positions[key] = position
+        self.changed.add(key)
 
-    async def close(self, session: AsyncSession, position: Position) -> None:
+    def touch(self, position: OpenPosition) -> None:
+        self.changed.add((position.bot_id, position.symbol))
+
+    def close(self, position: OpenPosition) -> None:
         key = (position.bot_id, position.symbol)
-        await session.delete(position)
+        if position.id is not None:
+            self.deleted.add(position.id)
         self.positions[key] = None
-        self.closed.add(key)
+        self.changed.discard(key)
 
     async def write(self, session: AsyncSession) -> None:
-        """Store the trade messages of the fills booked so far (one INSERT for all)."""
+        """Store what was booked since the last write: one statement per table at most.
+
+        Closed positions are deleted before new ones are inserted, so a bot that sold
+        and bought the same symbol in one transaction keeps one row.
+        """
+        now = utcnow()
+        if self.deleted:
+            ids = sorted(self.deleted)
+            for start in range(0, len(ids), IN_CHUNK):
+                await session.execute(
+                    delete(Position)
+                    .where(Position.id.in_(ids[start : start + IN_CHUNK]))
+                    .execution_options(synchronize_session=False)
+                )
+            self.deleted.clear()
+        changed = [p for key in sorted(self.changed) if (p := self.positions[key]) is not None]
+        self.changed.clear()
+        values = [
+            {
+                "bot_id": p.bot_id, "user_id": p.user_id, "symbol": p.symbol,
+                "amount": p.amount, "average_entry": p.average_entry, "cost": p.cost,
+                "entries": p.entries, "opened_at": p.opened_at, "updated_at": now,
+            }
+            for p in changed
+        ]  # fmt: skip
+        updates = [{"id": p.id, **row} for p, row in zip(changed, values, strict=True) if p.id]
+        if updates:  # ORM bulk UPDATE by primary key: one executemany
+            await session.execute(update(Position), updates)
+        new = [(p, row) for p, row in zip(changed, values, strict=True) if p.id is None]
+        if new:
+            stored = await session.scalars(
+                insert(Position).returning(Position.id, sort_by_parameter_order=True),
+                [row for _, row in new],
+            )
+            for (position, _), position_id in zip(new, stored.all(), strict=True):
+                position.id = position_id
+        if self.fills:
+            fills, self.fills = self.fills, []
+            await session.execute(
+                insert(Fill), [{"order_id": order.id, **row} for order, row in fills]
+            )
+        if self.trades:
+            trades, self.trades = self.trades, []
+            await session.execute(insert(Trade), trades)
         pending, self.notifications = self.notifications, []
         await add_notifications(session, pending, self.recipients)
 
@@ -147,16 +231,6 @@ async def record_report(
     if newly_filled <= 0 or report.average_price is None:
         return
     price = report.average_price
-    session.add(
-        Fill(
-            order_id=order.id,
-            exchange_fill_id=f"{report.exchange_order_id}:{report.filled}",
-            amount=newly_filled,
-            price=price,
-            fee=fee_delta,
-            fee_currency=report.fee_currency,
-        )
-    )
     delta_report = OrderReport(
         client_order_id=report.client_order_id,
         exchange_order_id=report.exchange_order_id,
@@ -173,44 +247,59 @@ async def record_report(
     own = ledger is None
     if ledger is None:
         ledger = await Ledger.load(session, [order])
+    ledger.fills.append(
+        (
+            order,
+            {
+                "exchange_fill_id": f"{report.exchange_order_id}:{report.filled}",
+                "amount": newly_filled,
+                "price": price,
+                "fee": fee_delta,
+                "fee_currency": report.fee_currency,
+                "filled_at": utcnow(),
+            },
+        )
+    )
     position = await ledger.position(session, order)
     if order.side == OrderSide.BUY:
-        amount = newly_filled - base_fee
-        await _book_buy(session, ledger, order, bot, position, amount, price, fee_quote)
+        _book_buy(ledger, order, bot, position, newly_filled - base_fee, price, fee_quote)
     else:
-        await _book_sell(session, ledger, order, bot, position, newly_filled, price, fee_quote)
+        _book_sell(ledger, order, bot, position, newly_filled, price, fee_quote)
     if own:
+        if order.id is None:  # the order itself must exist before its fill
+            await session.flush()
         await ledger.write(session)
 
 
-async def _book_buy(
-    session: AsyncSession,
+def _book_buy(
     ledger: Ledger,
     order: Order,
     bot: BotRef,
-    position: Position | None,
+    position: OpenPosition | None,
     amount: Decimal,
     price: Decimal,
     fee_quote: Decimal,
 ) -> None:
     cost = amount * price + fee_quote
     if position is None:
-        position = Position(
-            bot_id=order.bot_id,
-            user_id=order.user_id,
-            symbol=order.symbol,
-            amount=amount,
-            cost=cost,
-            average_entry=cost / amount,
-            entries=1,
-            opened_at=utcnow(),
+        ledger.open(
+            OpenPosition(
+                bot_id=order.bot_id,
+                user_id=order.user_id,
+                symbol=order.symbol,
+                amount=amount,
+                average_entry=cost / amount,
+                cost=cost,
+                entries=1,
+                opened_at=utcnow(),
+            )
         )
-        await ledger.open(session, position)
     else:
         position.amount += amount
         position.cost += cost
         position.average_entry = position.cost / position.amount
         position.entries += 1
+        ledger.touch(position)
     _notify_fill(
         ledger,
         order,
@@ -222,12 +311,11 @@ async def _book_buy(
     )
 
 
-async def _book_sell(
-    session: AsyncSession,
+def _book_sell(
     ledger: Ledger,
     order: Order,
     bot: BotRef,
-    position: Position | None,
+    position: OpenPosition | None,
     amount: Decimal,
     price: Decimal,
     fee_quote: Decimal,
@@ -246,23 +334,25 @@ async def _book_sell(
     closed = position.amount <= DUST or position.amount * price < DUST_VALUE
 
     if closed:
-        await ledger.close(session, position)
-    session.add(
-        Trade(
-            bot_id=order.bot_id,
-            user_id=order.user_id,
-            symbol=order.symbol,
-            mode=order.mode,
-            amount=sold,
-            entry_price=entry,
-            exit_price=price,
-            pnl=pnl,
-            pnl_pct=pnl_pct,
-            fees=fee_quote,
-            exit_reason=order.reason,
-            opened_at=opened_at,
-            closed_at=utcnow(),
-        )
+        ledger.close(position)
+    else:
+        ledger.touch(position)
+    ledger.trades.append(
+        {
+            "bot_id": order.bot_id,
+            "user_id": order.user_id,
+            "symbol": order.symbol,
+            "mode": order.mode,
+            "amount": sold,
+            "entry_price": entry,
+            "exit_price": price,
+            "pnl": pnl,
+            "pnl_pct": pnl_pct,
+            "fees": fee_quote,
+            "exit_reason": order.reason,
+            "opened_at": opened_at,
+            "closed_at": utcnow(),
+        }
     )
     _notify_fill(
         ledger,

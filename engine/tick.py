@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 PLAN_PRIORITY = {Plan.FREE: 0, Plan.PRO: 1, Plan.PREMIUM: 2}
 SIGNAL_CODES = {"buy": 1, "sell": -1, "close": -2}
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and asyncpg's bind-parameter caps
+_WRITE_ATTEMPTS = 2
 
 
 @dataclass
@@ -313,27 +314,8 @@ def _new_order(decision: Decision) -> Order:
     )
 
 
-async def _insert_order(session: AsyncSession, decision: Decision) -> Order | None:
-    """Record the decision; None if this exact decision was already taken (retried tick)."""
-    order = _new_order(decision)
-    try:
-        async with session.begin_nested():
-            session.add(order)
-            await session.flush()
-    except IntegrityError:
-        return None
-    return order
-
-
-async def _insert_orders(session: AsyncSession, decisions: list[Decision]) -> list[Order | None]:
-    """`_insert_order` for every decision, in one flush instead of one savepoint each.
-
-    Decisions already taken (a retried tick) are looked up first and get None. If the
-    batch still hits a constraint (another run of the same shard got there in between),
-    it is rolled back and the decisions are recorded one at a time, exactly as before.
-    """
-    if not decisions:
-        return []
+async def _taken(session: AsyncSession, decisions: list[Decision]) -> set[str]:
+    """Client order ids of these decisions that are already recorded (a retried tick)."""
     ids = [d.client_order_id for d in decisions]
     taken: set[str] = set()
     for start in range(0, len(ids), _IN_CHUNK):
@@ -343,51 +325,53 @@ async def _insert_orders(session: AsyncSession, decisions: list[Decision]) -> li
                 select(Order.client_order_id).where(Order.client_order_id.in_(chunk))
             )
         )
-    orders = [None if d.client_order_id in taken else _new_order(d) for d in decisions]
-    fresh = [order for order in orders if order is not None]
-    if fresh:
-        try:
-            async with session.begin_nested():
-                session.add_all(fresh)
-                await session.flush()
-        except IntegrityError:
-            return [await _insert_order(session, d) for d in decisions]
-    return orders
+    return taken
 
 
-async def _execute_paper(
-    session: AsyncSession,
-    placed: list[tuple[Decision, Order]],
-    report: TickReport,
+async def _record_decisions(
+    session: AsyncSession, decisions: list[Decision], report: TickReport
 ) -> None:
-    """Fill the tick's paper orders: balances and positions read at once, flushed at the end.
+    """Record every decision not taken yet: paper orders filled and booked, live ones pending.
 
-    The paper exchange refuses an order before changing anything, so no savepoint
-    is needed per order; nothing is read per order, so the session flushes every
-    fill, position, trade and notification of the tick together.
+    The paper accounts and positions these orders touch are locked first, then the
+    decisions already recorded are looked up: a second run of the same shard waits at
+    the locks until the first commits, and then finds its orders. Paper fills are
+    booked in memory, so each order is inserted once, in its final state, and the
+    whole tick's orders, fills, positions, balances, trades and messages take a
+    statement per table. A live order that another run recorded between the lookup
+    and the insert fails the unique client order id: the caller runs this again.
     """
-    if not placed:
+    if not decisions:
         return
-    accounts = await PaperAccounts.load(session, (d.bot.user_id for d, _ in placed))
-    ledger = await Ledger.load(session, (order for _, order in placed))
-    with session.no_autoflush:
-        for decision, order in placed:
-            prices = {decision.symbol: decision.price}
-            gateway = PaperGateway(session, decision.bot.user_id, prices, accounts)
-            request = OrderRequest(
-                decision.symbol, order.side, order.type, decision.amount, order.client_order_id,
-                reference_price=decision.price,
-            )  # fmt: skip
-            try:
-                fill = await gateway.place_order(request)
-            except OrderRejected as exc:
-                await record_rejection(session, order, decision.bot.ref, exc.reason, exc.detail)
-                report.orders_rejected += 1
-                continue
-            await record_report(session, order, fill, decision.bot.ref, ledger)
-            report.orders_filled += 1
-        await ledger.write(session)
-    await session.flush()
+    paper = [d for d in decisions if d.bot.mode == BotMode.PAPER]
+    accounts = await PaperAccounts.load(session, (d.bot.user_id for d in paper))
+    ledger = await Ledger.load_for(
+        session, ((d.bot.id, d.symbol) for d in paper), (d.bot.user_id for d in paper)
+    )
+    taken = await _taken(session, decisions)
+    orders = [(d, _new_order(d)) for d in decisions if d.client_order_id not in taken]
+    for decision, order in orders:
+        if decision.bot.mode != BotMode.PAPER:
+            continue
+        prices = {decision.symbol: decision.price}
+        gateway = PaperGateway(session, decision.bot.user_id, prices, accounts)
+        request = OrderRequest(
+            decision.symbol, order.side, order.type, decision.amount, order.client_order_id,
+            reference_price=decision.price,
+        )  # fmt: skip
+        try:
+            fill = await gateway.place_order(request)
+        except OrderRejected as exc:
+            await record_rejection(session, order, decision.bot.ref, exc.reason, exc.detail)
+            report.orders_rejected += 1
+            continue
+        await record_report(session, order, fill, decision.bot.ref, ledger)
+        report.orders_filled += 1
+    session.add_all(order for _, order in orders)
+    await session.flush()  # one INSERT ... RETURNING for every order of the tick
+    report.live_orders.extend(o.id for d, o in orders if d.bot.mode != BotMode.PAPER)
+    await ledger.write(session)
+    await accounts.write(session)
 
 
 async def _note_sources(
@@ -520,28 +504,32 @@ async def run_tick(
     report.decisions = len(decisions)
     timer.lap("decide")
 
-    async with database.transaction() as session:
-        await _note_sources(session, bots, sources, now)
-        placing = [d for d in decisions if d.bot.id not in to_pause]
-        orders = await _insert_orders(session, placing)
-        paper: list[tuple[Decision, Order]] = []
-        for decision, order in zip(placing, orders, strict=True):
-            if order is None:
-                continue
-            if decision.bot.mode == BotMode.PAPER:
-                paper.append((decision, order))
-            else:
-                report.live_orders.append(order.id)
-        await _execute_paper(session, paper, report)
-        for bot, reason in to_pause.values():
-            await pause_bot(session, bot.ref, reason)
-            report.paused += 1
-        consumed = [i for bot in bots if bot.id not in to_pause for i in bot.signal_ids]
-        if consumed:
-            await session.execute(
-                update(BotSignal).where(BotSignal.id.in_(consumed)).values(consumed_at=utcnow())
-            )
-        await _heartbeat(session, runner, report)
+    placing = [d for d in decisions if d.bot.id not in to_pause]
+    consumed = [i for bot in bots if bot.id not in to_pause for i in bot.signal_ids]
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        report.orders_filled = report.orders_rejected = report.paused = 0
+        report.live_orders.clear()
+        try:
+            async with database.transaction() as session:
+                await _note_sources(session, bots, sources, now)
+                await _record_decisions(session, placing, report)
+                for bot, reason in to_pause.values():
+                    await pause_bot(session, bot.ref, reason)
+                    report.paused += 1
+                if consumed:
+                    await session.execute(
+                        update(BotSignal)
+                        .where(BotSignal.id.in_(consumed))
+                        .values(consumed_at=utcnow())
+                    )
+                await _heartbeat(session, runner, report)
+            break
+        except IntegrityError:
+            # Another run of this shard recorded one of these decisions first: run the
+            # write again, and it finds that decision taken.
+            if attempt == _WRITE_ATTEMPTS:
+                raise
+            log.info("tick.write_raced shard=%s attempt=%s", shard, attempt)
     timer.lap("write")
     return report
 

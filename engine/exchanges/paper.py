@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_DOWN, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Order, OrderSide, OrderStatus, PaperBalance
+from db.session import upsert
 from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import FillReport, OrderReport, OrderRequest
 
@@ -34,61 +35,83 @@ def split_symbol(symbol: str) -> tuple[str, str]:
 class PaperAccounts:
     """The paper balances of some users, locked and loaded together for one transaction.
 
-    A tick loads the accounts of every user it places paper orders for in two
-    statements; a single order loads its user's. Users who never traded on paper get
-    the starting balance here. Rows live in this object (not re-read per order), so
-    a tick's fills are flushed together at its end.
+    A tick loads the accounts of every user it places paper orders for in one
+    statement (plus one for users who never traded on paper, who get the starting
+    balance here). Amounts are plain Decimals changed in memory; `write` stores the
+    changed ones in one UPDATE (executemany) and one INSERT, so a tick's fills cost
+    the same few statements however many there are.
     """
 
-    def __init__(self, session: AsyncSession, rows: dict[tuple[int, str], PaperBalance]) -> None:
-        self.session = session
-        self._rows = rows
+    def __init__(self, amounts: dict[tuple[int, str], Decimal]) -> None:
+        self._amounts = amounts
+        self._stored = set(amounts)  # rows that exist in the database
+        self._changed: set[tuple[int, str]] = set()
 
     @classmethod
     async def load(cls, session: AsyncSession, user_ids: Iterable[int]) -> PaperAccounts:
         users = sorted(set(user_ids))
-        rows: dict[tuple[int, str], PaperBalance] = {}
+        amounts = await cls._locked(session, users)
+        opened = {user for user, _ in amounts}
+        fresh = [user for user in users if user not in opened]
+        if fresh:
+            # A concurrent first trade of the same user waits here for the other
+            # transaction, then inserts nothing; the second read locks either row.
+            await session.execute(
+                upsert(session, PaperBalance).on_conflict_do_nothing(
+                    index_elements=["user_id", "asset"]
+                ),
+                [
+                    {"user_id": user, "asset": asset, "amount": amount}
+                    for user in fresh
+                    for asset, amount in STARTING_BALANCE.items()
+                ],
+            )
+            amounts.update(await cls._locked(session, fresh))
+        return cls(amounts)
+
+    @staticmethod
+    async def _locked(session: AsyncSession, users: list[int]) -> dict[tuple[int, str], Decimal]:
+        amounts: dict[tuple[int, str], Decimal] = {}
         for start in range(0, len(users), IN_CHUNK):
-            chunk = users[start : start + IN_CHUNK]
-            found = await session.scalars(
-                select(PaperBalance)
-                .where(PaperBalance.user_id.in_(chunk))
+            rows = await session.execute(
+                select(PaperBalance.user_id, PaperBalance.asset, PaperBalance.amount)
+                .where(PaperBalance.user_id.in_(users[start : start + IN_CHUNK]))
                 .order_by(PaperBalance.user_id, PaperBalance.asset)  # one lock order
                 .with_for_update()
             )
-            rows.update(((row.user_id, row.asset), row) for row in found)
-        opened = {user for user, _ in rows}
-        new = [
-            PaperBalance(user_id=user, asset=asset, amount=amount)
-            for user in users
-            if user not in opened
-            for asset, amount in STARTING_BALANCE.items()
-        ]
-        if new:
-            session.add_all(new)
-            await session.flush()
-            rows.update(((row.user_id, row.asset), row) for row in new)
-        return cls(session, rows)
+            amounts.update(((user, asset), amount) for user, asset, amount in rows)
+        return amounts
 
     def amount(self, user_id: int, asset: str) -> Decimal:
-        row = self._rows.get((user_id, asset))
-        return row.amount if row is not None else Decimal(0)
+        return self._amounts.get((user_id, asset), Decimal(0))
 
     def add(self, user_id: int, asset: str, delta: Decimal) -> None:
-        row = self._rows.get((user_id, asset))
-        if row is None:
-            row = PaperBalance(user_id=user_id, asset=asset, amount=Decimal(0))
-            self.session.add(row)
-            self._rows[(user_id, asset)] = row
-        row.amount += delta
+        key = (user_id, asset)
+        self._amounts[key] = self._amounts.get(key, Decimal(0)) + delta
+        self._changed.add(key)
 
     def of(self, user_id: int) -> dict[str, Decimal]:
         """A user's non-zero balances."""
         return {
-            asset: row.amount
-            for (user, asset), row in sorted(self._rows.items())
-            if user == user_id and row.amount != 0
+            asset: amount
+            for (user, asset), amount in sorted(self._amounts.items())
+            if user == user_id and amount != 0
         }
+
+    async def write(self, session: AsyncSession) -> None:
+        """Store the balances changed since the last write."""
+        changed, self._changed = sorted(self._changed), set()
+        rows = {
+            (user, asset): {"user_id": user, "asset": asset, "amount": self._amounts[(user, asset)]}
+            for user, asset in changed
+        }
+        updates = [row for key, row in rows.items() if key in self._stored]
+        inserts = [row for key, row in rows.items() if key not in self._stored]
+        if updates:  # ORM bulk UPDATE by primary key: one executemany
+            await session.execute(update(PaperBalance), updates)
+        if inserts:
+            await session.execute(insert(PaperBalance), inserts)
+            self._stored.update(rows.keys())
 
 
 class PaperGateway:
@@ -105,6 +128,8 @@ class PaperGateway:
         self.user_id = user_id
         self.prices = prices
         self._accounts = accounts
+        # Accounts shared by a tick are written by the tick, once; our own, per order.
+        self._writes_accounts = accounts is None
 
     async def accounts(self) -> PaperAccounts:
         if self._accounts is None:
@@ -137,6 +162,8 @@ class PaperGateway:
                 raise OrderRejected("insufficient_funds", f"{available} {base} available")
             accounts.add(self.user_id, base, -amount)
             accounts.add(self.user_id, quote, value - fee)
+        if self._writes_accounts:
+            await accounts.write(self.session)
         exchange_id = f"paper-{request.client_order_id}"
         return OrderReport(
             client_order_id=request.client_order_id,

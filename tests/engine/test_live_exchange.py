@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 
 from db.credential_secrets import CredentialSecrets
-from db.models import Bot, BotMode, BotStatus, Notification, Order, OrderStatus, Position
+from db.models import (
+    Bot,
+    BotMode,
+    BotStatus,
+    Notification,
+    Order,
+    OrderStatus,
+    PaperBalance,
+    Position,
+)
 from engine.exchanges.errors import ExchangeAuthError, KeyAllowsWithdrawals
 from engine.exchanges.key_check import check_key
 from engine.live_orders import LiveContext, place_live_order, reconcile
@@ -191,3 +203,88 @@ async def test_market_data_calls_equal_markets_not_bots(
     assert report.bots == 30
     assert report.exchange_calls == len(klines) == 3
     assert all(c.api_key is None for c in klines), "market data is fetched without keys"
+
+
+async def test_two_runs_of_one_tick_at_once_record_each_decision_once(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    """A beat that fired twice, or a task redelivered while the first still runs.
+
+    The paper decisions lock their owners' balances and positions before looking for
+    decisions already taken, so the second run waits for the first and finds them.
+    """
+    live = [(await _live_bot(live_app, exchange_emulator))[1] for _ in range(4)]
+    paper_users = [await make_user(live_app, f"paper{next(_keys)}") for _ in range(4)]
+    paper = [await running_bot(live_app, user, exchange="binance") for user in paper_users]
+    calm_market(exchange_emulator, "binance")
+    feed = feed_of(live_app)
+    now = int(time.time() * 1000)
+
+    first, second = await asyncio.gather(
+        run_tick(live_app.database, feed, now_ms=now), run_tick(live_app.database, feed, now_ms=now)
+    )
+
+    assert first.decisions == second.decisions == len(live) + len(paper)
+    assert sorted(first.live_orders + second.live_orders) == sorted(
+        await _ids(live_app, Order.id, Order.mode == BotMode.LIVE)
+    )
+    assert first.orders_filled + second.orders_filled == len(paper)
+    assert await _orders_per_bot(live_app) == dict.fromkeys(live + paper, 1)
+    async with live_app.database.sessions() as session:
+        usdt = await session.scalars(
+            select(PaperBalance.amount).where(
+                PaperBalance.user_id.in_(paper_users), PaperBalance.asset == "USDT"
+            )
+        )
+        spent = [Decimal(10_000) - amount for amount in usdt]
+    assert len(spent) == len(paper_users)
+    assert all(Decimal(200) <= s <= Decimal("200.3") for s in spent), spent  # one base order
+    positions = await _ids(live_app, Position.bot_id, Position.bot_id.in_(paper))
+    assert sorted(positions) == sorted(paper)
+
+
+async def test_a_run_that_loses_the_race_for_live_orders_writes_again(
+    live_app: App, exchange_emulator: ExchangeEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Live decisions have no row to lock: the unique client order id settles a race.
+
+    Made deterministic: another transaction holds, uncommitted, the very order this
+    tick decides, so the tick's lookup cannot see it and its insert waits on the
+    unique index; once the other commits, the insert fails, the tick writes again
+    and finds the decision taken.
+    """
+    if live_app.database.is_sqlite:
+        pytest.skip("SQLite admits one writer at a time: two writes cannot interleave")
+    _, bot_id, _ = await _live_bot(live_app, exchange_emulator)
+    calm_market(exchange_emulator, "binance")
+    feed = feed_of(live_app)
+    now = int(time.time() * 1000)
+    assert len((await run_tick(live_app.database, feed, now_ms=now)).live_orders) == 1
+    async with live_app.database.transaction() as session:
+        order = await session.scalar(select(Order).where(Order.bot_id == bot_id))
+        assert order is not None
+        values = {c.key: getattr(order, c.key) for c in Order.__table__.columns}
+        await session.delete(order)
+    caplog.set_level("INFO", logger="engine.tick")
+
+    async with live_app.database.sessions() as other, other.begin():
+        await other.execute(insert(Order).values(values))  # the other run's order, uncommitted
+        tick = asyncio.create_task(run_tick(live_app.database, feed, now_ms=now))
+        await asyncio.sleep(1)  # the tick has looked the decision up and waits to insert
+        assert not tick.done()
+    report = await tick
+
+    assert report.live_orders == []
+    assert await _orders_per_bot(live_app) == {bot_id: 1}
+    assert "tick.write_raced" in caplog.text
+
+
+async def _ids(app: App, column: Any, *where: Any) -> list[int]:
+    async with app.database.sessions() as session:
+        return list(await session.scalars(select(column).where(*where)))
+
+
+async def _orders_per_bot(app: App) -> dict[int, int]:
+    async with app.database.sessions() as session:
+        rows = await session.execute(select(Order.bot_id, func.count()).group_by(Order.bot_id))
+        return {bot_id: count for bot_id, count in rows}
