@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
 
 from db.models import (
@@ -199,3 +202,25 @@ async def test_many_paper_fills_are_written_together_not_one_round_trip_each(app
     assert all(Decimal(9_799) < amount < Decimal(9_800) for amount in usdt.values())
     assert sorted(p.bot_id for p in positions) == sorted(bots)
     assert notified == 30  # each owner, on the one platform they use
+
+
+async def test_garbage_collection_resumes_after_a_tick_even_a_failed_one(app: App) -> None:
+    """A tick pauses automatic collection while it runs (see `run_tick`), never for longer."""
+    user = await make_user(app)
+    await running_bot(app, user)
+    seen: list[bool] = []
+
+    class Probe(MarketDataFeed):
+        async def fetch(self, *args: Any, **kwargs: Any) -> Any:
+            seen.append(gc.isenabled())
+            if len(seen) == 2:
+                raise RuntimeError("the exchange client blew up")
+            return await super().fetch(*args, **kwargs)
+
+    feed = Probe(app.pool, MemoryCandleCache(), mode="replay")
+    await run_tick(app.database, feed, now_ms=NOW)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        await run_tick(app.database, feed, now_ms=NOW + MINUTE)
+    assert gc.isenabled()
+    assert seen == [False, False]
