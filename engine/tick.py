@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,14 @@ PLAN_PRIORITY = {Plan.FREE: 0, Plan.PRO: 1, Plan.PREMIUM: 2}
 SIGNAL_CODES = {"buy": 1, "sell": -1, "close": -2}
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and asyncpg's bind-parameter caps
 _WRITE_ATTEMPTS = 2
+# A webhook alert says "now": one that reaches a tick later than this (the engine was
+# down, or the bot paused with it pending) would trade at a price it was not meant for.
+SIGNAL_MAX_AGE = timedelta(minutes=2)
+# A live bot whose market has had no exchange data waits this long before it is paused:
+# a blip (one failed request, an exchange restarting) must not stop a live bot until
+# its owner wakes up. The feed retries an exchange a minute after a failure, so this
+# is the failure and two retries.
+LIVE_DATA_GRACE = timedelta(minutes=2)
 
 
 @dataclass
@@ -81,6 +89,8 @@ class BotState:
     positions: dict[str, PositionRow] = field(default_factory=dict)
     signal: tuple[int, str] | None = None  # pending webhook alert: (code, action)
     signal_ids: list[int] = field(default_factory=list)
+    # Alerts that waited longer than SIGNAL_MAX_AGE: dropped unread, the owner told.
+    stale_signals: list[StaleSignal] = field(default_factory=list)
     realized_today: Decimal = Decimal(0)
     # json.dumps(parameters, sort_keys=True): which bots share one computation. load_bots
     # fills it once per distinct parameter set; empty means "work it out".
@@ -93,6 +103,13 @@ class BotState:
     @property
     def allocation(self) -> Decimal:
         return self.capital / max(len(self.symbols), 1)
+
+
+@dataclass(frozen=True)
+class StaleSignal:
+    id: int
+    action: str
+    received_at: datetime
 
 
 @dataclass(frozen=True)
@@ -127,6 +144,7 @@ class TickReport:
     orders_filled: int = 0
     orders_rejected: int = 0
     paused: int = 0
+    waiting_for_data: int = 0  # live bots skipped, within LIVE_DATA_GRACE
     live_orders: list[int] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -156,8 +174,13 @@ def _shard_filter(shard: int, shards: int) -> Any:
     return (Bot.id % shards) == shard if shards > 1 else True
 
 
-async def load_bots(session: AsyncSession, shard: int = 0, shards: int = 1) -> list[BotState]:
-    """Running bots of one shard with their positions, pending signals and today's realised PnL."""
+async def load_bots(
+    session: AsyncSession, shard: int = 0, shards: int = 1, now: datetime | None = None
+) -> list[BotState]:
+    """Running bots of one shard with their positions, pending signals and today's realised PnL.
+
+    An alert received more than SIGNAL_MAX_AGE before ``now`` is stale, not pending.
+    """
     # Settings most bots share are read as text and turned into values once per distinct
     # text: symbols and parameters (JSON), capital and the risk settings (numbers). At
     # 10^5 bots, decoding every row's JSON and Decimals, and validating every row's
@@ -226,14 +249,19 @@ async def load_bots(session: AsyncSession, shard: int = 0, shards: int = 1) -> l
                 p.amount, p.average_entry, p.cost, p.entries
             )
     signals = await conn.execute(
-        select(BotSignal.id, BotSignal.bot_id, BotSignal.action)
+        select(BotSignal.id, BotSignal.bot_id, BotSignal.action, BotSignal.received_at)
         .join(Bot, Bot.id == BotSignal.bot_id)
         .where(running, BotSignal.consumed_at.is_(None))
         .order_by(BotSignal.id)
     )
+    oldest = now - SIGNAL_MAX_AGE if now is not None else None
     for s in signals.all():
         bot = bots.get(s.bot_id)
-        if bot is not None and s.action in SIGNAL_CODES:
+        if bot is None or s.action not in SIGNAL_CODES:
+            continue
+        if oldest is not None and s.received_at < oldest:
+            bot.stale_signals.append(StaleSignal(s.id, s.action, s.received_at))
+        else:
             bot.signal = (SIGNAL_CODES[s.action], s.action)  # the newest alert wins
             bot.signal_ids.append(s.id)
     limited = [b.id for b in bots.values() if b.risk.daily_loss_limit_pct is not None]
@@ -430,6 +458,32 @@ def _automatic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+async def _note_stale_signals(session: AsyncSession, bots: list[BotState], now: datetime) -> None:
+    """Tell each owner which alert their bot dropped for arriving too late (the newest)."""
+    notices = []
+    for bot in bots:
+        if not bot.stale_signals:
+            continue
+        latest = bot.stale_signals[-1]
+        notices.append(
+            NewNotification(
+                user_id=bot.user_id,
+                kind="signal_expired",
+                priority=bot.ref.priority,
+                dedupe_key=f"signal_expired:{bot.id}:{latest.id}",
+                payload={
+                    "bot_id": bot.id,
+                    "bot": bot.name,
+                    "action": latest.action,
+                    "received": latest.received_at.strftime("%H:%M"),
+                    "minutes": int((now - latest.received_at).total_seconds() // 60),
+                    "limit": int(SIGNAL_MAX_AGE.total_seconds() // 60),
+                },
+            )
+        )
+    await add_notifications(session, notices)
+
+
 async def run_tick(
     database: Database,
     feed: MarketDataFeed,
@@ -460,7 +514,7 @@ async def _run_tick(
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
 
     async with database.sessions() as session:
-        bots = await load_bots(session, shard, shards)
+        bots = await load_bots(session, shard, shards, now)
     report.bots = len(bots)
     timer.lap("load")
 
@@ -513,6 +567,8 @@ async def _run_tick(
 
     decisions: list[Decision] = []
     to_pause: dict[int, tuple[BotState, str]] = {}
+    waiting: set[int] = set()  # live bots without market data, not paused yet
+    grace_ms = LIVE_DATA_GRACE.total_seconds() * 1000
     sources: dict[int, str] = {}
     for key, market_bots in by_market.items():
         snapshot = fetched.snapshots[key]
@@ -522,7 +578,10 @@ async def _run_tick(
             if bot.id in to_pause:
                 continue
             if unavailable and bot.mode == BotMode.LIVE:
-                to_pause[bot.id] = (bot, "market_data_unavailable")
+                if now_ms - fetched.unavailable_since[key] >= grace_ms:
+                    to_pause[bot.id] = (bot, "market_data_unavailable")
+                else:
+                    waiting.add(bot.id)
                 continue
             sources[bot.id] = snapshot.source if bot.mode == BotMode.PAPER else "exchange"
             # Without a daily limit the rule never fires: skip marking the positions to market.
@@ -538,17 +597,26 @@ async def _run_tick(
             decision = decide_for_bot(bot, key.symbol, snapshot, signal)
             if decision is not None:
                 decisions.append(decision)
+    waiting -= to_pause.keys()  # another of its markets paused it
     report.decisions = len(decisions)
+    report.waiting_for_data = len(waiting)
+    if waiting:
+        log.warning("tick.live_bots_waiting_for_data bots=%s", len(waiting))
     timer.lap("decide")
 
-    placing = [d for d in decisions if d.bot.id not in to_pause]
-    consumed = [i for bot in bots if bot.id not in to_pause for i in bot.signal_ids]
+    # A bot waiting for data on one market decides nothing on the others either: its
+    # symbols share one capital, and its alerts wait for it.
+    placing = [d for d in decisions if d.bot.id not in to_pause and d.bot.id not in waiting]
+    held = to_pause.keys() | waiting
+    consumed = [i for bot in bots if bot.id not in held for i in bot.signal_ids]
+    consumed += [stale.id for bot in bots for stale in bot.stale_signals]
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         report.orders_filled = report.orders_rejected = report.paused = 0
         report.live_orders.clear()
         try:
             async with database.transaction() as session:
                 await _note_sources(session, bots, sources, now)
+                await _note_stale_signals(session, bots, now)
                 await _record_decisions(session, placing, report)
                 for bot, reason in to_pause.values():
                     await pause_bot(session, bot.ref, reason)

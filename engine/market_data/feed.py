@@ -2,7 +2,8 @@
 
 Candles come from the exchange's public (keyless) OHLCV endpoint through ccxt.
 When the exchange cannot be reached, or ``MARKET_DATA=replay``, paper bots get
-the replay feed instead; live bots never do (the tick pauses them).
+the replay feed instead; live bots never do: the feed says since when a market
+has had no exchange data, and the tick pauses its live bots once that lasts.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -61,6 +62,8 @@ class FetchResult:
     exchange_only: dict[MarketKey, MarketSnapshot]  # for live bots: never replay
     errors: dict[MarketKey, str]
     exchange_calls: int
+    # For each market in ``errors``: since when (ms) this feed has had no exchange data.
+    unavailable_since: dict[MarketKey, int] = field(default_factory=dict)
 
 
 def last_closed_open_time(now_ms: int, timeframe: str) -> int:
@@ -122,6 +125,7 @@ class MarketDataFeed:
         self.replay = replay or ReplayFeed()
         self._semaphore = asyncio.Semaphore(concurrency)
         self._offline_until: dict[str, float] = {}
+        self._unavailable_since: dict[MarketKey, int] = {}
         self.offline_backoff_seconds = offline_backoff_seconds
         self.exchange_calls_total = 0
 
@@ -213,4 +217,14 @@ class MarketDataFeed:
             )
         )
         result.exchange_calls = self.exchange_calls_total - before
+        for key in needs:
+            if key in result.exchange_only:
+                self._unavailable_since.pop(key, None)
+            else:
+                self._unavailable_since.setdefault(key, now_ms)
+        # In replay mode no exchange data will ever come: unavailable since forever.
+        result.unavailable_since = {
+            key: self._unavailable_since[key] if self.mode == "exchange" else 0
+            for key in result.errors
+        }
         return result

@@ -18,6 +18,7 @@ from db.models import (
     AuditEntry,
     Bot,
     BotMode,
+    BotSignal,
     BotStatus,
     CredentialStatus,
     ExchangeCredential,
@@ -271,6 +272,12 @@ async def start_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
             bot.status = BotStatus.RUNNING
             bot.pause_reason = None
             bot.started_at = utcnow()
+            # Alerts left from before the stop speak of another market: never act on them.
+            await session.execute(
+                update(BotSignal)
+                .where(BotSignal.bot_id == bot.id, BotSignal.consumed_at.is_(None))
+                .values(consumed_at=bot.started_at)
+            )
         return BotSummary.of(bot)
 
 

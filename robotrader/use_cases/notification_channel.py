@@ -32,6 +32,7 @@ CHANNEL_KINDS = frozenset(
         "order_rejected",
         "bot_paused",
         "data_fallback",
+        "signal_expired",
         "kill_switch",
         "daily_summary",
         "backtest_done",

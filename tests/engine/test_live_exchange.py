@@ -279,6 +279,31 @@ async def test_a_run_that_loses_the_race_for_live_orders_writes_again(
     assert "tick.write_raced" in caplog.text
 
 
+async def test_a_blip_in_market_data_does_not_pause_a_live_bot(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    """The exchange answers 503 once: the live bot waits a tick, then trades as usual."""
+    user, bot_id, _ = await _live_bot(live_app, exchange_emulator)
+    calm_market(exchange_emulator, "binance")
+    # Retry the exchange on the next tick (the product waits a minute between tries).
+    feed = MarketDataFeed(
+        live_app.pool, MemoryCandleCache(), mode="exchange", offline_backoff_seconds=0
+    )
+    now = int(time.time() * 1000)
+    exchange_emulator.inject("binance", "http_503", path_contains="/klines", times=None)
+
+    blip = await run_tick(live_app.database, feed, now_ms=now)
+    assert (blip.waiting_for_data, blip.paused, blip.live_orders) == (1, 0, [])
+
+    exchange_emulator.clear_faults()
+    back = await run_tick(live_app.database, feed, now_ms=now + 60_000)  # the next candle
+    assert (back.waiting_for_data, back.paused, len(back.live_orders)) == (0, 0, 1)
+    async with live_app.database.sessions() as session:
+        bot = await session.get(Bot, bot_id)
+    assert bot is not None and bot.status == BotStatus.RUNNING
+    assert "bot_paused" not in await _kinds(live_app, user)
+
+
 async def _ids(app: App, column: Any, *where: Any) -> list[int]:
     async with app.database.sessions() as session:
         return list(await session.scalars(select(column).where(*where)))

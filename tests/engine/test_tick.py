@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gc
+import time
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
+from bots.core.notifications import render_notification
 from db.models import (
     Bot,
     BotMode,
+    BotSignal,
     BotStatus,
     Notification,
     NotificationDelivery,
@@ -23,12 +27,15 @@ from db.models import (
 )
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
-from engine.tick import run_tick
+from engine.tick import LIVE_DATA_GRACE, run_tick
 from robotrader.app import App
+from robotrader.use_cases.bots import start_bot, stop_bot
+from robotrader.use_cases.signals import SignalAlert, receive_signal
 from tests.engine.conftest import make_user, offline_feed, running_bot
 
 NOW = 1_764_000_000_000  # a fixed moment: replay candles are deterministic for it
 MINUTE = 60_000
+LIVE_DATA_GRACE_MS = int(LIVE_DATA_GRACE.total_seconds() * 1000)
 
 
 def replay_feed(app: App) -> MarketDataFeed:
@@ -107,19 +114,37 @@ async def test_paper_bot_falls_back_to_replay_and_says_so_once(app: App) -> None
 
 
 async def test_live_bot_never_falls_back_it_pauses(app: App) -> None:
+    """No exchange data: a live bot waits (never replay), and is paused once it lasts."""
     user = await make_user(app)
     bot_id = await running_bot(app, user)
     async with app.database.transaction() as session:
         bot = await session.get(Bot, bot_id)
         assert bot is not None
         bot.mode = BotMode.LIVE  # as if switched with a key (the key is not needed to pause)
-    report = await run_tick(app.database, offline_feed(app), now_ms=NOW)
+    feed = offline_feed(app)
+    for moment in (NOW, NOW + LIVE_DATA_GRACE_MS - 1):
+        report = await run_tick(app.database, feed, now_ms=moment)
+        assert (report.paused, report.waiting_for_data, report.decisions) == (0, 1, 0)
+        assert await _kinds(app) == []  # a blip is not worth waking anybody up
+    report = await run_tick(app.database, feed, now_ms=NOW + LIVE_DATA_GRACE_MS)
     assert report.paused == 1 and report.decisions == 0
     async with app.database.sessions() as session:
         bot = await session.get(Bot, bot_id)
     assert bot is not None and bot.status == BotStatus.PAUSED
     assert bot.pause_reason == "market_data_unavailable"
     assert await _count(app, Order) == 0
+    assert await _kinds(app) == ["bot_paused"]
+
+
+async def test_live_bot_in_replay_mode_pauses_at_once(app: App) -> None:
+    user = await make_user(app)
+    bot_id = await running_bot(app, user)
+    async with app.database.transaction() as session:
+        bot = await session.get(Bot, bot_id)
+        assert bot is not None
+        bot.mode = BotMode.LIVE
+    report = await run_tick(app.database, replay_feed(app), now_ms=NOW)
+    assert report.paused == 1
     assert await _kinds(app) == ["bot_paused"]
 
 
@@ -224,3 +249,55 @@ async def test_garbage_collection_resumes_after_a_tick_even_a_failed_one(app: Ap
         await run_tick(app.database, feed, now_ms=NOW + MINUTE)
     assert gc.isenabled()
     assert seen == [False, False]
+
+
+async def _signal_bot(app: App) -> tuple[int, int, str]:
+    user = await make_user(app)
+    bot_id = await running_bot(app, user, strategy="signal")
+    async with app.database.sessions() as session:
+        secret = await session.scalar(select(Bot.signal_secret).where(Bot.id == bot_id))
+    assert secret
+    return user, bot_id, secret
+
+
+async def test_an_alert_that_waited_too_long_is_dropped_and_its_owner_told(app: App) -> None:
+    """The engine was down for a while: a 'buy' from five minutes ago must not buy now."""
+    _, bot_id, secret = await _signal_bot(app)
+    late = await receive_signal(app, secret, SignalAlert("buy"))
+    async with app.database.transaction() as session:
+        await session.execute(
+            update(BotSignal)
+            .where(BotSignal.id == late.signal_id)
+            .values(received_at=late.received_at - timedelta(minutes=5))
+        )
+    now_ms = int(time.time() * 1000)
+
+    report = await run_tick(app.database, replay_feed(app), now_ms=now_ms)
+
+    assert (report.decisions, await _count(app, Order)) == (0, 0)
+    assert await _count(app, BotSignal, BotSignal.consumed_at.is_(None)) == 0
+    async with app.database.sessions() as session:
+        notice = await session.scalar(
+            select(Notification).where(Notification.kind == "signal_expired")
+        )
+    assert notice is not None and notice.payload["action"] == "buy"
+    text = render_notification(notice.kind, notice.payload, "pt-BR").plain()
+    assert "“buy”" in text and "5 min" in text and "2 min" in text and "{" not in text
+
+    # An alert on time still trades.
+    await receive_signal(app, secret, SignalAlert("buy"))
+    report = await run_tick(app.database, replay_feed(app), now_ms=now_ms + MINUTE)
+    assert report.orders_filled == 1
+    assert await _count(app, Order, Order.bot_id == bot_id) == 1
+
+
+async def test_a_restarted_bot_never_acts_on_an_alert_from_before_its_stop(app: App) -> None:
+    user, bot_id, secret = await _signal_bot(app)
+    await receive_signal(app, secret, SignalAlert("buy"))
+    await stop_bot(app, user, bot_id)
+    await start_bot(app, user, bot_id)
+
+    report = await run_tick(app.database, replay_feed(app), now_ms=NOW)
+
+    assert (report.decisions, await _count(app, Order)) == (0, 0)
+    assert await _count(app, BotSignal, BotSignal.consumed_at.is_(None)) == 0
