@@ -76,7 +76,6 @@ from sqlalchemy import event, insert, text
 
 from bots.core.context import ChatContext
 from bots.core.core import ChatCore
-from bots.core.i18n import Translator
 from bots.core.replies import Reply
 from db import migrate
 from db.models import Bot, BotMode, BotStatus, ChatIdentity, Plan, Platform, Position, Trade, User
@@ -84,6 +83,7 @@ from db.session import Database
 from db.vault import generate_master_key
 from engine.strategies.registry import get_strategy
 from robotrader.app import App
+from robotrader.i18n import Translator
 from robotrader.settings import Settings
 from tests import services
 

@@ -318,8 +318,7 @@ def backtest(
 
 def _user_error_text(exc: UserError) -> str:
     """A UserError in English, as the chat would say it."""
-    from bots.core.errors import error_text
-    from bots.core.i18n import Translator
+    from robotrader.i18n import Translator, error_text
 
     return error_text(Translator("en"), exc)
 

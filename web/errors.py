@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bots.core.i18n import translate
 from robotrader.errors import UserError
+from robotrader.i18n import Translator, error_text, translate
 from robotrader.use_cases.accounts import language_from_client
 from web.pages import message_page
 
@@ -39,8 +39,6 @@ STATUS_OF_ERROR: dict[str, int] = {
     "signal_bot_not_running": 409,
     "signal_rate_limited": 429,
 }
-# Error arguments that are themselves catalog keys (as in the chat core).
-TRANSLATED_ARGS = {"limit": "limit", "plan": "plan"}
 HTTP_ERROR_KEYS = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
@@ -79,11 +77,7 @@ def request_language(request: Request) -> str:
 
 
 def user_error_message(language: str, exc: UserError) -> str:
-    args = dict(exc.args_)
-    for name, prefix in TRANSLATED_ARGS.items():
-        if name in args:
-            args[name] = translate(language, f"{prefix}.{args[name]}")
-    return translate(language, f"error.{exc.key}", **args)
+    return error_text(Translator(language), exc)
 
 
 def error_response(

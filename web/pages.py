@@ -11,8 +11,8 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from bots.core import formatting
-from bots.core.i18n import translate
+from robotrader import formatting
+from robotrader.i18n import translate
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")

@@ -22,7 +22,6 @@ from bots.core.commands.exchanges import finish_connect
 from bots.core.context import ChatContext
 from bots.core.dialogs import DialogStore
 from bots.core.errors import error_reply
-from bots.core.i18n import Translator
 from bots.core.invocation import Invocation
 from bots.core.rate_limit import RateLimiter
 from bots.core.registry import ACTIONS, COMMANDS, DIALOGS, Handler
@@ -31,6 +30,7 @@ from bots.core.secret_detector import looks_like_secret
 from db.credential_secrets import CredentialSecrets
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.i18n import Translator
 from robotrader.text import clean_text
 from robotrader.use_cases.accounts import Account, register
 

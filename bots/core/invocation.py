@@ -8,8 +8,8 @@ from typing import Any
 
 from bots.core.context import ChatContext
 from bots.core.dialogs import Dialog, DialogStore
-from bots.core.i18n import Translator
 from robotrader.app import App
+from robotrader.i18n import Translator
 from robotrader.use_cases.accounts import Account
 
 

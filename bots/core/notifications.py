@@ -10,10 +10,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bots.core import actions
-from bots.core.formatting import amount, percent, price, signed_money
-from bots.core.i18n import Translator
 from bots.core.replies import Button, Paragraph, Reply, Title
 from engine.strategies.registry import STRATEGIES
+from robotrader.formatting import amount, percent, price, signed_money
+from robotrader.i18n import Translator
 
 
 def _dec(value: Any) -> Decimal | None:

@@ -32,7 +32,6 @@ from bots.core import actions
 from bots.core.context import ChatContext
 from bots.core.core import ChatCore
 from bots.core.dialogs import TTL_SECONDS
-from bots.core.i18n import Translator
 from bots.core.invocation import Invocation
 from bots.core.registry import Handler
 from bots.core.replies import Reply
@@ -51,6 +50,7 @@ from db.credential_secrets import CredentialSecrets
 from db.models import Platform
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.i18n import Translator
 from robotrader.use_cases.community import forget_community
 from robotrader.use_cases.exchanges import supported_exchange
 

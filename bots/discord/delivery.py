@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 import aiohttp
 import discord
 
-from bots.core.i18n import DEFAULT_LANGUAGE, Translator
 from bots.core.notifications import render_notification
 from bots.core.replies import Reply
 from bots.discord.community import channel_mention, trade_post
@@ -44,6 +43,7 @@ from db import outbox
 from db.models import Platform
 from db.outbox import ClaimedNotification
 from robotrader.app import App
+from robotrader.i18n import DEFAULT_LANGUAGE, Translator
 from robotrader.use_cases.accounts import language_from_client
 from robotrader.use_cases.community import share_targets
 from robotrader.use_cases.notification_channel import goes_to_channel, notification_channel_lost

@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bots.core.i18n import DEFAULT_LANGUAGE, LANGUAGES, catalog
+from robotrader.i18n import DEFAULT_LANGUAGE, LANGUAGES, catalog
 
 
 def _discord_locales() -> dict[discord.Locale, str]:

@@ -27,11 +27,11 @@ from telegram.ext import (
 
 from bots.core.context import ChatContext
 from bots.core.core import ChatCore
-from bots.core.i18n import LANGUAGES, Translator
 from bots.core.registry import COMMANDS
 from bots.core.replies import Reply
 from bots.telegram.rendering import render_keyboard, render_text, split_message
 from db.models import Platform
+from robotrader.i18n import LANGUAGES, Translator
 
 log = logging.getLogger(__name__)
 

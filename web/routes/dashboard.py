@@ -14,9 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from bots.core import formatting
-from bots.core.i18n import translate
+from robotrader import formatting
 from robotrader.errors import UserError
+from robotrader.i18n import translate
 from robotrader.text import clean_text
 from robotrader.use_cases import bots as bot_cases
 from robotrader.use_cases import portfolio

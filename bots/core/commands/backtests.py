@@ -24,9 +24,6 @@ from decimal import Decimal
 
 from bots.core import actions
 from bots.core.commands.bots import POPULAR_SYMBOLS
-from bots.core.errors import error_text
-from bots.core.formatting import day, money, number, percent, share, signed_money
-from bots.core.i18n import Translator
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Block, Button, Image, Paragraph, Reply, Table, Title
@@ -35,6 +32,8 @@ from engine.backtest.jobs import STAGES
 from engine.backtest.summary import BacktestSpec, BacktestSummary
 from engine.strategies.registry import STRATEGIES
 from robotrader.errors import UserError
+from robotrader.formatting import day, money, number, percent, share, signed_money
+from robotrader.i18n import Translator, error_text
 from robotrader.use_cases.backtests import (
     BacktestJob,
     BacktestRequest,

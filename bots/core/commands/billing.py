@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bots.core import actions
-from bots.core.formatting import when
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Button, Paragraph, Reply, Table, Title
+from robotrader.formatting import when
 from robotrader.use_cases.billing import billing_portal, plan_overview, start_upgrade
 
 

@@ -8,7 +8,6 @@ from typing import Any
 
 from billing.plans import limits_of
 from bots.core import actions
-from bots.core.formatting import money, percent
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
 from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
@@ -17,6 +16,7 @@ from engine.exchanges.catalog import EXCHANGES
 from engine.market_data.feed import MarketKey
 from engine.strategies.registry import STRATEGIES, get_strategy
 from robotrader.errors import UserError
+from robotrader.formatting import money, percent
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,

@@ -11,13 +11,13 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from bots.core import actions
-from bots.core.formatting import when
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
 from bots.core.replies import Button, Paragraph, Reply, Table, Title
 from db.credential_secrets import CredentialSecrets
 from engine.exchanges.catalog import EXCHANGES
 from robotrader.errors import UserError
+from robotrader.formatting import when
 from robotrader.use_cases.exchanges import (
     connect_exchange,
     disconnect_exchange,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bots.core import actions
-from bots.core.formatting import amount, money, percent, price, signed_money, when
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Button, Paragraph, Reply, Table, Title
+from robotrader.formatting import amount, money, percent, price, signed_money, when
 from robotrader.use_cases.bots import kill_switch
 from robotrader.use_cases.portfolio import balances, positions, profit, trades
 

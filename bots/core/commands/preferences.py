@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bots.core import actions
-from bots.core.i18n import Translator
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Button, Paragraph, Reply, Title
+from robotrader.i18n import Translator
 from robotrader.use_cases.accounts import set_language
 from robotrader.use_cases.preferences import (
     MUTABLE_KINDS,

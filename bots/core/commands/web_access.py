@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bots.core.formatting import when
 from bots.core.invocation import Invocation
 from bots.core.registry import command
 from bots.core.replies import Block, Button, Code, Paragraph, Reply, Table, Title
+from robotrader.formatting import when
 from robotrader.use_cases.web_access import (
     DASHBOARD_LINK_TTL,
     create_api_token,

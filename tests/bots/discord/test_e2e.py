@@ -11,7 +11,6 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from bots.core.i18n import catalog
 from bots.core.registry import COMMANDS
 from bots.discord.commands import slash_path
 from bots.telegram.service import run_telegram
@@ -19,6 +18,7 @@ from db.models import Bot, BotStatus, ChatIdentity, ExchangeCredential, Platform
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import run_tick
+from robotrader.i18n import catalog
 from tests.bots.discord.conftest import RunningBot, custom_id, is_ephemeral, message_text
 from tests.emulators.discord_api import (
     CALLBACK_MODAL,

@@ -8,7 +8,6 @@ import pytest
 from bots.core import actions
 from bots.core.context import ChatContext
 from bots.core.core import split_arguments
-from bots.core.i18n import catalog
 from bots.core.registry import COMMANDS
 from bots.core.replies import Button, Code, Image, Paragraph, Reply, Table, Title
 from bots.discord.client import form_values, key_form_exchange
@@ -23,6 +22,7 @@ from bots.discord.rendering import (
     render_files,
 )
 from db.models import Platform
+from robotrader.i18n import catalog
 
 
 def _buttons(count: int) -> list[list[Button]]:

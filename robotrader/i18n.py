@@ -1,9 +1,11 @@
 """The message catalog: English and Brazilian Portuguese, kept as gettext .po files.
 
-Message ids are stable keys (``bot.created``); each catalog maps them to text
-with ``{name}`` placeholders. Translators edit ``locale/<lang>/LC_MESSAGES/
-messages.po`` with the usual tools; the catalogs are read with Babel at start
-(no compile step). A test fails when a key lacks a translation or a placeholder.
+One catalog for every front end (chat, web, the command line), so it lives here,
+below them: a front end never imports another. Message ids are stable keys
+(``bot.created``); each catalog maps them to text with ``{name}`` placeholders.
+Translators edit ``locale/<lang>/LC_MESSAGES/messages.po`` with the usual tools;
+the catalogs are read with Babel at start (no compile step). A test fails when a
+key lacks a translation or a placeholder.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from babel.messages.pofile import read_po
 
+from robotrader.errors import UserError
 from robotrader.use_cases.accounts import language_from_client
 
 log = logging.getLogger(__name__)
@@ -66,3 +69,16 @@ class Translator:
 
     def __call__(self, key: str, /, **args: Any) -> str:
         return translate(self.language, key, **args)
+
+
+# Error arguments that are themselves catalog keys (translated before use).
+TRANSLATED_ARGS = {"limit": "limit", "plan": "plan"}
+
+
+def error_text(t: Translator, exc: UserError) -> str:
+    """A UserError (a catalog key and its arguments) as text in ``t``'s language."""
+    args = dict(exc.args_)
+    for name, prefix in TRANSLATED_ARGS.items():
+        if name in args:
+            args[name] = t(f"{prefix}.{args[name]}")
+    return t(f"error.{exc.key}", **args)

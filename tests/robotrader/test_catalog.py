@@ -8,34 +8,44 @@ from pathlib import Path
 import pytest
 
 import bots.core.commands  # noqa: F401  (registers the commands)
-from bots.core.i18n import LANGUAGES, catalog, placeholders
 from bots.core.registry import COMMANDS
 from db.models import BotMode, BotStatus
 from engine.strategies.registry import STRATEGIES
+from robotrader.i18n import LANGUAGES, catalog, placeholders
 from robotrader.use_cases.preferences import MUTABLE_KINDS
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _calls_to_t() -> tuple[set[str], set[str]]:
-    """Literal keys and f-string prefixes passed to ``t(...)`` / ``inv.t(...)`` in bots/."""
+    """Keys given to the catalog in the code of its users: literal keys and f-string prefixes.
+
+    ``t(key)`` / ``inv.t(key)`` (a Translator) in bots/, web/ and robotrader/, and
+    ``translate(language, key)`` in web/.
+    """
     literals, prefixes = set(), set()
-    for path in (ROOT / "bots").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(node, ast.Call) or not node.args:
-                continue
-            name = (
-                node.func.attr
-                if isinstance(node.func, ast.Attribute)
-                else getattr(node.func, "id", "")
-            )
-            if name != "t":
-                continue
-            first = node.args[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str):
-                literals.add(first.value)
-            elif isinstance(first, ast.JoinedStr) and isinstance(first.values[0], ast.Constant):
-                prefixes.add(str(first.values[0].value))
+    for folder in ("bots", "web", "robotrader"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call) or not node.args:
+                    continue
+                name = (
+                    node.func.attr
+                    if isinstance(node.func, ast.Attribute)
+                    else getattr(node.func, "id", "")
+                )
+                if name == "t":
+                    first = node.args[0]
+                elif name == "translate" and len(node.args) > 1:
+                    first = node.args[1]
+                else:
+                    continue
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    literals.add(first.value)
+                elif isinstance(first, ast.JoinedStr) and isinstance(
+                    first.values[0], ast.Constant
+                ):
+                    prefixes.add(str(first.values[0].value))
     return literals, prefixes
 
 
