@@ -505,7 +505,7 @@ async def run_phase(
     producer.start()
     profiler = cProfile.Profile() if args.profile else None
     async with application:  # initialize(): getMe against the emulator
-        delivery = TelegramDelivery(application.bot, database)
+        delivery = TelegramDelivery(application.bot, app)
         stop = asyncio.Event()
         cpu0, emu_cpu0 = time.process_time(), emulator.cpu_seconds()
         before = cpu_by_pid()

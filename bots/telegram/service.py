@@ -98,7 +98,7 @@ async def run_telegram(app: App, stop: asyncio.Event) -> None:
             await updater.start_polling(poll_interval=0.0, timeout=10, drop_pending_updates=False)
             log.info("telegram.started mode=polling bot=%s", application.bot.username)
         try:
-            await TelegramDelivery(application.bot, app.database).run(stop)
+            await TelegramDelivery(application.bot, app).run(stop)
         finally:
             # Handlers still following a backtest hand it to the outbox, so stop() returns.
             application.bot_data[CORE_KEY].shutdown()

@@ -232,7 +232,7 @@ async def test_300_notifications_delivered_once_each_without_a_429(
         assert isinstance(limiter, TelegramRateLimiter)
         total = NOTIFY_USERS * PER_USER
         async with application:
-            delivery = TelegramDelivery(application.bot, pg_database)
+            delivery = TelegramDelivery(application.bot, app)
             stop = asyncio.Event()
             runner = asyncio.create_task(delivery.run(stop))
             for _ in range(200):  # 40 s at most

@@ -91,7 +91,7 @@ async def test_metrics_cover_the_engine_the_outbox_and_deliveries(
     redact(DEFAULT_TOKEN)  # as the Telegram service does: the token is in every request URL
     bot = TelegramBot(DEFAULT_TOKEN, base_url=telegram_emulator.api_base_url)
     async with bot:
-        claimed = await TelegramDelivery(bot, web.app.database).deliver_pending()
+        claimed = await TelegramDelivery(bot, web.app).deliver_pending()
     assert claimed == pending
     samples = _samples((await web.client.get("/metrics")).text)
     sent = delivered(samples, "sent") - delivered(before, "sent")

@@ -197,3 +197,17 @@ async def test_blocked_user_is_marked_unreachable_and_not_retried(telegram_bot: 
     assert identity is not None and identity.reachable is False
     forbidden = [r for r in emu.requests if r.chat_id == user and r.status == 403]
     assert len(forbidden) == 1, "one refusal, then no more attempts"
+
+    # Unblocked, the user writes again: from then on the notifications reach them again.
+    emu.unblock(user)
+    emu.user_sends(user, "/plan")
+    await telegram_bot.says(user, "Seu plano")
+    async with telegram_bot.app.database.transaction() as session:
+        await add_notification(
+            session,
+            user_id=identity.user_id,
+            kind="data_fallback",
+            dedupe_key=f"unblocked-{user}",
+            payload={"bot": "de-volta"},
+        )
+    await telegram_bot.says(user, "de-volta")
