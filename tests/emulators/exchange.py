@@ -518,15 +518,12 @@ class Venue:
         last ones up to `end_ms` (or now)."""
         now = now_ms()
         step = INTERVAL_MS[interval]
+        last = interval_open(step, min(now, end_ms) if end_ms is not None else now)
         override = self.candle_overrides.get((symbol, interval))
         if override is not None:
-            rows = [
-                r
-                for r in override
-                if (start_ms is None or r[0] >= start_ms) and (end_ms is None or r[0] <= end_ms)
-            ]
+            # As the exchanges do: the candle open now is the newest, never one to come.
+            rows = [r for r in override if (start_ms is None or r[0] >= start_ms) and r[0] <= last]
             return rows[:limit] if start_ms is not None else rows[-limit:]
-        last = interval_open(step, min(now, end_ms) if end_ms is not None else now)
         first = max(LISTING_MS, start_ms or LISTING_MS)
         if interval_open(step, first) < first:  # the first candle opening at or after it
             first = interval_open(step, first) + step

@@ -194,6 +194,22 @@ async def test_set_candles_overrides_the_walk(emu, exchange_id):
     assert got == rows
 
 
+
+@both
+async def test_set_candles_never_serve_a_candle_that_has_not_opened(emu, exchange_id):
+    """The newest kline either exchange returns is the one open now (Binance, Bybit docs)."""
+    minute = INTERVAL_MS["1m"]
+    if now_ms() % minute > minute - 2_000:  # not across a minute's end
+        await asyncio.sleep(2.1)
+    current = interval_open(minute, now_ms())
+    rows = [[current + i * minute, 100, 101, 99, 100, 1] for i in range(-5, 6)]
+    emu.set_candles(exchange_id, "ADA/USDT", "1m", rows)
+    async with connect(emu, exchange_id) as exchange:
+        latest = await exchange.fetch_ohlcv("ADA/USDT", "1m", limit=3)
+        since = await exchange.fetch_ohlcv("ADA/USDT", "1m", since=current - minute, limit=10)
+    assert [row[0] for row in latest] == [current - 2 * minute, current - minute, current]
+    assert [row[0] for row in since] == [current - minute, current]
+
 # --------------------------------------------------------------------------
 # account and orders
 # --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -23,10 +24,11 @@ from db.models import (
     PaperBalance,
     Position,
 )
+from engine.exchanges.clients import ClientPool
 from engine.exchanges.errors import ExchangeAuthError, KeyAllowsWithdrawals
 from engine.exchanges.key_check import check_key
 from engine.live_orders import LiveContext, place_live_order, reconcile
-from engine.market_data.cache import MemoryCandleCache
+from engine.market_data.cache import MemoryCandleCache, RedisCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import run_tick
 from robotrader.app import App
@@ -35,6 +37,7 @@ from robotrader.use_cases.bots import set_mode
 from robotrader.use_cases.exchanges import connect_exchange
 from tests.emulators.exchange import ExchangeEmulator
 from tests.engine.conftest import make_user, running_bot
+from tests.services import REDIS_URL
 
 _keys = itertools.count()
 
@@ -203,6 +206,40 @@ async def test_market_data_calls_equal_markets_not_bots(
     assert report.bots == 30
     assert report.exchange_calls == len(klines) == 3
     assert all(c.api_key is None for c in klines), "market data is fetched without keys"
+
+
+async def test_shards_on_two_workers_share_one_fetch_per_market_through_redis(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    """Two workers (two feeds, two client pools) tick the two shards of the same markets."""
+    user = await make_user(live_app)
+    symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    for i in range(12):
+        await running_bot(
+            live_app, user, strategy="rsi", name=f"r{i}", symbols=[symbols[i % 3]]
+        )
+    for symbol in symbols:  # a full window each (earlier tests may have left short ones)
+        calm_market(exchange_emulator, "binance", symbol)
+    other_pool = ClientPool(live_app.pool.api_urls, timeout_ms=3_000)
+    prefix = f"rt-test-candles-{uuid.uuid4().hex[:8]}:"
+    caches = [RedisCandleCache(REDIS_URL, prefix), RedisCandleCache(REDIS_URL, prefix)]
+    feeds = [
+        MarketDataFeed(pool, cache, mode="exchange")
+        for pool, cache in zip((live_app.pool, other_pool), caches, strict=True)
+    ]
+    now = int(time.time() * 1000)
+    try:
+        exchange_emulator.reset_calls()
+        first = await run_tick(live_app.database, feeds[0], shard=0, shards=2, now_ms=now)
+        second = await run_tick(live_app.database, feeds[1], shard=1, shards=2, now_ms=now)
+    finally:
+        for cache in caches:
+            await cache.close()
+        await other_pool.close()
+    klines = [c for c in exchange_emulator.calls if "klines" in c.path]
+    assert first.bots + second.bots == 12 and first.markets == second.markets == 3
+    assert (first.exchange_calls, second.exchange_calls) == (3, 0)
+    assert len(klines) == 3
 
 
 async def test_two_runs_of_one_tick_at_once_record_each_decision_once(
