@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, select, update
+from sqlalchemy import Text, and_, cast, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -264,19 +264,26 @@ async def load_bots(
         else:
             bot.signal = (SIGNAL_CODES[s.action], s.action)  # the newest alert wins
             bot.signal_ids.append(s.id)
-    limited = [b.id for b in bots.values() if b.risk.daily_loss_limit_pct is not None]
-    if limited:
+    if any(b.risk.daily_loss_limit_pct is not None for b in bots.values()):
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        # In chunks: one IN list of every limited bot costs SQLAlchemy time quadratic in
-        # its length and breaks past 32,767 bind parameters (asyncpg, SQLite).
-        for start in range(0, len(limited), _IN_CHUNK):
+        today = and_(
+            running,
+            Bot.daily_loss_limit_pct.is_not(None),
+            Trade.closed_at >= midnight,  # with the bot: ix_trades_bot_closed's range
+        )
+        if conn.dialect.name == "postgresql":
             pnl_rows = await conn.execute(
-                select(Trade.bot_id, Trade.pnl).where(
-                    Trade.bot_id.in_(limited[start : start + _IN_CHUNK]),
-                    Trade.closed_at >= midnight,
-                )
+                select(Trade.bot_id, func.sum(Trade.pnl))
+                .join(Bot, Bot.id == Trade.bot_id)
+                .where(today)
+                .group_by(Trade.bot_id)
             )
-            for bot_id, pnl in pnl_rows:
+        else:  # SQLite keeps Money as text and would sum through floats: summed here
+            pnl_rows = await conn.execute(
+                select(Trade.bot_id, Trade.pnl).join(Bot, Bot.id == Trade.bot_id).where(today)
+            )
+        for bot_id, pnl in pnl_rows:
+            if bot_id in bots:
                 bots[bot_id].realized_today += pnl
     return list(bots.values())
 

@@ -82,10 +82,14 @@ class Trade(Base):
     """A closed round trip with its realised PnL."""
 
     __tablename__ = "trades"
-    __table_args__ = (Index("ix_trades_user_closed", "user_id", "closed_at"),)
+    __table_args__ = (
+        Index("ix_trades_user_closed", "user_id", "closed_at"),
+        # A bot's trades of one day (the daily loss limit, read every tick), or all of them.
+        Index("ix_trades_bot_closed", "bot_id", "closed_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), index=True)
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     symbol: Mapped[str] = mapped_column(String(32))
     mode: Mapped[BotMode] = mapped_column(String(8))

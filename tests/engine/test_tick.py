@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -301,3 +301,33 @@ async def test_a_restarted_bot_never_acts_on_an_alert_from_before_its_stop(app: 
 
     assert (report.decisions, await _count(app, Order)) == (0, 0)
     assert await _count(app, BotSignal, BotSignal.consumed_at.is_(None)) == 0
+
+
+async def test_only_todays_realised_losses_count_toward_the_daily_limit(app: App) -> None:
+    """A 5 % limit of 1,000 USDT: yesterday's -100 is forgotten, today's -30 - 25.5 is not."""
+    user = await make_user(app)
+    calm = await running_bot(app, user, name="calm", daily_loss_limit_pct="5")
+    hurt = await running_bot(app, user, name="hurt", daily_loss_limit_pct="5")
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def trade(bot_id: int, pnl: str, closed_at: datetime) -> Trade:
+        return Trade(
+            bot_id=bot_id, user_id=user, symbol="BTC/USDT", mode=BotMode.PAPER,
+            amount=Decimal("0.001"), entry_price=Decimal(60_000), exit_price=Decimal(59_000),
+            pnl=Decimal(pnl), pnl_pct=Decimal(-1), fees=Decimal(0), exit_reason="exit",
+            opened_at=closed_at, closed_at=closed_at,
+        )  # fmt: skip
+
+    async with app.database.transaction() as session:
+        for bot_id in (calm, hurt):
+            session.add(trade(bot_id, "-100", midnight - timedelta(minutes=1)))
+            session.add(trade(bot_id, "-30", midnight))
+        session.add(trade(hurt, "-25.5", now))
+
+    report = await run_tick(app.database, replay_feed(app), now_ms=int(now.timestamp() * 1000))
+
+    assert report.paused == 1
+    async with app.database.sessions() as session:
+        statuses = dict((await session.execute(select(Bot.name, Bot.status))).all())
+    assert statuses == {"calm": BotStatus.RUNNING, "hurt": BotStatus.PAUSED}
