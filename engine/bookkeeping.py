@@ -217,8 +217,10 @@ async def record_report(
     """Book ``report`` onto ``order``: only the part filled since the last report moves money.
 
     ``ledger`` holds the positions and recipients of many orders booked together
-    (`Ledger.load`), and their trade messages until `Ledger.write`; without one,
-    this order's are read and its message is written here.
+    (`Ledger.load_for`), and their fills, trades, position changes and messages
+    until `Ledger.write` (by then ``order`` must have its id: the tick inserts its
+    orders, in their final state, before writing the ledger). Without one, this
+    order's are read and written here.
     """
     newly_filled = report.filled - (order.filled or Decimal(0))
     fee_delta = report.fee - (order.fee or Decimal(0))
