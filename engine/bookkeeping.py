@@ -177,7 +177,9 @@ class Ledger:
             }
             for p in changed
         ]  # fmt: skip
-        updates = [{"id": p.id, **row} for p, row in zip(changed, values, strict=True) if p.id]
+        updates = [
+            {"id": p.id, **row} for p, row in zip(changed, values, strict=True) if p.id is not None
+        ]
         if updates:  # ORM bulk UPDATE by primary key: one executemany
             await session.execute(update(Position), updates)
         new = [(p, row) for p, row in zip(changed, values, strict=True) if p.id is None]

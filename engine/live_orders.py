@@ -126,10 +126,7 @@ async def place_live_order(ctx: LiveContext, order_id: int) -> str:
         if order.submit_attempts > MAX_SUBMIT_ATTEMPTS or utcnow() - order.created_at > STALE_AFTER:
             await _reject(ctx, order_id, bot, "exchange_unavailable", "gave up after retries")
             return "rejected"
-        request = OrderRequest(
-            order.symbol, order.side, order.type, order.amount, order.client_order_id,
-            reference_price=order.price,
-        )  # fmt: skip
+        request = OrderRequest.of(order, reference_price=order.price)
         try:
             report = await gateway.place_order(request)
         except OrderOutcomeUnknown:

@@ -62,10 +62,7 @@ async def close_positions_now(
         if live:
             continue
         gateway = PaperGateway(session, user_id, {position.symbol: price} if price else {})
-        request = OrderRequest(
-            position.symbol, OrderSide.SELL, OrderType.MARKET, position.amount,
-            order.client_order_id, reference_price=price,
-        )  # fmt: skip
+        request = OrderRequest.of(order, reference_price=price)
         try:
             async with session.begin_nested():
                 report = await gateway.place_order(request)

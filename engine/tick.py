@@ -395,10 +395,7 @@ async def _record_decisions(
             continue
         prices = {decision.symbol: decision.price}
         gateway = PaperGateway(session, decision.bot.user_id, prices, accounts)
-        request = OrderRequest(
-            decision.symbol, order.side, order.type, decision.amount, order.client_order_id,
-            reference_price=decision.price,
-        )  # fmt: skip
+        request = OrderRequest.of(order, reference_price=decision.price)
         try:
             fill = await gateway.place_order(request)
         except OrderRejected as exc:
@@ -613,8 +610,8 @@ async def _run_tick(
 
     # A bot waiting for data on one market decides nothing on the others either: its
     # symbols share one capital, and its alerts wait for it.
-    placing = [d for d in decisions if d.bot.id not in to_pause and d.bot.id not in waiting]
     held = to_pause.keys() | waiting
+    placing = [d for d in decisions if d.bot.id not in held]
     consumed = [i for bot in bots if bot.id not in held for i in bot.signal_ids]
     consumed += [stale.id for bot in bots for stale in bot.stale_signals]
     for attempt in range(1, _WRITE_ATTEMPTS + 1):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
-from db.models import OrderSide, OrderStatus, OrderType
+from db.models import Order, OrderSide, OrderStatus, OrderType
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,14 @@ class OrderRequest:
     price: Decimal | None = None  # limit orders
     # The last price the decision saw: checks the minimum order value of market orders.
     reference_price: Decimal | None = None
+
+    @classmethod
+    def of(cls, order: Order, reference_price: Decimal | None) -> OrderRequest:
+        """The request that places a recorded (market) order."""
+        return cls(
+            order.symbol, order.side, order.type, order.amount, order.client_order_id,
+            reference_price=reference_price,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
