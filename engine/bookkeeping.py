@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
     Bot,
+    BotResult,
     BotStatus,
     Fill,
     Order,
@@ -32,6 +33,7 @@ from db.outbox import (
     add_notifications,
     load_recipients,
 )
+from db.session import upsert
 from db.types import utcnow
 from engine.exchanges.gateway import OrderReport
 from engine.exchanges.paper import split_symbol
@@ -198,8 +200,45 @@ class Ledger:
         if self.trades:
             trades, self.trades = self.trades, []
             await session.execute(insert(Trade), trades)
+            await _add_results(session, trades)
         pending, self.notifications = self.notifications, []
         await add_notifications(session, pending, self.recipients)
+
+
+async def _add_results(session: AsyncSession, trades: list[dict[str, object]]) -> None:
+    """Add these trades' PnL to their bots' realised totals (a bot's budget grows and shrinks).
+
+    Summed here in Decimal (SQLite keeps Money as text, and SQL arithmetic on it
+    would go through floats). The rows are locked after the positions the trades
+    came from, the one order every writer of them follows.
+    """
+    deltas: dict[int, Decimal] = {}
+    for trade in trades:
+        bot_id = trade["bot_id"]
+        assert isinstance(bot_id, int) and isinstance(trade["pnl"], Decimal)
+        deltas[bot_id] = deltas.get(bot_id, Decimal(0)) + trade["pnl"]
+    ids = sorted(deltas)
+    now = utcnow()
+    await session.execute(
+        upsert(session, BotResult).on_conflict_do_nothing(index_elements=["bot_id"]),
+        [{"bot_id": bot_id, "realized_pnl": Decimal(0), "updated_at": now} for bot_id in ids],
+    )
+    totals: dict[int, Decimal] = {}
+    for start in range(0, len(ids), IN_CHUNK):
+        rows = await session.execute(
+            select(BotResult.bot_id, BotResult.realized_pnl)
+            .where(BotResult.bot_id.in_(ids[start : start + IN_CHUNK]))
+            .order_by(BotResult.bot_id)
+            .with_for_update()
+        )
+        totals.update((bot_id, pnl) for bot_id, pnl in rows)
+    await session.execute(
+        update(BotResult),
+        [
+            {"bot_id": bot_id, "realized_pnl": totals[bot_id] + deltas[bot_id], "updated_at": now}
+            for bot_id in ids
+        ],
+    )
 
 
 def _quote_fee(report: OrderReport, symbol: str, price: Decimal) -> Decimal:

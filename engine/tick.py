@@ -29,11 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db.models import (
     Bot,
     BotMode,
+    BotResult,
     BotSignal,
     BotStatus,
     EngineHeartbeat,
     Order,
     OrderSide,
+    OrderStatus,
     OrderType,
     Plan,
     Position,
@@ -49,12 +51,17 @@ from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
 from engine.exchanges.paper import PaperAccounts, PaperGateway
 from engine.market_data.feed import MarketDataFeed, MarketKey, MarketSnapshot
-from engine.risk import RiskSettings, cap_buy_quote, daily_loss_breached, exit_reason
+from engine.exchanges.paper import FEE_RATE, SLIPPAGE
+from engine.risk import RiskSettings, daily_loss_breached, exit_reason
+from engine.sizing import Budget, buy_quote, cost_rate
 from engine.strategies.base import Intent, PositionState
 from engine.strategies.registry import get_strategy
 
 log = logging.getLogger(__name__)
 
+# What a fill costs on top of its quote amount: the paper exchange's fee and slippage, and
+# about what a taker pays on Binance and Bybit spot. Sizing keeps the spend within budget.
+FILL_COST_RATE = cost_rate(FEE_RATE, SLIPPAGE)
 PLAN_PRIORITY = {Plan.FREE: 0, Plan.PRO: 1, Plan.PREMIUM: 2}
 SIGNAL_CODES = {"buy": 1, "sell": -1, "close": -2}
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and asyncpg's bind-parameter caps
@@ -92,17 +99,28 @@ class BotState:
     # Alerts that waited longer than SIGNAL_MAX_AGE: dropped unread, the owner told.
     stale_signals: list[StaleSignal] = field(default_factory=list)
     realized_today: Decimal = Decimal(0)
+    # Every trade's PnL since the bot was made: its budget is capital plus this.
+    realized_pnl: Decimal = Decimal(0)
     # json.dumps(parameters, sort_keys=True): which bots share one computation. load_bots
     # fills it once per distinct parameter set; empty means "work it out".
     params_key: str = field(default="", repr=False, compare=False)
+    # Symbols with a live order the exchange has not settled yet: no new decision there.
+    in_flight: dict[str, InFlightOrder] = field(default_factory=dict)
 
     @property
     def ref(self) -> BotRef:
         return BotRef(self.id, self.user_id, self.name, PLAN_PRIORITY.get(self.plan, 0))
 
     @property
-    def allocation(self) -> Decimal:
-        return self.capital / max(len(self.symbols), 1)
+    def budget(self) -> Budget:
+        committed = sum((p.cost for p in self.positions.values()), Decimal(0))
+        return Budget(self.capital, self.realized_pnl, committed)
+
+
+@dataclass(frozen=True)
+class InFlightOrder:
+    id: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,8 @@ class TickReport:
     orders_rejected: int = 0
     paused: int = 0
     waiting_for_data: int = 0  # live bots skipped, within LIVE_DATA_GRACE
+    # (bot, symbol) pairs not decided on: a live order there is not settled yet.
+    waiting_for_exchange: int = 0
     live_orders: list[int] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -193,9 +213,10 @@ async def load_bots(
             Bot.strategy, cast(Bot.parameters, Text), cast(Bot.capital, Text), Bot.mode,
             cast(Bot.stop_loss_pct, Text), cast(Bot.take_profit_pct, Text),
             cast(Bot.max_position, Text), cast(Bot.daily_loss_limit_pct, Text),
-            Bot.market_data_source, User.plan,
+            Bot.market_data_source, User.plan, cast(BotResult.realized_pnl, Text),
         )
         .join(User, User.id == Bot.user_id)
+        .outerjoin(BotResult, BotResult.bot_id == Bot.id)
         .where(Bot.status == BotStatus.RUNNING, _shard_filter(shard, shards))
     )  # fmt: skip
     rows = result.all()  # fetched at once: row-by-row iteration is several times slower
@@ -209,7 +230,7 @@ async def load_bots(
     bots: dict[int, BotState] = {}
     for (
         bot_id, user_id, name, exchange, symbols_json, timeframe, strategy, params_json,
-        capital_text, mode, *risk_texts, source, plan,
+        capital_text, mode, *risk_texts, source, plan, realized_text,
     ) in rows:  # fmt: skip
         symbols = parsed.get(symbols_json)
         if symbols is None:
@@ -233,6 +254,7 @@ async def load_bots(
             mode=modes.get(mode) or BotMode(mode), risk=risk,
             plan=plans.get(plan) or Plan(plan), market_data_source=source,
             params_key=params_keys[params_json],
+            realized_pnl=Decimal(realized_text) if realized_text else Decimal(0),
         )  # fmt: skip
     if not bots:
         return []
@@ -248,6 +270,18 @@ async def load_bots(
             bots[p.bot_id].positions[p.symbol] = PositionRow(
                 p.amount, p.average_entry, p.cost, p.entries
             )
+    # Orders the exchange has not settled (pending: maybe sent; open: resting or partly
+    # filled). Only live orders can be left so: paper ones settle inside the tick.
+    unsettled = await conn.execute(
+        select(Order.bot_id, Order.symbol, Order.id, Order.created_at)
+        .join(Bot, Bot.id == Order.bot_id)
+        .where(running, Order.status.in_([OrderStatus.PENDING, OrderStatus.OPEN]))
+        .order_by(Order.id)
+    )
+    for o in unsettled.all():
+        owner = bots.get(o.bot_id)
+        if owner is not None and o.symbol not in owner.in_flight:
+            owner.in_flight[o.symbol] = InFlightOrder(o.id, o.created_at)
     signals = await conn.execute(
         select(BotSignal.id, BotSignal.bot_id, BotSignal.action, BotSignal.received_at)
         .join(Bot, Bot.id == BotSignal.bot_id)
@@ -321,7 +355,10 @@ def decide_for_bot(
     price_dec = _dec(price)
     if intent.side == "buy":
         held = raw_position.amount * price_dec if raw_position is not None else Decimal(0)
-        quote = cap_buy_quote(bot.allocation * _dec(intent.fraction), held, bot.risk)
+        quote = buy_quote(
+            bot.budget, symbols=len(bot.symbols), fraction=_dec(intent.fraction),
+            position_value=held, risk=bot.risk, cost_rate=FILL_COST_RATE,
+        )  # fmt: skip
         amount = quote / price_dec
     else:
         if raw_position is None:
@@ -572,6 +609,7 @@ async def _run_tick(
     decisions: list[Decision] = []
     to_pause: dict[int, tuple[BotState, str]] = {}
     waiting: set[int] = set()  # live bots without market data, not paused yet
+    settling: set[int] = set()  # bots with an order in flight: their alerts wait too
     grace_ms = LIVE_DATA_GRACE.total_seconds() * 1000
     sources: dict[int, str] = {}
     for key, market_bots in by_market.items():
@@ -594,6 +632,13 @@ async def _run_tick(
             ):
                 to_pause[bot.id] = (bot, "daily_loss_limit")
                 continue
+            if key.symbol in bot.in_flight:
+                # One decision in flight: until the exchange settles this bot's order
+                # here, its position is not known, and the same stop loss or buy
+                # would fire again at every candle.
+                report.waiting_for_exchange += 1
+                settling.add(bot.id)
+                continue
             if bot.strategy == "signal":
                 signal = bot.signal[0] if bot.signal else 0
             else:
@@ -612,7 +657,9 @@ async def _run_tick(
     # symbols share one capital, and its alerts wait for it.
     held = to_pause.keys() | waiting
     placing = [d for d in decisions if d.bot.id not in held]
-    consumed = [i for bot in bots if bot.id not in held for i in bot.signal_ids]
+    consumed = [
+        i for bot in bots if bot.id not in held and bot.id not in settling for i in bot.signal_ids
+    ]
     consumed += [stale.id for bot in bots for stale in bot.stale_signals]
     for attempt in range(1, _WRITE_ATTEMPTS + 1):
         report.orders_filled = report.orders_rejected = report.paused = 0

@@ -4,7 +4,7 @@ from db.models.access import ApiToken, AuditEntry, EngineHeartbeat, OneTimeCode,
 from db.models.backtests import Backtest
 from db.models.base import Base
 from db.models.billing import StripeEvent, Subscription
-from db.models.bots import Bot, BotSignal
+from db.models.bots import Bot, BotResult, BotSignal
 from db.models.community import CommunityChannel, CommunityMember
 from db.models.credentials import ExchangeCredential
 from db.models.enums import (
@@ -30,6 +30,7 @@ __all__ = [
     "Base",
     "Bot",
     "BotMode",
+    "BotResult",
     "BotSignal",
     "BotStatus",
     "ChatIdentity",

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -17,7 +17,11 @@ from db.types import JSONType, Money, UTCDateTime, utcnow
 class Bot(Base):
     __tablename__ = "bots"
     __table_args__ = (
-        UniqueConstraint("user_id", "name"),
+        # Names are unique among a user's bots that are not archived (deleted).
+        Index(
+            "uq_bots_user_active_name", "user_id", "name", unique=True,
+            sqlite_where=text("archived_at IS NULL"), postgresql_where=text("archived_at IS NULL"),
+        ),  # fmt: skip
         Index("ix_bots_status_shard", "status", "id"),
     )
 
@@ -46,6 +50,11 @@ class Bot(Base):
     signal_secret: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     # Where the last tick's market data came from: "exchange" or "replay".
     market_data_source: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Deleted by its owner: kept, with its orders, fills and trades, out of every list.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The kill switch asked to sell everything: what an order in flight leaves is sold
+    # once it settles; cleared when the bot holds nothing and has nothing in flight.
+    liquidating_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
@@ -64,3 +73,20 @@ class BotSignal(Base):
     amount: Mapped[Decimal | None] = mapped_column(Money(), default=None)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+
+class BotResult(Base):
+    """Every closed trade's PnL summed per bot: the bot trades with capital plus this.
+
+    Its own row, not a column of ``bots``: bookkeeping writes it after locking the
+    positions it books, while starting, stopping or the kill switch lock the bot row
+    first; keeping the two apart keeps one lock order.
+    """
+
+    __tablename__ = "bot_results"
+
+    bot_id: Mapped[int] = mapped_column(
+        ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True
+    )
+    realized_pnl: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

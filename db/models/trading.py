@@ -40,6 +40,10 @@ class Order(Base):
     error: Mapped[str | None] = mapped_column(String(255), default=None)
     # Requests sent to the exchange so far: after the first, look the order up before resending.
     submit_attempts: Mapped[int] = mapped_column(default=0)
+    # Until then one process is talking to the exchange about this order; others leave it.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # A resting limit order still open then is cancelled on the exchange.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # Open time (ms) of the candle the decision was taken on.
     candle_time: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -209,7 +209,7 @@ async def test_many_paper_fills_are_written_together_not_one_round_trip_each(app
         return [s for s in statements if s.lstrip().upper().startswith(verb)]
 
     # Reads and updates do not grow with the fills: they happen once per tick.
-    assert len(of("SELECT")) <= 12, "\n".join(of("SELECT"))
+    assert len(of("SELECT")) <= 13, "\n".join(of("SELECT"))
     assert len(of("UPDATE")) <= 5, "\n".join(of("UPDATE"))
     if not app.database.is_sqlite:
         assert len(statements) <= 30, "\n".join(statements)
