@@ -39,11 +39,39 @@ What is emulated, with the shapes of the exchanges' own documentation:
   per-endpoint limits (``retCode`` 10006 with ``X-Bapi-Limit*`` headers).
 
 Orders fill against a single price per market (`set_price`): market orders
-at once, limit orders when marketable or later when the price crosses them;
-the fee (0.1 %) is taken from the asset received, as both exchanges do.  Fault
-injection (`inject`), a call log (`calls`), `stop_serving` /
-`resume_serving`, and ``/_emulator/...`` control endpoints for a process
-started with ``python -m tests.emulators.exchange --port 9001``.
+at once, limit orders when marketable (as taker, at the current price) or
+later when the price crosses them (as maker, at their own price); the fee
+(0.1 %) is taken from the asset received, as both exchanges do, execution by
+execution.
+
+Partial fills: `set_depth` limits the base quantity available at the current
+price (default None: unlimited, everything fills at once) and every execution
+consumes it.  An order meeting less depth than its amount fills partly, one
+execution per match, each with its own fee, listed by ``myTrades`` /
+``execution/list``:
+
+* a GTC limit order rests with the remainder, its lock released pro rata as
+  it fills: Binance ``PARTIALLY_FILLED`` (``executedQty``,
+  ``cummulativeQuoteQty``, ``fills`` in the FULL answer), Bybit
+  ``PartiallyFilled`` (``cumExecQty``, ``cumExecValue``, ``cumExecFee``,
+  ``cumFeeDetail``, ``leavesQty``, ``avgPrice``);
+* a market or IOC order gives up the remainder: Binance ``EXPIRED`` keeping
+  ``executedQty`` (the documented "MARKET orders that partially fill"), Bybit
+  ``PartiallyFilledCanceled`` with ``rejectReason`` ``EC_CancelForNoFullFill``
+  (``Cancelled`` when nothing filled); a FOK order fills all or nothing;
+* cancelling a partly filled order: Binance ``CANCELED`` keeping
+  ``executedQty``, Bybit ``PartiallyFilledCanceled`` (``leavesQty`` 0, as for
+  any closed order).
+
+`add_depth` (and `set_depth`, and a `set_price` move) match the open orders
+that cross the price, oldest first, at their own price as maker, as far as the
+depth goes; the book tickers quote the depth as the best bid/ask size.
+
+Fault injection (`inject`), a call log (`calls`), `stop_serving` /
+`resume_serving`, and ``/_emulator/...`` control endpoints (``accounts``,
+``prices``, ``depth``, ``depth/add``, ``markets/synthetic``, ``faults``,
+``calls``, ``orders``) for a process started with
+``python -m tests.emulators.exchange --port 9001``.
 
 Only 127.0.0.1 is ever bound; nothing outside the machine is contacted.
 """
@@ -224,6 +252,8 @@ class Fill:
     fee_asset: str
     maker: bool
     time_ms: int
+    #: What was left of the order right after this execution (Bybit's execution ``leavesQty``).
+    leaves_qty: Decimal = Decimal(0)
 
 
 @dataclass
@@ -255,7 +285,18 @@ class Order:
 
     @property
     def is_open(self) -> bool:
+        """Working on the book: new or partially filled (``filled > 0``)."""
         return self.status == "open"
+
+    @property
+    def remaining(self) -> Decimal:
+        """Base quantity not executed (still working while open, given up once closed)."""
+        return self.amount - self.filled
+
+    @property
+    def is_partially_filled(self) -> bool:
+        """Some but not all of it executed, whatever the status (open, canceled, expired)."""
+        return Decimal(0) < self.filled < self.amount
 
     @property
     def average(self) -> Decimal | None:
@@ -456,6 +497,8 @@ class Venue:
         self.markets: dict[str, Market] = {}
         self.by_id: dict[str, Market] = {}
         self.prices: dict[str, Decimal] = {}
+        #: Base quantity takers can still trade at the current price; absent or None: unlimited.
+        self.depth: dict[str, Decimal | None] = {}
         self.candle_overrides: dict[tuple[str, str], list[Candle]] = {}
         self.accounts: dict[str, Account] = {}
         self.orders: list[Order] = []
@@ -494,6 +537,7 @@ class Venue:
         )
         self.markets[symbol] = market
         self.by_id[market.id] = market
+        self.depth.pop(symbol, None)  # a replaced market starts with an unlimited book again
         self.prices[symbol] = quantize(price or default_price(symbol), tick_size, ROUND_HALF_EVEN)
         return market
 
@@ -504,6 +548,37 @@ class Venue:
         market = self.markets[symbol]
         self.prices[symbol] = quantize(price, market.tick_size, ROUND_HALF_EVEN)
         self._match_resting(symbol)
+
+    # -- depth -----------------------------------------------------------------
+    def depth_of(self, symbol: str) -> Decimal | None:
+        self.markets[symbol]  # KeyError for an unknown market rather than a silent None
+        return self.depth.get(symbol)
+
+    def set_depth(self, symbol: str, qty: Decimal | None) -> None:
+        if qty is not None and qty < 0:
+            raise ValueError(f"depth must be >= 0 or None (unlimited), got {qty}")
+        self.depth_of(symbol)
+        self.depth[symbol] = qty
+        # New liquidity meets the open orders that cross the price before any new taker does.
+        self._match_resting(symbol)
+
+    def add_depth(self, symbol: str, qty: Decimal) -> None:
+        current = self.depth_of(symbol)
+        if current is None:
+            # Adding to an unlimited book would silently do nothing; say so instead.
+            raise ValueError(f"{self.name} {symbol} has unlimited depth; call set_depth first")
+        if qty < 0:
+            raise ValueError(f"added depth must be >= 0, got {qty}")
+        self.depth[symbol] = current + qty
+        self._match_resting(symbol)
+
+    def _available(self, symbol: str, wanted: Decimal) -> Decimal:
+        """How much of `wanted` the book gives now: all of it when depth is unlimited, else at
+        most the depth rounded down to the lot step (executions are whole lots)."""
+        depth = self.depth.get(symbol)
+        if depth is None:
+            return wanted
+        return min(wanted, quantize(depth, self.markets[symbol].step_size))
 
     # -- candles ---------------------------------------------------------------
     def candles(
@@ -704,10 +779,26 @@ class Venue:
         if post_only and marketable:  # Bybit accepts a PostOnly order, then cancels it
             self._release(order, "canceled", "EC_PostOnlyWillTakeLiquidity")
         elif marketable:
-            self._fill(order, current, maker=False)
+            self._take_liquidity(order, current)
         elif time_in_force in ("IOC", "FOK"):
             self._release(order, "expired", "EC_CancelForNoFullFill")
         return order
+
+    def _take_liquidity(self, order: Order, price: Decimal) -> None:
+        """Fill a marketable order as taker at `price` as far as depth goes.
+
+        What depth cannot give: a GTC limit order rests with it (Binance PARTIALLY_FILLED,
+        Bybit PartiallyFilled); a market or IOC order gives it up (Binance EXPIRED, Bybit
+        PartiallyFilledCanceled, or Cancelled without any fill); a FOK order executes nothing
+        unless depth covers all of it.
+        """
+        qty = self._available(order.symbol, order.amount)
+        if order.time_in_force == "FOK" and qty < order.amount:
+            qty = Decimal(0)
+        if qty > 0:
+            self._fill(order, price, qty, maker=False)
+        if order.is_open and (order.type == "market" or order.time_in_force in ("IOC", "FOK")):
+            self._release(order, "expired", "EC_CancelForNoFullFill")
 
     def cancel(self, order: Order) -> None:
         self._release(order, "canceled", "")
@@ -723,16 +814,29 @@ class Venue:
         order.reject_reason = reason
         order.updated_ms = now_ms()
 
-    def _fill(self, order: Order, price: Decimal, *, maker: bool) -> None:
+    def _fill(self, order: Order, price: Decimal, qty: Decimal, *, maker: bool) -> None:
+        """Execute `qty` of `order` at `price`: one trade with its own fee, the balances, the
+        depth it consumed and the part of the locked funds it no longer needs."""
         account = self.accounts[order.api_key]
         market = self.markets[order.symbol]
-        qty = order.amount - order.filled
+        depth = self.depth.get(order.symbol)
+        if depth is not None:
+            self.depth[order.symbol] = depth - qty
         cost = quantize(qty * price, EIGHT_DP)
         quote, base = account.balance(market.quote), account.balance(market.base)
         spent = quote if order.side == "buy" else base
-        spent.locked -= order.locked
-        spent.free += order.locked
-        order.locked = Decimal(0)
+        completes = order.filled + qty >= order.amount
+        # A limit order locked amount x price (buy) or amount (sell); each execution frees its
+        # own share (rounded down so the lock never runs short), the last one all that is left.
+        if completes:
+            release = order.locked
+        elif order.side == "buy" and order.price is not None:
+            release = min(order.locked, quantize(qty * order.price, EIGHT_DP))
+        else:
+            release = min(order.locked, qty)
+        spent.locked -= release
+        spent.free += release
+        order.locked -= release
         if order.side == "buy":
             fee = quantize(qty * FEE_RATE, EIGHT_DP)
             quote.free -= cost
@@ -744,23 +848,35 @@ class Venue:
             quote.free += cost - fee
             fee_asset = market.quote
         at = now_ms()
-        order.fills.append(Fill(self._next_trade, price, qty, fee, fee_asset, maker, at))
+        leaves = order.amount - order.filled - qty
+        order.fills.append(
+            Fill(self._next_trade, price, qty, fee, fee_asset, maker, at, leaves_qty=leaves)
+        )
         self._next_trade += 1
         order.filled += qty
         order.cost += cost
         order.fee += fee
         order.fee_asset = fee_asset
-        order.status = "filled"
+        if completes:
+            order.status = "filled"
         order.updated_ms = at
 
     def _match_resting(self, symbol: str) -> None:
+        """Fill the open limit orders that cross the price, oldest first, at their own price as
+        maker, as far as depth goes (the remainder of a partly filled order included).
+
+        After this no open order crosses the price unless depth is exhausted.
+        """
         current = self.prices[symbol]
         for order in self.orders:
             if order.symbol != symbol or not order.is_open or order.price is None:
                 continue
             crossed = current <= order.price if order.side == "buy" else current >= order.price
-            if crossed:
-                self._fill(order, order.price, maker=True)
+            if not crossed:
+                continue
+            qty = self._available(symbol, order.remaining)
+            if qty > 0:
+                self._fill(order, order.price, qty, maker=True)
 
 
 # --------------------------------------------------------------------------
@@ -838,6 +954,14 @@ BINANCE_STATUS: dict[str, str] = {
     "canceled": "CANCELED",
     "expired": "EXPIRED",
 }
+
+
+def binance_status(order: Order) -> str:
+    """Binance's ``status``: PARTIALLY_FILLED while an order works with some of it executed;
+    a cancelled or expired one stays CANCELED / EXPIRED and keeps its ``executedQty``."""
+    if order.is_open and order.filled > 0:
+        return "PARTIALLY_FILLED"
+    return BINANCE_STATUS[order.status]
 
 
 class BinanceApi:
@@ -1166,7 +1290,7 @@ class BinanceApi:
     def _book(self, market: Market) -> tuple[Decimal, Decimal, Decimal]:
         """(best bid, best ask, size at each): one tick either side of the price."""
         price = self.venue.price(market.symbol)
-        size = max(market.min_qty, quantize(Decimal(25_000) / price, market.step_size))
+        size = _book_size(self.venue, market, price)
         return max(market.tick_size, price - market.tick_size), price + market.tick_size, size
 
     def _ticker_price(self, req: Request, account: Account | None) -> Reply:
@@ -1396,7 +1520,7 @@ class BinanceApi:
             "executedQty": fmt8(order.filled),
             "origQuoteOrderQty": fmt8(order.quote_amount),
             "cummulativeQuoteQty": fmt8(order.cost),
-            "status": BINANCE_STATUS[order.status],
+            "status": binance_status(order),
             "timeInForce": order.time_in_force,
             "type": _binance_type(order),
             "side": order.side.upper(),
@@ -1541,6 +1665,15 @@ class BinanceApi:
         )
 
 
+def _book_size(venue: Venue, market: Market, price: Decimal) -> Decimal:
+    """The quantity quoted at the best bid and ask: the depth when one is set (so a client that
+    reads the book sees what it can take), else ~25,000 of the quote asset."""
+    depth = venue.depth_of(market.symbol)
+    if depth is not None:
+        return quantize(depth, market.step_size)
+    return max(market.min_qty, quantize(Decimal(25_000) / price, market.step_size))
+
+
 def _rate_limit(kind: str, interval: str, num: int, limit: int) -> dict[str, Any]:
     return {"rateLimitType": kind, "interval": interval, "intervalNum": num, "limit": limit}
 
@@ -1636,6 +1769,17 @@ BYBIT_STATUS: dict[str, str] = {
     "canceled": "Cancelled",
     "expired": "Cancelled",
 }
+
+
+def bybit_status(order: Order) -> str:
+    """Bybit's ``orderStatus``: PartiallyFilled while working with some of it executed;
+    PartiallyFilledCanceled ("only spot has this order status") once a partly filled order is
+    cancelled by the user or gives up the rest (market / IOC orders)."""
+    if order.filled > 0 and order.status == "open":
+        return "PartiallyFilled"
+    if order.filled > 0 and order.status in ("canceled", "expired"):
+        return "PartiallyFilledCanceled"
+    return BYBIT_STATUS[order.status]
 
 
 def bybit_envelope(result: Any, code: int = 0, msg: str = "OK") -> dict[str, Any]:
@@ -1848,7 +1992,7 @@ class BybitApi:
             for m in [market] if market else list(self.venue.markets.values()):
                 stats = self.venue.day_stats(m.symbol)
                 last, open_ = stats["last"], stats["open"]
-                size = max(m.min_qty, quantize(Decimal(25_000) / last, m.step_size))
+                size = _book_size(self.venue, m, last)
                 rows.append(
                     {
                         "symbol": m.id,
@@ -2138,7 +2282,7 @@ class BybitApi:
             "side": order.side.capitalize(),
             "isLeverage": "0",
             "positionIdx": 0,
-            "orderStatus": BYBIT_STATUS[order.status],
+            "orderStatus": bybit_status(order),
             "createType": "CreateByUser",
             "cancelType": cancel_type,
             "rejectReason": order.reject_reason or "EC_NoError",
@@ -2241,7 +2385,7 @@ class BybitApi:
         orders = [
             o
             for o in self._account_orders(account, params)
-            if start <= o.created_ms <= end and status in (None, BYBIT_STATUS[o.status])
+            if start <= o.created_ms <= end and status in (None, bybit_status(o))
         ]
         page, cursor = self._page(params, orders, 20, 50)
         result = {
@@ -2289,7 +2433,7 @@ class BybitApi:
                         "side": order.side.capitalize(),
                         "orderPrice": plain(order.price) if order.price is not None else "0",
                         "orderQty": plain(order.quote_amount or order.amount),
-                        "leavesQty": plain(order.amount - order.filled),
+                        "leavesQty": plain(fill.leaves_qty),
                         "createType": "CreateByUser",
                         "orderType": order.type.capitalize(),
                         "stopOrderType": "",
@@ -2401,9 +2545,35 @@ class ExchangeEmulator(ThreadedServer):
 
     def set_price(self, exchange: str, symbol: str, price: Decimal | float | str) -> None:
         """Move the price (rounded to the tick); resting limit orders it crosses fill at their
-        own price."""
+        own price as maker, oldest first, as far as the depth (`set_depth`) goes."""
         with self._lock:
             self._venue(exchange).set_price(symbol, to_decimal(price))
+
+    def depth(self, exchange: str, symbol: str) -> Decimal | None:
+        """The base quantity takers can still trade at the current price (None: unlimited)."""
+        with self._lock:
+            return self._venue(exchange).depth_of(symbol)
+
+    def set_depth(
+        self, exchange: str, symbol: str, qty: Decimal | float | int | str | None
+    ) -> None:
+        """Limit the base quantity available at the current price (None: unlimited, the default).
+
+        Every execution consumes it, whether a taker's or that of a resting order the price
+        reaches.  An order meeting less than its amount fills partly: a GTC limit order rests
+        with the remainder, a market or IOC order expires with it, a FOK order fills nothing.
+        Resting orders that cross the price are matched against the new depth at once, oldest
+        first, at their own price as maker.
+        """
+        with self._lock:
+            self._venue(exchange).set_depth(symbol, None if qty is None else to_decimal(qty))
+
+    def add_depth(self, exchange: str, symbol: str, qty: Decimal | float | int | str) -> None:
+        """Add `qty` to a limited depth, then match resting orders that cross the price (the
+        remainder of partly filled ones included), oldest first, at their own price as maker.
+        ValueError when the depth is unlimited."""
+        with self._lock:
+            self._venue(exchange).add_depth(symbol, to_decimal(qty))
 
     def set_candles(
         self,
@@ -2661,6 +2831,16 @@ class ExchangeEmulator(ThreadedServer):
             if action == "prices" and request.method == "POST":
                 self.set_price(data["exchange"], data["symbol"], str(data["price"]))
                 return web.json_response({"ok": True})
+            if action == "depth" and request.method == "POST":
+                qty = data["qty"]
+                self.set_depth(data["exchange"], data["symbol"], None if qty is None else str(qty))
+                return web.json_response({"ok": True})
+            if action == "depth/add" and request.method == "POST":
+                self.add_depth(data["exchange"], data["symbol"], str(data["qty"]))
+                return web.json_response({"ok": True})
+            if action == "depth" and request.method == "GET":
+                depth = self.depth(query["exchange"], query["symbol"])
+                return web.json_response({"qty": None if depth is None else plain(depth)})
             if action == "markets/synthetic" and request.method == "POST":
                 return web.json_response(
                     {"symbols": self.add_synthetic_markets(data["exchange"], int(data["n"]))}
@@ -2685,7 +2865,7 @@ class ExchangeEmulator(ThreadedServer):
             if action == "orders" and request.method == "GET":
                 orders = self.orders(query["exchange"], query.get("api_key"))
                 return web.json_response([_order_summary(o) for o in orders])
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, InvalidOperation) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         return web.json_response(
             {"error": f"no control action {request.method} {action}"}, status=404
@@ -2714,6 +2894,7 @@ def _order_summary(order: Order) -> dict[str, Any]:
         "price": plain(order.price),
         "amount": plain(order.amount),
         "filled": plain(order.filled),
+        "remaining": plain(order.remaining),
         "cost": plain(order.cost),
         "fee": plain(order.fee),
         "fee_asset": order.fee_asset,

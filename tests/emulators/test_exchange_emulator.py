@@ -52,13 +52,14 @@ def emu() -> Iterator[ExchangeEmulator]:
 
 @pytest.fixture(autouse=True)
 def _clean_slate(emu: ExchangeEmulator) -> Iterator[None]:
-    """Each test starts with default prices, default limits and no faults."""
+    """Each test starts with default prices, unlimited depth, default limits and no faults."""
     yield
     emu.clear_faults()
     emu.set_rate_limit("binance", **asdict(BinanceLimits()))
     emu.set_rate_limit("bybit", **asdict(BybitLimits()))
     for exchange in EXCHANGES:
         for symbol in DEFAULT_MARKETS:
+            emu.set_depth(exchange, symbol, None)
             emu.set_price(exchange, symbol, default_price(symbol))
 
 
@@ -107,8 +108,10 @@ async def trader(emu: ExchangeEmulator, exchange_id: str, **account: Any) -> Asy
 
 async def find_by_client_id(exchange: Any, symbol: str, client_id: str) -> dict[str, Any]:
     """How the engine finds an order whose answer never arrived."""
+    order: dict[str, Any]
     if exchange.id == "binance":
-        return await exchange.fetch_order(None, symbol, {"clientOrderId": client_id})
+        order = await exchange.fetch_order(None, symbol, {"clientOrderId": client_id})
+        return order
     # Bybit: order/realtime filtered by orderLinkId answers for any status.
     [order] = await exchange.fetch_open_orders(symbol, params={"orderLinkId": client_id})
     return order
@@ -194,7 +197,6 @@ async def test_set_candles_overrides_the_walk(emu, exchange_id):
     assert got == rows
 
 
-
 @both
 async def test_set_candles_never_serve_a_candle_that_has_not_opened(emu, exchange_id):
     """The newest kline either exchange returns is the one open now (Binance, Bybit docs)."""
@@ -209,6 +211,7 @@ async def test_set_candles_never_serve_a_candle_that_has_not_opened(emu, exchang
         since = await exchange.fetch_ohlcv("ADA/USDT", "1m", since=current - minute, limit=10)
     assert [row[0] for row in latest] == [current - 2 * minute, current - minute, current]
     assert [row[0] for row in since] == [current - minute, current]
+
 
 # --------------------------------------------------------------------------
 # account and orders
@@ -290,6 +293,282 @@ async def test_marketable_limit_fills_at_the_current_price(emu, exchange_id):
         order = await find_by_client_id(exchange, "XRP/USDT", "x1")
         assert order["status"] == "closed" and order["average"] == 0.55
         assert (await exchange.fetch_balance())["USDT"]["used"] == 0
+
+
+# --------------------------------------------------------------------------
+# partial fills (set_depth / add_depth)
+# --------------------------------------------------------------------------
+def by_id(trades: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Executions in the order they happened (two can share a millisecond)."""
+    return sorted(trades, key=lambda t: int(t["id"]))
+
+
+@both
+async def test_partial_limit_buy_rests_then_add_depth_completes_it(
+    emu: ExchangeEmulator, exchange_id: str
+) -> None:
+    emu.set_depth(exchange_id, "BTC/USDT", "0.004")
+    async with trader(emu, exchange_id) as exchange:
+        created = await exchange.create_order(
+            "BTC/USDT", "limit", "buy", 0.01, 65000, {"clientOrderId": "part-buy-1"}
+        )
+        if exchange_id == "binance":  # the FULL new-order answer already shows the fill
+            info = created["info"]
+            assert created["status"] == "open" and created["filled"] == 0.004
+            assert info["status"] == "PARTIALLY_FILLED" and info["executedQty"] == "0.00400000"
+            assert info["cummulativeQuoteQty"] == "260.00000000"
+            assert [(f["qty"], f["commission"]) for f in info["fills"]] == [
+                ("0.00400000", "0.00000400")
+            ]
+        order = await find_by_client_id(exchange, "BTC/USDT", "part-buy-1")
+        assert order["id"] == created["id"] and order["status"] == "open"
+        assert (order["amount"], order["filled"], order["remaining"]) == (0.01, 0.004, 0.006)
+        assert order["average"] == 65000 and order["cost"] == 260
+        if exchange_id == "bybit":
+            info = order["info"]
+            assert info["orderStatus"] == "PartiallyFilled"
+            assert (info["cumExecQty"], info["cumExecValue"], info["cumExecFee"]) == (
+                "0.004",
+                "260",
+                "0.000004",
+            )
+            assert (info["leavesQty"], info["avgPrice"]) == ("0.006", "65000")
+        else:
+            assert order["info"]["status"] == "PARTIALLY_FILLED"
+        [listed] = await exchange.fetch_open_orders("BTC/USDT")
+        assert listed["id"] == created["id"] and listed["remaining"] == 0.006
+        assert emu.depth(exchange_id, "BTC/USDT") == 0
+        balance = await exchange.fetch_balance()
+        assert balance["USDT"]["used"] == 390  # the remainder's lock; the filled part's is spent
+        assert balance["BTC"]["free"] == pytest.approx(0.004 * 0.999)
+
+        emu.add_depth(exchange_id, "BTC/USDT", "0.01")
+        done = await find_by_client_id(exchange, "BTC/USDT", "part-buy-1")
+        assert done["status"] == "closed" and (done["filled"], done["remaining"]) == (0.01, 0)
+        assert await exchange.fetch_open_orders("BTC/USDT") == []
+        assert emu.depth(exchange_id, "BTC/USDT") == Decimal("0.004")
+        trades = by_id(await exchange.fetch_order_trades(created["id"], "BTC/USDT"))
+        balance = await exchange.fetch_balance()
+        key = exchange.test_api_key
+    assert [t["amount"] for t in trades] == [0.004, 0.006]
+    assert [t["takerOrMaker"] for t in trades] == ["taker", "maker"]
+    assert [t["fee"]["currency"] for t in trades] == ["BTC", "BTC"]
+    assert [t["fee"]["cost"] for t in trades] == pytest.approx([0.000004, 0.000006])
+    assert balance["USDT"]["used"] == 0 and balance["BTC"]["free"] == pytest.approx(0.00999)
+    [record] = emu.orders(exchange_id, key)
+    assert record.status == "filled" and record.filled == Decimal("0.01") and record.remaining == 0
+    assert record.cost == 650 and record.fee == Decimal("0.00001") and len(record.fills) == 2
+
+
+@both
+async def test_cancelling_a_partially_filled_order_keeps_what_filled(
+    emu: ExchangeEmulator, exchange_id: str
+) -> None:
+    emu.set_depth(exchange_id, "SOL/USDT", "2")
+    async with trader(emu, exchange_id, balances={"SOL": 5}) as exchange:
+        created = await exchange.create_order(
+            "SOL/USDT", "limit", "sell", 5, 150, {"clientOrderId": "part-sell-1"}
+        )
+        canceled = await exchange.cancel_order(created["id"], "SOL/USDT")
+        order = await find_by_client_id(exchange, "SOL/USDT", "part-sell-1")
+        balance = await exchange.fetch_balance()
+        [trade] = await exchange.fetch_order_trades(created["id"], "SOL/USDT")
+        key = exchange.test_api_key
+    assert (order["amount"], order["filled"], order["cost"]) == (5, 2, 300)
+    if exchange_id == "binance":
+        assert canceled["status"] == "canceled" and canceled["filled"] == 2
+        assert canceled["info"]["status"] == "CANCELED"
+        assert order["info"]["status"] == "CANCELED"
+        assert order["info"]["executedQty"] == "2.00000000"
+        assert order["status"] == "canceled" and order["remaining"] == 3
+    else:
+        info = order["info"]
+        assert info["orderStatus"] == "PartiallyFilledCanceled"
+        assert info["cancelType"] == "CancelByUser"
+        assert (info["cumExecQty"], info["leavesQty"]) == ("2", "0")
+        # ccxt maps PartiallyFilledCanceled to "closed" (ccxt issue #18685) and reads remaining
+        # from leavesQty, which Bybit zeroes once an order is closed: only filled < amount tells.
+        assert order["status"] == "closed" and order["remaining"] == 0
+    assert balance["SOL"]["free"] == 3 and balance["SOL"]["used"] == 0
+    assert balance["USDT"]["total"] == pytest.approx(300 * 0.999)
+    assert trade["amount"] == 2 and trade["fee"]["currency"] == "USDT"  # a sell pays in quote
+    assert trade["fee"]["cost"] == pytest.approx(0.3)
+    [record] = emu.orders(exchange_id, key)
+    assert record.status == "canceled" and record.filled == 2 and record.remaining == 3
+    assert record.locked == 0 and record.fee == Decimal("0.3") and record.fee_asset == "USDT"
+
+
+@both
+async def test_market_order_meeting_short_depth_fills_what_it_can(
+    emu: ExchangeEmulator, exchange_id: str
+) -> None:
+    emu.set_depth(exchange_id, "ETH/USDT", "0.3")
+    async with trader(emu, exchange_id) as exchange:
+        created = await exchange.create_order(
+            "ETH/USDT", "market", "buy", 1, params={"clientOrderId": "short-mkt-1"}
+        )
+        order = await find_by_client_id(exchange, "ETH/USDT", "short-mkt-1")
+        assert emu.depth(exchange_id, "ETH/USDT") == 0
+        await exchange.create_order(
+            "ETH/USDT", "market", "buy", 1, params={"clientOrderId": "no-depth-1"}
+        )
+        empty = await find_by_client_id(exchange, "ETH/USDT", "no-depth-1")
+        balance = await exchange.fetch_balance()
+    assert (order["amount"], order["filled"], order["cost"]) == (1, 0.3, 960)
+    assert empty["filled"] == 0
+    if exchange_id == "binance":
+        # "EXPIRED: ... LIMIT IOC or MARKET orders that partially fill" (Binance's enums)
+        assert created["status"] == "expired" and created["filled"] == 0.3  # FULL answer
+        assert order["info"]["status"] == "EXPIRED" and order["info"]["executedQty"] == "0.30000000"
+        assert order["status"] == "expired" and order["remaining"] == 0.7
+        assert empty["info"]["status"] == "EXPIRED" and empty["status"] == "expired"
+    else:
+        assert order["info"]["orderStatus"] == "PartiallyFilledCanceled"
+        assert order["info"]["rejectReason"] == "EC_CancelForNoFullFill"
+        assert order["status"] == "closed"  # ccxt's mapping, see the cancel test
+        assert empty["info"]["orderStatus"] == "Cancelled" and empty["status"] == "canceled"
+    assert balance["ETH"]["total"] == pytest.approx(0.3 * 0.999)
+    assert balance["USDT"]["free"] == 10_000 - 960 and balance["USDT"]["used"] == 0
+
+
+@both
+async def test_ioc_gives_up_the_rest_and_fok_fills_all_or_nothing(
+    emu: ExchangeEmulator, exchange_id: str
+) -> None:
+    emu.set_depth(exchange_id, "BNB/USDT", "1")
+    async with trader(emu, exchange_id) as exchange:
+        for tif in ("FOK", "IOC"):
+            await exchange.create_order(
+                "BNB/USDT", "limit", "buy", 3, 600, {"clientOrderId": tif, "timeInForce": tif}
+            )
+        fok = await find_by_client_id(exchange, "BNB/USDT", "FOK")
+        ioc = await find_by_client_id(exchange, "BNB/USDT", "IOC")
+        assert (await exchange.fetch_balance())["USDT"]["used"] == 0
+    assert (fok["filled"], ioc["filled"]) == (0, 1)
+    if exchange_id == "binance":
+        assert fok["info"]["status"] == ioc["info"]["status"] == "EXPIRED"
+        assert fok["status"] == ioc["status"] == "expired"
+    else:
+        assert fok["info"]["orderStatus"] == "Cancelled" and fok["status"] == "canceled"
+        assert ioc["info"]["orderStatus"] == "PartiallyFilledCanceled"
+
+
+@both
+async def test_each_partial_fill_is_one_execution_with_its_own_fee(
+    emu: ExchangeEmulator, exchange_id: str
+) -> None:
+    emu.set_depth(exchange_id, "BTC/USDT", "0.002")
+    async with trader(emu, exchange_id) as exchange:
+        created = await exchange.create_order(
+            "BTC/USDT", "limit", "buy", 0.005, 65000, {"clientOrderId": "three-fills"}
+        )
+        emu.add_depth(exchange_id, "BTC/USDT", "0.002")
+        emu.add_depth(exchange_id, "BTC/USDT", "0.002")  # 0.001 of it is left over
+        await exchange.create_order("BTC/USDT", "market", "buy", 0.001)  # another order
+        everything = await exchange.fetch_my_trades("BTC/USDT")
+        trades = by_id(await exchange.fetch_order_trades(created["id"], "BTC/USDT"))
+        if exchange_id == "bybit":  # execution/list filtered by orderLinkId, as documented
+            by_link = await exchange.fetch_order_trades(
+                created["id"], "BTC/USDT", params={"clientOrderId": "three-fills"}
+            )
+            raw = await exchange.privateGetV5ExecutionList(
+                {"category": "spot", "orderLinkId": "three-fills"}
+            )
+            rows = sorted(raw["result"]["list"], key=lambda r: int(r["execId"]))
+            assert [r["leavesQty"] for r in rows] == ["0.003", "0.001", "0"]
+            assert [r["execFee"] for r in rows] == ["0.000002", "0.000002", "0.000001"]
+            assert {r["feeCurrency"] for r in rows} == {"BTC"}
+            assert by_id(by_link) == trades
+        else:
+            raw = await exchange.privateGetMyTrades({"symbol": "BTCUSDT", "orderId": created["id"]})
+            assert [r["commission"] for r in raw] == ["0.00000200", "0.00000200", "0.00000100"]
+            assert {r["commissionAsset"] for r in raw} == {"BTC"}
+    assert len(everything) == 4
+    assert [t["order"] for t in trades] == [created["id"]] * 3
+    assert [t["amount"] for t in trades] == [0.002, 0.002, 0.001]
+    assert [t["fee"]["cost"] for t in trades] == pytest.approx([0.000002, 0.000002, 0.000001])
+    assert {t["fee"]["currency"] for t in trades} == {"BTC"}
+
+
+async def test_binance_query_order_carries_no_fills_or_commission(emu: ExchangeEmulator) -> None:
+    """GET /api/v3/order has no ``fills``: executions and fees come from myTrades only."""
+    emu.set_depth("binance", "BTC/USDT", "0.004")
+    async with trader(emu, "binance") as exchange:
+        created = await exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 65000)
+        raw = await exchange.privateGetOrder({"symbol": "BTCUSDT", "orderId": created["id"]})
+    assert raw["status"] == "PARTIALLY_FILLED" and raw["executedQty"] == "0.00400000"
+    assert not {"fills", "commission", "commissionAsset"} & set(raw)
+
+
+@both
+async def test_balances_move_exactly_by_what_filled(
+    emu: ExchangeEmulator, exchange_id: str
+) -> None:
+    """A buy limited above the price: the taker part fills at the price and frees its share of
+    the lock; the remainder rests, and fills at its own price as maker when depth arrives."""
+    emu.set_depth(exchange_id, "BTC/USDT", "0.004")
+    async with trader(emu, exchange_id) as exchange:
+        await exchange.create_order("BTC/USDT", "limit", "buy", 0.01, 66000)
+        key = exchange.test_api_key
+        after_taker = emu.balances(exchange_id, key)
+        emu.set_price(exchange_id, "BTC/USDT", 64000)  # crosses the remainder, but no depth
+        after_move = emu.balances(exchange_id, key)
+        emu.add_depth(exchange_id, "BTC/USDT", "0.01")
+        after_maker = emu.balances(exchange_id, key)
+        trades = await exchange.fetch_my_trades("BTC/USDT")
+    assert after_taker["USDT"].free == 10_000 - Decimal("0.004") * 65000 - Decimal("0.006") * 66000
+    assert after_taker["USDT"].locked == Decimal("0.006") * 66000
+    assert after_taker["BTC"].free == Decimal("0.004") - Decimal("0.000004")
+    assert after_move == after_taker
+    assert after_maker["USDT"].free == 10_000 - 260 - 396 and after_maker["USDT"].locked == 0
+    assert after_maker["BTC"].total == Decimal("0.01") - Decimal("0.00001")
+    # exactly what the executions say: the quantities less their base-asset fees, for the costs
+    received = sum(Decimal(str(t["amount"])) - Decimal(str(t["fee"]["cost"])) for t in trades)
+    spent = sum(Decimal(str(t["cost"])) for t in trades)
+    assert received == after_maker["BTC"].total
+    assert spent == 10_000 - after_maker["USDT"].total
+    [order] = emu.orders(exchange_id, key)
+    assert order.locked == 0 and order.cost == 656 and order.status == "filled"
+
+
+@both
+async def test_price_move_fills_crossed_orders_oldest_first_up_to_depth(
+    emu: ExchangeEmulator, exchange_id: str
+) -> None:
+    async with trader(emu, exchange_id) as exchange:
+        await exchange.create_order(
+            "BTC/USDT", "limit", "buy", 0.003, 64000, {"clientOrderId": "a"}
+        )
+        await exchange.create_order(
+            "BTC/USDT", "limit", "buy", 0.002, 64500, {"clientOrderId": "b"}
+        )
+        emu.set_depth(exchange_id, "BTC/USDT", "0.004")  # neither crosses 65000 yet
+        emu.set_price(exchange_id, "BTC/USDT", 63000)
+        older = await find_by_client_id(exchange, "BTC/USDT", "a")
+        newer = await find_by_client_id(exchange, "BTC/USDT", "b")
+    assert older["status"] == "closed" and older["average"] == 64000
+    assert newer["status"] == "open" and (newer["filled"], newer["remaining"]) == (0.001, 0.001)
+    assert newer["average"] == 64500  # a maker fill at its own price
+    assert emu.depth(exchange_id, "BTC/USDT") == 0
+
+
+async def test_depth_control_endpoints(emu: ExchangeEmulator) -> None:
+    where = {"exchange": "bybit", "symbol": "DOGE/USDT"}
+    async with aiohttp.ClientSession(emu.base_url) as control:
+        async with control.post("/_emulator/depth", json={**where, "qty": "100"}) as response:
+            assert response.status == 200
+        async with control.post("/_emulator/depth/add", json={**where, "qty": 50}) as response:
+            assert response.status == 200
+        async with control.get("/_emulator/depth", params=where) as response:
+            assert await response.json() == {"qty": "150"}
+        async with control.post("/_emulator/depth", json={**where, "qty": None}) as response:
+            assert response.status == 200
+        async with control.post("/_emulator/depth/add", json={**where, "qty": "1"}) as response:
+            assert response.status == 400  # unlimited depth cannot grow
+            assert "set_depth" in (await response.json())["error"]
+    assert emu.depth("bybit", "DOGE/USDT") is None
+    with pytest.raises(ValueError):
+        emu.set_depth("bybit", "DOGE/USDT", -1)
 
 
 # --------------------------------------------------------------------------
@@ -623,11 +902,17 @@ async def test_standalone_process_serves_until_sigterm():
             try:
                 assert (await exchange.fetch_balance())["USDT"]["free"] == 10_000
                 await exchange.create_order("BTC/USDT", "market", "buy", 0.001)
+                depth = {"exchange": "binance", "symbol": "BTC/USDT", "qty": "0.0004"}
+                async with control.post("/_emulator/depth", json=depth) as response:
+                    assert response.status == 200
+                await exchange.create_order("BTC/USDT", "market", "buy", 0.001)
             finally:
                 await exchange.close()
             async with control.get("/_emulator/orders", params={"exchange": "binance"}) as response:
-                [order] = await response.json()
+                [order, short] = await response.json()
         assert order["status"] == "filled" and order["cost"] == "70"
+        assert short["status"] == "expired" and short["filled"] == "0.0004"
+        assert short["remaining"] == "0.0006" and short["cost"] == "28"
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
