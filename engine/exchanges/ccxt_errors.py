@@ -50,7 +50,11 @@ def translate(*, placing_order: bool = False, client: Any = None) -> Iterator[No
     try:
         yield
     except ccxt.DDoSProtection as exc:  # 429 and 418 (RateLimitExceeded is a subclass)
-        raise ExchangeRateLimited(_brief(exc), retry_after_of(client)) from None
+        # Bybit's per-account limit (retCode 10006) holds one key; an IP limit, everyone.
+        per_account = '"retCode":10006' in str(exc).replace(" ", "")
+        raise ExchangeRateLimited(
+            _brief(exc), retry_after_of(client), per_account=per_account
+        ) from None
     except (ccxt.AuthenticationError, ccxt.AccountNotEnabled) as exc:
         # PermissionDenied and AccountSuspended are AuthenticationError subclasses.
         raise ExchangeAuthError(_brief(exc)) from None

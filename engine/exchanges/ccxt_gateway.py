@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -73,6 +74,30 @@ def parse_order(order: dict[str, Any], client_order_id: str) -> OrderReport:
     )
 
 
+def _describe_limits(
+    min_amount: Decimal | None,
+    max_amount: Decimal | None,
+    min_cost: Decimal | None,
+    max_cost: Decimal | None,
+    quote: str | None,
+) -> str:
+    """The market's limits as its owner reads them: ``amount 0.00001..9000, value 5..∞ USDT``."""
+    parts: list[str] = []
+    if min_amount is not None or max_amount is not None:
+        low = _plain(min_amount) if min_amount is not None else "0"
+        high = _plain(max_amount) if max_amount is not None else "∞"
+        parts.append(f"amount {low}..{high}")
+    if min_cost is not None or max_cost is not None:
+        low = _plain(min_cost) if min_cost is not None else "0"
+        high = _plain(max_cost) if max_cost is not None else "∞"
+        parts.append(f"value {low}..{high} {quote or ''}".rstrip())
+    return ", ".join(parts) or "no limits published"
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
 class CcxtGateway:
     """ExchangeGateway over a private ccxt client (see ClientPool.private)."""
 
@@ -105,9 +130,25 @@ class CcxtGateway:
         return {"clientOrderId": client_order_id}
 
     def rounded(self, request: OrderRequest) -> tuple[Decimal, Decimal | None]:
-        """Amount and price rounded with ccxt's precision helpers, minimums checked."""
+        """Amount and price rounded as the exchange checks them, its limits checked before sending.
+
+        ccxt's precision helpers truncate the amount to the market's step (a sell never
+        grows past what is held) and round the price to its tick. The amount and value
+        limits come from ``load_markets`` (Binance's LOT_SIZE / MARKET_LOT_SIZE and
+        NOTIONAL filters, Bybit's lotSizeFilter); an order outside them never reaches
+        the exchange, and the refusal names the limits.
+        """
         symbol = request.symbol
-        market = self.client.market(symbol)
+        try:
+            market = self.client.market(symbol)
+        except Exception:  # ccxt's BadSymbol: the exchange does not list it
+            raise OrderRejected("invalid_order", f"{symbol} is not listed") from None
+        limits = market.get("limits") or {}
+        min_amount = _dec((limits.get("amount") or {}).get("min"))
+        max_amount = _dec((limits.get("amount") or {}).get("max"))
+        min_cost = _dec((limits.get("cost") or {}).get("min"))
+        max_cost = _dec((limits.get("cost") or {}).get("max"))
+        rules = _describe_limits(min_amount, max_amount, min_cost, max_cost, market.get("quote"))
         try:
             amount = Decimal(self.client.amount_to_precision(symbol, float(request.amount)))
             price = (
@@ -115,16 +156,17 @@ class CcxtGateway:
                 if request.price is not None
                 else None
             )
-        except Exception as exc:  # ccxt raises InvalidOrder for amounts below precision
-            raise OrderRejected("below_minimum", str(exc).splitlines()[0][:120]) from None
-        limits = market.get("limits") or {}
-        min_amount = _dec((limits.get("amount") or {}).get("min"))
-        min_cost = _dec((limits.get("cost") or {}).get("min"))
+        except Exception:  # ccxt raises InvalidOrder for amounts below precision
+            raise OrderRejected("below_minimum", rules) from None
         reference = price or request.reference_price
         if amount <= 0 or (min_amount is not None and amount < min_amount):
-            raise OrderRejected("below_minimum", f"amount {amount} below {min_amount}")
+            raise OrderRejected("below_minimum", rules)
         if min_cost is not None and reference is not None and amount * reference < min_cost:
-            raise OrderRejected("below_minimum", f"value below {min_cost}")
+            raise OrderRejected("below_minimum", rules)
+        if max_amount is not None and amount > max_amount:
+            raise OrderRejected("above_maximum", rules)
+        if max_cost is not None and reference is not None and amount * reference > max_cost:
+            raise OrderRejected("above_maximum", rules)
         return amount, price
 
     async def place_order(self, request: OrderRequest) -> OrderReport:
@@ -143,7 +185,7 @@ class CcxtGateway:
             # Binance answers market orders FILLED at once; Bybit acknowledges first.
             found = await self.find_order(request.symbol, request.client_order_id)
             return found or report
-        return report
+        return await self._with_fees(request.symbol, report)
 
     async def find_order(self, symbol: str, client_order_id: str) -> OrderReport | None:
         try:
@@ -163,7 +205,59 @@ class CcxtGateway:
             return None  # OrderNotFound is an InvalidOrder: the exchange never got it
         if not order or not order.get("id"):
             return None
-        return parse_order(order, client_order_id)
+        return await self._with_fees(symbol, parse_order(order, client_order_id))
+
+    async def _with_fees(self, symbol: str, report: OrderReport) -> OrderReport:
+        """The report with its fee, read from the order's trades when the answer lacks it.
+
+        Binance's GET order (how an order is settled after a timed-out request)
+        carries no fills and no commission, yet on a buy the fee is taken from the
+        coin bought: booked without it, the position would claim more than the
+        account holds and a full sell would fail. The trades say what was paid.
+        """
+        if report.filled <= 0 or report.fee_currency is not None:
+            return report
+        trades = await self._read(self.client.fetch_order_trades, report.exchange_order_id, symbol)
+        fees: dict[str, Decimal] = {}
+        fills = []
+        for i, trade in enumerate(trades or []):
+            fee = trade.get("fee") or {}
+            cost, currency = _dec(fee.get("cost")), fee.get("currency")
+            if cost and currency:
+                fees[currency] = fees.get(currency, Decimal(0)) + cost
+            fills.append(
+                FillReport(
+                    fill_id=str(trade.get("id") or f"{report.exchange_order_id}-{i}"),
+                    amount=_dec(trade.get("amount")) or Decimal(0),
+                    price=_dec(trade.get("price")) or Decimal(0),
+                    fee=cost or Decimal(0),
+                    fee_currency=currency,
+                )
+            )
+        if not fees:
+            return report
+        base, quote = symbol.split("/")[0], symbol.split("/")[-1].split(":")[0]
+        # One currency is the rule; where several appear, the base (it changes what is
+        # held), else the quote; a fee paid in a third coin (BNB) costs the bot nothing.
+        currency = base if base in fees else quote if quote in fees else next(iter(fees))
+        return replace(report, fee=fees[currency], fee_currency=currency, fills=tuple(fills))
+
+    async def cancel_order(self, symbol: str, exchange_order_id: str) -> None:
+        """Ask the exchange to cancel; an order it no longer has open (filled) is no error.
+
+        The caller confirms the outcome with `find_order`: a cancel request that timed
+        out may or may not have been done.
+        """
+        try:
+            with translate(client=self.client):
+                await self.client.cancel_order(exchange_order_id, symbol)
+        except OrderRejected:
+            return  # OrderNotFound / already closed: the lookup tells what it became
+
+    async def free(self, asset: str) -> Decimal:
+        """What the account can spend of ``asset`` now (not locked in open orders)."""
+        balance = await self._read(self.client.fetch_balance)
+        return _dec((balance.get("free") or {}).get(asset)) or Decimal(0)
 
     async def balances(self) -> dict[str, Decimal]:
         balance = await self._read(self.client.fetch_balance)

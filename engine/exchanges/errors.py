@@ -28,13 +28,14 @@ class ExchangeRateLimited(ExchangeUnavailable):
     answers 418 and bans for minutes), so callers wait that long.
     """
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, *, per_account: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # Bybit also limits each account (retCode 10006): then only that key waits.
+        self.per_account = per_account
 
 
 class ExchangeAuthError(ExchangeError):
-
     """The key was refused or lacks a permission: the bot pauses and the user is told."""
 
     message_key = "exchange_auth"

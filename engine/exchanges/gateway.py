@@ -22,9 +22,10 @@ class OrderRequest:
 
     @classmethod
     def of(cls, order: Order, reference_price: Decimal | None) -> OrderRequest:
-        """The request that places a recorded (market) order."""
+        """The request that places a recorded order (a limit order at its own price)."""
         return cls(
             order.symbol, order.side, order.type, order.amount, order.client_order_id,
+            price=order.price if order.type == OrderType.LIMIT else None,
             reference_price=reference_price,
         )  # fmt: skip
 
