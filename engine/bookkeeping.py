@@ -442,25 +442,36 @@ def _notify_fill(
     )
 
 
+# Refusals of the exchange's published rules (checked before sending): a bot whose
+# orders break them would be refused at every signal, so its owner hears it once a day.
+RULE_REFUSALS = frozenset({"below_minimum", "above_maximum"})
+
+
 async def record_rejection(
     session: AsyncSession, order: Order, bot: BotRef, reason: str, detail: str = ""
 ) -> None:
-    """The exchange refused the order: the bot carries on, the user is told why."""
+    """The order was refused (by the exchange, or before sending): the bot carries on, told why."""
     order.status = OrderStatus.REJECTED
     order.error = (f"{reason}: {detail}" if detail else reason)[:255]
+    payload: dict[str, object] = {
+        "bot_id": bot.id,
+        "bot": bot.name,
+        "symbol": order.symbol,
+        "side": str(order.side),
+        "reason": reason,
+    }
+    dedupe_key = f"rejected:{order.client_order_id}"
+    if reason in RULE_REFUSALS:
+        payload["limits"] = detail[:200]
+        day = utcnow().date().isoformat()
+        dedupe_key = f"rejected:{order.bot_id}:{order.symbol}:{reason}:{day}"
     await add_notification(
         session,
         user_id=order.user_id,
         kind="order_rejected",
         priority=bot.priority,
-        dedupe_key=f"rejected:{order.client_order_id}",
-        payload={
-            "bot_id": bot.id,
-            "bot": bot.name,
-            "symbol": order.symbol,
-            "side": str(order.side),
-            "reason": reason,
-        },
+        dedupe_key=dedupe_key,
+        payload=payload,
     )
 
 

@@ -5,7 +5,8 @@
 - ``engine.tick_shard`` evaluates its shard and queues each live order it decided
   on the ``orders`` queue.
 - ``engine.place_order`` sends (or reconciles) one live order.
-- ``engine.reconcile`` (beat, every minute) settles pending and open live orders.
+- ``engine.reconcile`` (beat, every tick) settles pending and open live orders (one
+  worker at a time per order: each is claimed) and sells what liquidating bots hold.
 - ``engine.daily_summaries`` (beat, every minute) writes the summaries due this hour, once each.
 - ``engine.backtest`` (queue ``backtests``, sent by the chat when a user asks) runs one
   backtest job; the job row is claimed once, so a redelivered task does nothing.
@@ -33,7 +34,7 @@ from engine.backtest.jobs import run_backtest_job
 from engine.backtest.queue import BACKTEST_QUEUE, BACKTEST_TASK
 from engine.context import EngineConfig, EngineContext
 from engine.daily_summary import write_daily_summaries
-from engine.live_orders import place_live_order, reconcile
+from engine.live_orders import reconcile, settle_order
 from engine.metrics import observe_tick
 from engine.tick import run_tick
 
@@ -105,10 +106,10 @@ def configure(
             "visibility_timeout": visibility_timeout,
         },
         result_backend=None,
-
         beat_schedule={
             "tick": {"task": "engine.tick", "schedule": config.tick_seconds},
-            "reconcile": {"task": "engine.reconcile", "schedule": 60.0},
+            # Every tick: an order in flight is settled as soon as the exchange answers.
+            "reconcile": {"task": "engine.reconcile", "schedule": config.tick_seconds},
             "daily-summaries": {"task": "engine.daily_summaries", "schedule": 60.0},
         },
     )
@@ -153,7 +154,7 @@ def tick_shard(shard: int, shards: int, now_ms: int) -> int:
 
 
 async def _place(context: EngineContext, order_id: int) -> str:
-    return await place_live_order(context.live, order_id)
+    return await settle_order(context.live, order_id)
 
 
 @app.task(name="engine.place_order", ignore_result=True)

@@ -14,6 +14,7 @@ from typing import Literal
 from db.session import Database
 from db.vault import Vault
 from engine.exchanges.clients import ClientPool
+from engine.exchanges.cooldowns import Cooldowns, MemoryCooldowns, RedisCooldowns
 from engine.live_orders import LiveContext
 from engine.market_data.cache import CandleCache, MemoryCandleCache, RedisCandleCache
 from engine.market_data.feed import MarketDataFeed
@@ -49,10 +50,15 @@ class EngineContext:
             RedisCandleCache(config.redis_url) if config.redis_url else MemoryCandleCache()
         )
         feed = MarketDataFeed(pool, cache, mode=config.market_data)
-        return cls(config, database, pool, cache, feed, LiveContext(database, pool, config.vault))
+        cooldowns: Cooldowns = (
+            RedisCooldowns(config.redis_url) if config.redis_url else MemoryCooldowns()
+        )
+        live = LiveContext(database, pool, config.vault, cooldowns)
+        return cls(config, database, pool, cache, feed, live)
 
     async def close(self, *, dispose_database: bool = True) -> None:
         await self.pool.close()
+        await self.live.cooldowns.close()
         if isinstance(self.cache, RedisCandleCache):
             await self.cache.close()
         if dispose_database:

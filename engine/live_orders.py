@@ -1,28 +1,54 @@
-"""Placing live orders and reconciling them with the exchange by client order id.
+"""Placing live orders and settling them with the exchange by client order id.
 
 A live order is first recorded as PENDING by the tick (its client order id is
-unique), then placed here in a transaction of its own. Before any re-send, and
-on start, the exchange is asked for the order by its client id: a timed-out
-request whose order did reach the exchange is booked, never sent twice.
+unique and comes from the decision), then settled here in steps of their own:
+
+- One process at a time works on an order: it claims it for ``CLAIM_FOR``
+  (longer than every exchange call it makes), and a crashed process's claim runs
+  out. Two reconciliations, or the kill switch and a worker, never send twice.
+- Sending counts the attempt and commits BEFORE the request leaves, so whoever
+  comes next knows it may have been sent. After any attempt the exchange is asked
+  for the order by its client id first; only an order proven absent (the
+  exchange answered, and ``RESEND_AFTER`` has passed for a delayed request to
+  land) is sent again.
+- An order partly filled is booked for what filled and stays OPEN until it is
+  done; a resting limit order that expires, or whose bot is stopped or being
+  liquidated, is cancelled on the exchange and the cancellation confirmed by a
+  lookup. An order already sent is never marked cancelled here on our own word.
+- A 429 / 418 holds every process off that exchange (or that key) for as long as
+  the exchange asked (`engine.exchanges.cooldowns`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
+from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from db.credential_secrets import unseal
-from db.models import Bot, ExchangeCredential, Order, OrderStatus, User
+from db.models import (
+    Bot,
+    BotMode,
+    BotStatus,
+    ExchangeCredential,
+    Order,
+    OrderSide,
+    OrderStatus,
+    User,
+)
 from db.session import Database
 from db.types import utcnow
 from db.vault import Vault, VaultError
 from engine.bookkeeping import BotRef, pause_bot, record_rejection, record_report
 from engine.exchanges.ccxt_gateway import CcxtGateway
 from engine.exchanges.clients import ClientPool
+from engine.exchanges.cooldowns import Cooldowns, MemoryCooldowns, scope_of, scopes
 from engine.exchanges.errors import (
     ExchangeAuthError,
     ExchangeRateLimited,
@@ -31,7 +57,10 @@ from engine.exchanges.errors import (
     OrderRejected,
 )
 from engine.exchanges.gateway import OrderReport, OrderRequest
-from engine.tick import PLAN_PRIORITY
+from engine.exchanges.paper import split_symbol
+from engine.panic import liquidation_orders
+from engine.sizing import within_account
+from engine.tick import FILL_COST_RATE, PLAN_PRIORITY
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +68,19 @@ MAX_SUBMIT_ATTEMPTS = 5
 # A pending order this old whose request never reached the exchange is given up:
 # its decision belongs to a candle long gone.
 STALE_AFTER = timedelta(minutes=5)
+# How long one process has an order to itself. A settlement is cut off (outcome
+# unknown) before its claim runs out, so two never overlap; a crashed process's
+# claim holds its bot's symbol this long before the next reconciliation takes over.
+CLAIM_FOR = timedelta(seconds=30)
+_SETTLE_WITHIN = CLAIM_FOR.total_seconds() - 5
+# A request that timed out may still reach the exchange a little later: an order
+# not found sooner than this after its last attempt is not proven absent yet.
+RESEND_AFTER = timedelta(seconds=20)
+UNSETTLED = (OrderStatus.PENDING, OrderStatus.OPEN)
+
+Outcome = Literal[
+    "filled", "open", "canceled", "rejected", "unknown", "deferred", "busy", "skipped"
+]
 
 
 @dataclass(frozen=True)
@@ -46,32 +88,102 @@ class LiveContext:
     database: Database
     pool: ClientPool
     vault: Vault
-    # exchange id -> monotonic time before which we must not call it (it rate-limited us).
-    cooldown: dict[str, float] = field(default_factory=dict)
-
-    def cooling_down(self, exchange: str) -> bool:
-        return self.cooldown.get(exchange, 0.0) > time.monotonic()
+    # Shared by every process through Redis where there is one (EngineContext.build).
+    cooldowns: Cooldowns = field(default_factory=MemoryCooldowns)
 
 
-async def _load(
-    ctx: LiveContext, order_id: int
-) -> tuple[Order, BotRef, ExchangeCredential | None, str] | str | None:
+@dataclass(frozen=True)
+class _Claim:
+    """An order this process may now work on, with what it needs to know (plain values)."""
+
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: OrderSide
+    status: OrderStatus
+    submit_attempts: int
+    created_at_age: timedelta
+    since_last_attempt: timedelta
+    cancel_if_open: bool
+    bot: BotRef
+    exchange: str
+    credential: ExchangeCredential | None
+
+
+async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
+    """Take the order for ``CLAIM_FOR``, if it is unsettled and nobody else has it.
+
+    One conditional UPDATE decides, so two processes can never both win, on
+    PostgreSQL as on SQLite (whose driver reads outside the write transaction).
+    """
     async with ctx.database.transaction() as session:
-        order = await session.get(Order, order_id, with_for_update=True)
-        if order is None or order.status not in (OrderStatus.PENDING, OrderStatus.OPEN):
-            return None
+        now = utcnow()
+        taken = await session.execute(
+            update(Order)
+            .where(
+                Order.id == order_id,
+                Order.mode == BotMode.LIVE,
+                Order.status.in_(UNSETTLED),
+                (Order.claimed_until.is_(None)) | (Order.claimed_until <= now),
+            )
+            .values(claimed_until=now + CLAIM_FOR)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(taken, "rowcount", 0):
+            order = await session.get(Order, order_id)
+            settled = order is None or order.status not in UNSETTLED or order.mode != BotMode.LIVE
+            return "skipped" if settled else "busy"
+        order = await session.get(Order, order_id)
+        assert order is not None
         bot = await session.get(Bot, order.bot_id)
         user = await session.get(User, order.user_id)
         assert bot is not None and user is not None
-        if ctx.cooling_down(bot.exchange):
+        if await ctx.cooldowns.remaining([bot.exchange]) > 0:
+            order.claimed_until = None
             return "deferred"  # not sent, not counted: the next reconciliation sends it
         credential = (
             await session.get(ExchangeCredential, bot.credential_id) if bot.credential_id else None
         )
-        if order.status == OrderStatus.PENDING:
-            order.submit_attempts += 1
-        ref = BotRef(bot.id, bot.user_id, bot.name, PLAN_PRIORITY.get(user.plan, 0))
-        return order, ref, credential, bot.exchange
+        expired = order.expires_at is not None and order.expires_at <= now
+        return _Claim(
+            order_id=order.id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=OrderSide(order.side),
+            status=OrderStatus(order.status),
+            submit_attempts=order.submit_attempts,
+            created_at_age=now - order.created_at,
+            since_last_attempt=now - (order.last_sent_at or order.created_at),
+            cancel_if_open=expired
+            or bot.liquidating_since is not None
+            or bot.status != BotStatus.RUNNING,
+            bot=BotRef(bot.id, bot.user_id, bot.name, PLAN_PRIORITY.get(user.plan, 0)),
+            exchange=bot.exchange,
+            credential=credential,
+        )
+
+
+async def _release(ctx: LiveContext, order_id: int) -> None:
+    async with ctx.database.transaction() as session:
+        await session.execute(update(Order).where(Order.id == order_id).values(claimed_until=None))
+
+
+async def _count_attempt(ctx: LiveContext, order_id: int, amount: Decimal) -> None:
+    """Committed before the request leaves: after a crash, the order may have been sent."""
+    async with ctx.database.transaction() as session:
+        order = await session.get(Order, order_id, with_for_update=True)
+        assert order is not None
+        order.submit_attempts += 1
+        order.last_sent_at = utcnow()
+        order.amount = amount
+
+
+async def _uncount_attempt(ctx: LiveContext, order_id: int) -> None:
+    async with ctx.database.transaction() as session:
+        order = await session.get(Order, order_id, with_for_update=True)
+        assert order is not None
+        order.submit_attempts -= 1
+        order.last_sent_at = None
 
 
 async def _book(ctx: LiveContext, order_id: int, bot: BotRef, report: OrderReport) -> None:
@@ -79,6 +191,7 @@ async def _book(ctx: LiveContext, order_id: int, bot: BotRef, report: OrderRepor
         order = await session.get(Order, order_id, with_for_update=True)
         assert order is not None
         await record_report(session, order, report, bot)
+        order.claimed_until = None
 
 
 async def _reject(
@@ -88,54 +201,108 @@ async def _reject(
         order = await session.get(Order, order_id, with_for_update=True)
         assert order is not None
         await record_rejection(session, order, bot, reason, detail)
+        order.claimed_until = None
         if reason == "exchange_auth":
             await pause_bot(session, bot, "exchange_auth")
 
 
-async def place_live_order(ctx: LiveContext, order_id: int) -> str:
-    """Send (or reconcile) one live order. Idempotent: safe to run again after any crash.
+async def _fit_to_account(gateway: CcxtGateway, request: OrderRequest) -> OrderRequest:
+    """Never more than the account holds: a buy shrinks to the free quote, a sell to the free base.
 
-    Returns what happened: filled, open, rejected, unknown (to be reconciled), skipped.
+    (A sell is also never more than the position: the tick sizes it from there.)
     """
-    loaded = await _load(ctx, order_id)
-    if loaded is None:
-        return "skipped"
-    if isinstance(loaded, str):
-        return loaded
-    order, bot, credential, exchange = loaded
+    base, quote = split_symbol(request.symbol)
+    if request.side == OrderSide.SELL:
+        free = await gateway.free(base)
+        return request if request.amount <= free else _with_amount(request, free)
+    price = request.price or request.reference_price
+    if price is None or price <= 0:
+        return request
+    free_quote = await gateway.free(quote)
+    wanted = request.amount * price
+    allowed = within_account(wanted, free_quote, FILL_COST_RATE)
+    return request if allowed >= wanted else _with_amount(request, allowed / price)
 
-    if credential is None:
+
+def _with_amount(request: OrderRequest, amount: Decimal) -> OrderRequest:
+    return OrderRequest(
+        request.symbol, request.side, request.type, max(amount, Decimal(0)),
+        request.client_order_id, request.price, request.reference_price,
+    )  # fmt: skip
+
+
+async def settle_order(ctx: LiveContext, order_id: int) -> Outcome:
+    """Send, look up, cancel or book one live order, whatever state it is in. Idempotent.
+
+    Returns what happened: filled, open (partly filled or resting), canceled,
+    rejected, unknown (the exchange did not answer: settled later), deferred (the
+    exchange asked us to wait), busy (another process has it), skipped (settled).
+    """
+    claimed = await _claim(ctx, order_id)
+    if isinstance(claimed, str):
+        return claimed
+    try:
+        async with asyncio.timeout(_SETTLE_WITHIN):
+            return await _settle(ctx, claimed)
+    except TimeoutError:
+        log.warning("live_order.settle_timed_out order=%s", order_id)
+        return "unknown"  # a request may have left: the next settlement looks it up first
+    finally:
+        await _release(ctx, order_id)
+
+
+async def _settle(ctx: LiveContext, claim: _Claim) -> Outcome:
+    order_id, bot = claim.order_id, claim.bot
+    if claim.credential is None:
         await _reject(ctx, order_id, bot, "exchange_auth", "no API key connected")
         return "rejected"
     try:
-        secrets = unseal(ctx.vault, credential)
+        secrets = unseal(ctx.vault, claim.credential)
     except VaultError:
-        log.error("live_order.vault_error order=%s credential=%s", order_id, credential.id)
+        log.error("live_order.vault_error order=%s credential=%s", order_id, claim.credential.id)
         await _reject(ctx, order_id, bot, "exchange_auth", "stored key unreadable")
         return "rejected"
-    client = await ctx.pool.private(exchange, secrets)
+    api_key = secrets.api_key.get_secret_value()
+    if await ctx.cooldowns.remaining(scopes(claim.exchange, api_key)) > 0:
+        return "deferred"
+    client = await ctx.pool.private(claim.exchange, secrets)
     gateway = CcxtGateway(client)
     try:
-        if order.status == OrderStatus.OPEN or order.submit_attempts > 1:
-            found = await gateway.find_order(order.symbol, order.client_order_id)
+        if claim.status == OrderStatus.OPEN or claim.submit_attempts > 0:
+            found = await gateway.find_order(claim.symbol, claim.client_order_id)
             if found is not None:
+                if found.status == OrderStatus.OPEN and claim.cancel_if_open:
+                    await gateway.cancel_order(claim.symbol, found.exchange_order_id)
+                    found = await gateway.find_order(claim.symbol, claim.client_order_id) or found
                 await _book(ctx, order_id, bot, found)
-                return str(found.status)
-            if order.status == OrderStatus.OPEN:
-                return "unknown"
-        if order.submit_attempts > MAX_SUBMIT_ATTEMPTS or utcnow() - order.created_at > STALE_AFTER:
-            await _reject(ctx, order_id, bot, "exchange_unavailable", "gave up after retries")
+                return _outcome(found)
+            if claim.status == OrderStatus.OPEN:
+                return "unknown"  # it was open there a moment ago: ask again later
+            if claim.since_last_attempt < RESEND_AFTER:
+                return "unknown"  # a delayed request may still land: not proven absent yet
+        if claim.submit_attempts >= MAX_SUBMIT_ATTEMPTS or claim.created_at_age > STALE_AFTER:
+            detail = "not on the exchange; gave up after retries"
+            await _reject(ctx, order_id, bot, "exchange_unavailable", detail)
             return "rejected"
-        request = OrderRequest.of(order, reference_price=order.price)
+        order = await _load_request(ctx, order_id)
+        request = await _fit_to_account(gateway, order)
+        # Rounded as the exchange checks it (outside its rules: refused before counting),
+        # and recorded so: the order's amount is what was asked of the exchange.
+        amount, _ = gateway.rounded(request)
+        request = _with_amount(request, amount)
+        await _count_attempt(ctx, order_id, request.amount)
         try:
             report = await gateway.place_order(request)
+        except ExchangeRateLimited:
+            await _uncount_attempt(ctx, order_id)  # a 429 / 418 is a refusal: nothing placed
+            raise
         except OrderOutcomeUnknown:
-            found = await gateway.find_order(order.symbol, order.client_order_id)
-            if found is None:
+            maybe = await gateway.find_order(claim.symbol, claim.client_order_id)
+            if maybe is None:
                 return "unknown"
-            report = found
+            report = maybe
         await _book(ctx, order_id, bot, report)
-        return str(report.status)
+        return _outcome(report)
     except OrderRejected as exc:
         await _reject(ctx, order_id, bot, exc.reason, exc.detail)
         return "rejected"
@@ -143,8 +310,10 @@ async def place_live_order(ctx: LiveContext, order_id: int) -> str:
         await _reject(ctx, order_id, bot, "exchange_auth", str(exc))
         return "rejected"
     except ExchangeRateLimited as exc:
-        ctx.cooldown[exchange] = time.monotonic() + exc.retry_after
-        log.warning("live_order.rate_limited exchange=%s wait=%.0fs", exchange, exc.retry_after)
+        await ctx.cooldowns.hold(scope_of(claim.exchange, api_key, exc), exc.retry_after)
+        log.warning(
+            "live_order.rate_limited exchange=%s wait=%.0fs", claim.exchange, exc.retry_after
+        )
         return "deferred"
     except ExchangeUnavailable:
         return "unknown"
@@ -152,21 +321,60 @@ async def place_live_order(ctx: LiveContext, order_id: int) -> str:
         await client.close()
 
 
-async def unsettled_orders(database: Database) -> list[int]:
+async def _load_request(ctx: LiveContext, order_id: int) -> OrderRequest:
+    async with ctx.database.sessions() as session:
+        order = await session.get(Order, order_id)
+        assert order is not None
+        return OrderRequest.of(order, reference_price=order.price)
+
+
+def _outcome(report: OrderReport) -> Outcome:
+    if report.status == OrderStatus.FILLED:
+        return "filled"
+    if report.status == OrderStatus.OPEN:
+        return "open"
+    if report.status == OrderStatus.CANCELED:
+        return "canceled"
+    return "rejected"
+
+
+async def unsettled_orders(database: Database, user_id: int | None = None) -> list[int]:
     """Live orders the exchange has not settled yet: pending (maybe sent) or open."""
     async with database.sessions() as session:
-        ids = await session.scalars(
-            select(Order.id)
-            .where(Order.status.in_([OrderStatus.PENDING, OrderStatus.OPEN]), Order.mode == "live")
-            .order_by(Order.id)
-        )
-        return list(ids)
+        query = select(Order.id).where(Order.status.in_(UNSETTLED), Order.mode == BotMode.LIVE)
+        if user_id is not None:
+            query = query.where(Order.user_id == user_id)
+        return list(await session.scalars(query.order_by(Order.id)))
 
 
-async def reconcile(ctx: LiveContext) -> dict[str, int]:
-    """Settle every pending or open live order (on start, and every few ticks)."""
+async def reconcile(ctx: LiveContext, user_id: int | None = None) -> dict[str, int]:
+    """Settle every pending or open live order, then sell what liquidating bots still hold.
+
+    Runs on start and at every tick, so an order in flight is settled as soon as
+    the exchange answers again.
+    """
     outcomes: dict[str, int] = {}
-    for order_id in await unsettled_orders(ctx.database):
-        outcome = await place_live_order(ctx, order_id)
+    for order_id in await unsettled_orders(ctx.database, user_id):
+        outcome = await settle_order(ctx, order_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    for outcome in (await liquidate(ctx, user_id)).values():
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+async def liquidate(ctx: LiveContext, user_id: int | None = None) -> dict[int, Outcome]:
+    """Sell what liquidating live bots still hold (`engine.panic`), and settle those sells now.
+
+    Two passes at once queue on the bots' row locks; where the database has none
+    (SQLite), the second one's insert of the same sell fails its unique client
+    order id, and that pass reads again: it finds the sell in flight.
+    """
+    for attempt in range(2):
+        try:
+            async with ctx.database.transaction() as session:
+                order_ids = await liquidation_orders(session, user_id)
+            break
+        except IntegrityError:
+            if attempt:
+                raise
+    return {order_id: await settle_order(ctx, order_id) for order_id in order_ids}

@@ -64,8 +64,13 @@ def buy_quote(
     wanted = cap_buy_quote(budget.total / symbols * fraction, position_value, risk)
     room = budget.free / (1 + cost_rate)
     if account_free is not None:
-        room = min(room, max(account_free, ZERO) / (1 + cost_rate))
+        room = within_account(room, account_free, cost_rate)
     return max(ZERO, min(wanted, room))
+
+
+def within_account(quote: Decimal, account_free: Decimal, cost_rate: Decimal) -> Decimal:
+    """``quote`` shrunk so that, with what the fill costs on top, the account can pay it."""
+    return max(ZERO, min(quote, max(account_free, ZERO) / (1 + cost_rate)))
 
 
 def cost_rate(fee_rate: Decimal, slippage: Decimal) -> Decimal:

@@ -49,11 +49,11 @@ from engine.bookkeeping import BotRef, Ledger, pause_bot, record_rejection, reco
 from engine.client_order_ids import client_order_id
 from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
-from engine.exchanges.paper import PaperAccounts, PaperGateway
+from engine.exchanges.paper import FEE_RATE, SLIPPAGE, PaperAccounts, PaperGateway, split_symbol
 from engine.market_data.feed import MarketDataFeed, MarketKey, MarketSnapshot
-from engine.exchanges.paper import FEE_RATE, SLIPPAGE
+from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.risk import RiskSettings, daily_loss_breached, exit_reason
-from engine.sizing import Budget, buy_quote, cost_rate
+from engine.sizing import Budget, buy_quote, cost_rate, within_account
 from engine.strategies.base import Intent, PositionState
 from engine.strategies.registry import get_strategy
 
@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 # What a fill costs on top of its quote amount: the paper exchange's fee and slippage, and
 # about what a taker pays on Binance and Bybit spot. Sizing keeps the spend within budget.
 FILL_COST_RATE = cost_rate(FEE_RATE, SLIPPAGE)
+# Strategies whose live orders are limit orders at the decision's price (see _new_order).
+LIMIT_ORDER_STRATEGIES = frozenset({"grid"})
 PLAN_PRIORITY = {Plan.FREE: 0, Plan.PRO: 1, Plan.PREMIUM: 2}
 SIGNAL_CODES = {"buy": 1, "sell": -1, "close": -2}
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and asyncpg's bind-parameter caps
@@ -376,18 +378,28 @@ def decide_for_bot(
     return Decision(bot, symbol, intent, price_dec, snapshot.last_time, cid, amount)
 
 
-def _new_order(decision: Decision) -> Order:
+def _new_order(decision: Decision, now: datetime) -> Order:
+    """The order of a decision: at market, except a live grid's, which rests at its level.
+
+    A grid buys and sells at its lines: on a real exchange that is a limit order at
+    the decision's price, which may fill in part, and is cancelled (its filled part
+    booked) if the next candle closes before it fills.
+    """
+    bot = decision.bot
+    resting = bot.mode == BotMode.LIVE and bot.strategy in LIMIT_ORDER_STRATEGIES
     return Order(
-        bot_id=decision.bot.id,
-        user_id=decision.bot.user_id,
+        bot_id=bot.id,
+        user_id=bot.user_id,
         client_order_id=decision.client_order_id,
-        mode=decision.bot.mode,
+        mode=bot.mode,
         symbol=decision.symbol,
         side=OrderSide(decision.intent.side),
-        type=OrderType.MARKET,
+        type=OrderType.LIMIT if resting else OrderType.MARKET,
         amount=decision.amount,
+        price=decision.price,
         reason=decision.intent.reason,
         candle_time=decision.candle_time,
+        expires_at=now + timedelta(milliseconds=TIMEFRAME_MS[bot.timeframe]) if resting else None,
     )
 
 
@@ -426,10 +438,20 @@ async def _record_decisions(
         session, ((d.bot.id, d.symbol) for d in paper), (d.bot.user_id for d in paper)
     )
     taken = await _taken(session, decisions)
-    orders = [(d, _new_order(d)) for d in decisions if d.client_order_id not in taken]
+    now = utcnow()
+    orders = [(d, _new_order(d, now)) for d in decisions if d.client_order_id not in taken]
     for decision, order in orders:
         if decision.bot.mode != BotMode.PAPER:
             continue
+        if order.side == OrderSide.BUY:
+            # Never more than the paper account holds (its bots share it): shrink to it.
+            _, quote = split_symbol(order.symbol)
+            free = accounts.amount(decision.bot.user_id, quote)
+            order.amount = min(
+                order.amount,
+                within_account(order.amount * decision.price, free, FILL_COST_RATE)
+                / decision.price,
+            )
         prices = {decision.symbol: decision.price}
         gateway = PaperGateway(session, decision.bot.user_id, prices, accounts)
         request = OrderRequest.of(order, reference_price=decision.price)

@@ -6,7 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import ColumnElement, ForeignKey, Index, String, text
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -19,9 +20,13 @@ class Bot(Base):
     __table_args__ = (
         # Names are unique among a user's bots that are not archived (deleted).
         Index(
-            "uq_bots_user_active_name", "user_id", "name", unique=True,
-            sqlite_where=text("archived_at IS NULL"), postgresql_where=text("archived_at IS NULL"),
-        ),  # fmt: skip
+            "uq_bots_user_active_name",
+            "user_id",
+            "name",
+            unique=True,
+            sqlite_where=text("archived_at IS NULL"),
+            postgresql_where=text("archived_at IS NULL"),
+        ),
         Index("ix_bots_status_shard", "status", "id"),
     )
 
@@ -58,6 +63,16 @@ class Bot(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
+    @hybrid_property
+    def is_active(self) -> bool:
+        """Not deleted: listed, counted by the plan, found by name. In SQL as in Python."""
+        return self.archived_at is None
+
+    @is_active.inplace.expression
+    @classmethod
+    def _is_active_expression(cls) -> ColumnElement[bool]:
+        return cls.archived_at.is_(None)
+
 
 class BotSignal(Base):
     """A TradingView-style alert received for a signal-strategy bot, consumed by the next tick."""
@@ -85,8 +100,6 @@ class BotResult(Base):
 
     __tablename__ = "bot_results"
 
-    bot_id: Mapped[int] = mapped_column(
-        ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True
-    )
+    bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"), primary_key=True)
     realized_pnl: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

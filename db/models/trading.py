@@ -29,6 +29,8 @@ class Order(Base):
     side: Mapped[OrderSide] = mapped_column(String(4))
     type: Mapped[OrderType] = mapped_column(String(8))
     amount: Mapped[Decimal] = mapped_column(Money())
+    # A limit order's price; for a market order, the price its decision saw (the
+    # exchange's minimum order value and the account's balance are checked at it).
     price: Mapped[Decimal | None] = mapped_column(Money(), default=None)
     status: Mapped[OrderStatus] = mapped_column(String(16), default=OrderStatus.PENDING)
     filled: Mapped[Decimal] = mapped_column(Money(), default=Decimal(0))
@@ -42,6 +44,8 @@ class Order(Base):
     submit_attempts: Mapped[int] = mapped_column(default=0)
     # Until then one process is talking to the exchange about this order; others leave it.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When the last request for it left: not found sooner after it proves nothing yet.
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # A resting limit order still open then is cancelled on the exchange.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # Open time (ms) of the candle the decision was taken on.

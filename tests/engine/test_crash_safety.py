@@ -230,9 +230,12 @@ async def test_sigkilled_worker_never_doubles_an_order_and_loses_none(
         print(f"\ncrash test: {len(accepted)} live orders at the exchange {dict(outcomes)}")
         print(f"crash test: {paper_orders} paper orders over {KILLS} kills")
         # At most one decision per bot and round (a buy when flat, a close when holding),
-        # and enough of them got through the kills to prove something.
+        # and enough of them got through the kills to prove something. A live bot whose
+        # order was being sent when the worker died decides nothing more until that order
+        # is settled (its claim runs out, then a reconciliation looks it up), so fewer
+        # live rounds get through than paper ones.
         assert paper_orders is not None
         assert PAPER_BOTS * KILLS // 2 <= paper_orders <= PAPER_BOTS * KILLS
-        assert LIVE_BOTS * KILLS // 4 <= len(recorded) <= LIVE_BOTS * KILLS
+        assert LIVE_BOTS * KILLS // 8 <= len(recorded) <= LIVE_BOTS * KILLS
         assert all(o.status == OrderStatus.FILLED for o in recorded.values()), dict(outcomes)
         await app.close()

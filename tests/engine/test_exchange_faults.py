@@ -7,7 +7,8 @@ import time
 import pytest
 
 from db.models import Order, OrderStatus
-from engine.live_orders import LiveContext, place_live_order, reconcile
+from engine.exchanges.cooldowns import MemoryCooldowns
+from engine.live_orders import RESEND_AFTER, LiveContext, reconcile, settle_order
 from engine.tick import run_tick
 from robotrader.app import App
 from tests.emulators.exchange import ExchangeEmulator
@@ -26,6 +27,14 @@ async def _pending_live_order(app: App, exchange: ExchangeEmulator) -> tuple[int
     )
 
 
+async def resend_window_passes(app: App, order_id: int) -> None:
+    """RESEND_AFTER later: a request lost on the way could no longer land unseen."""
+    async with app.database.transaction() as session:
+        order = await session.get(Order, order_id)
+        assert order is not None and order.last_sent_at is not None
+        order.last_sent_at -= RESEND_AFTER
+
+
 async def _status(app: App, order_id: int) -> OrderStatus:
     async with app.database.sessions() as session:
         order = await session.get(Order, order_id)
@@ -39,8 +48,11 @@ async def test_refused_request_is_sent_again_once(
 ) -> None:
     order_id, key, ctx = await _pending_live_order(live_app, exchange_emulator)
     exchange_emulator.inject("binance", fault, path_contains="/api/v3/order", times=1)  # type: ignore[arg-type]
-    assert await place_live_order(ctx, order_id) == "unknown"
+    assert await settle_order(ctx, order_id) == "unknown"
     assert exchange_emulator.orders("binance", key) == []
+    await reconcile(ctx)  # too soon to prove it absent: a lost request may still land
+    assert exchange_emulator.orders("binance", key) == []
+    await resend_window_passes(live_app, order_id)
     await reconcile(ctx)  # looks the order up first, finds nothing, sends it
     assert len(exchange_emulator.orders("binance", key)) == 1
     assert await _status(live_app, order_id) == OrderStatus.FILLED
@@ -51,7 +63,7 @@ async def test_malformed_answer_to_an_accepted_order_is_reconciled(
 ) -> None:
     order_id, key, ctx = await _pending_live_order(live_app, exchange_emulator)
     exchange_emulator.inject("binance", "malformed_json", path_contains="/api/v3/order", times=1)
-    await place_live_order(ctx, order_id)
+    await settle_order(ctx, order_id)
     await reconcile(ctx)
     assert len(exchange_emulator.orders("binance", key)) == 1
     assert await _status(live_app, order_id) == OrderStatus.FILLED
@@ -62,13 +74,14 @@ async def test_rate_limit_is_waited_out_without_getting_banned(
 ) -> None:
     order_id, key, ctx = await _pending_live_order(live_app, exchange_emulator)
     exchange_emulator.inject("binance", "rate_limit", path_contains="/api/v3/order", times=1)
-    assert await place_live_order(ctx, order_id) == "deferred"
-    assert ctx.cooling_down("binance")
+    assert await settle_order(ctx, order_id) == "deferred"
+    assert await ctx.cooldowns.remaining(["binance"]) > 0
     exchange_emulator.reset_calls()
     await reconcile(ctx)  # within Retry-After: the exchange is not called at all
     assert exchange_emulator.calls == []
     assert await _status(live_app, order_id) == OrderStatus.PENDING
-    ctx.cooldown.clear()  # ...Retry-After seconds later, on both sides
+    assert isinstance(ctx.cooldowns, MemoryCooldowns)
+    ctx.cooldowns.clear()  # ...Retry-After seconds later, on both sides
     exchange_emulator.reset_rate_limits("binance")
 
     await reconcile(ctx)

@@ -27,7 +27,7 @@ from db.models import (
 from engine.exchanges.clients import ClientPool
 from engine.exchanges.errors import ExchangeAuthError, KeyAllowsWithdrawals
 from engine.exchanges.key_check import check_key
-from engine.live_orders import LiveContext, place_live_order, reconcile
+from engine.live_orders import LiveContext, reconcile, settle_order
 from engine.market_data.cache import MemoryCandleCache, RedisCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import run_tick
@@ -124,11 +124,11 @@ async def test_live_bot_places_one_order_per_decision(
     report = await run_tick(live_app.database, feed, now_ms=now)
     assert len(report.live_orders) == 1
     ctx = LiveContext(live_app.database, live_app.pool, live_app.vault)
-    assert await place_live_order(ctx, report.live_orders[0]) == "filled"
+    assert await settle_order(ctx, report.live_orders[0]) == "filled"
     # Ticked again for the same moment, and the placement retried: nothing new.
     again = await run_tick(live_app.database, feed, now_ms=now)
     assert again.live_orders == []
-    assert await place_live_order(ctx, report.live_orders[0]) == "skipped"
+    assert await settle_order(ctx, report.live_orders[0]) == "skipped"
 
     placed = exchange_emulator.orders(venue, secrets.api_key.get_secret_value())
     assert len(placed) == 1
@@ -149,7 +149,7 @@ async def test_order_filled_while_the_request_timed_out_is_booked_once(
     report = await run_tick(live_app.database, feed_of(live_app), now_ms=int(time.time() * 1000))
     exchange_emulator.inject("binance", "timeout", path_contains="/api/v3/order", times=1, delay=5)
     ctx = LiveContext(live_app.database, live_app.pool, live_app.vault)
-    outcome = await place_live_order(ctx, report.live_orders[0])
+    outcome = await settle_order(ctx, report.live_orders[0])
     assert outcome in ("filled", "unknown")
     await reconcile(ctx)  # on restart, or the next reconciliation round
     placed = exchange_emulator.orders("binance", secrets.api_key.get_secret_value())
@@ -165,7 +165,7 @@ async def test_insufficient_funds_rejects_the_order_and_the_bot_carries_on(
     user, bot_id, _ = await _live_bot(live_app, exchange_emulator, balances={"USDT": 5})
     report = await run_tick(live_app.database, feed_of(live_app), now_ms=int(time.time() * 1000))
     ctx = LiveContext(live_app.database, live_app.pool, live_app.vault)
-    assert await place_live_order(ctx, report.live_orders[0]) == "rejected"
+    assert await settle_order(ctx, report.live_orders[0]) == "rejected"
     async with live_app.database.sessions() as session:
         bot = await session.get(Bot, bot_id)
     assert bot is not None and bot.status == BotStatus.RUNNING
@@ -181,7 +181,7 @@ async def test_refused_key_pauses_the_bot(
     )
     report = await run_tick(live_app.database, feed_of(live_app), now_ms=int(time.time() * 1000))
     ctx = LiveContext(live_app.database, live_app.pool, live_app.vault)
-    assert await place_live_order(ctx, report.live_orders[0]) == "rejected"
+    assert await settle_order(ctx, report.live_orders[0]) == "rejected"
     async with live_app.database.sessions() as session:
         bot = await session.get(Bot, bot_id)
     assert (

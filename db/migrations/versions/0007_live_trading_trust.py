@@ -12,6 +12,8 @@
   order in flight leaves is sold once that order settles.
 - ``orders.claimed_until``: one process at a time talks to the exchange about an
   order; a crashed one's claim runs out.
+- ``orders.last_sent_at``: when the order was last sent; a lookup that finds
+  nothing sooner after it does not prove the order absent.
 - ``orders.expires_at``: a resting limit order not filled by then is cancelled on
   the exchange (its filled part booked).
 
@@ -56,6 +58,7 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.add_column(sa.Column('claimed_until', db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('expires_at', db.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('last_sent_at', db.types.UTCDateTime(timezone=True), nullable=True))
 
     # Backfill each bot's realised PnL from its trades, exactly (SQLite keeps Money as text).
     bind = op.get_bind()
@@ -80,6 +83,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_column('last_sent_at')
         batch_op.drop_column('expires_at')
         batch_op.drop_column('claimed_until')
     op.drop_table('bot_results')
