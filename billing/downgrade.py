@@ -19,7 +19,7 @@ async def bots_over_limits(
     bots = (
         await session.scalars(
             select(Bot)
-            .where(Bot.user_id == user_id)
+            .where(Bot.user_id == user_id, Bot.is_active)
             .order_by(Bot.created_at, Bot.id)
             .with_for_update()
         )

@@ -8,6 +8,8 @@ from db.session import Database
 from db.vault import Vault
 from engine.backtest.queue import BacktestQueue, CeleryBacktestQueue, ThreadBacktestQueue
 from engine.exchanges.clients import ClientPool
+from engine.exchanges.cooldowns import Cooldowns, MemoryCooldowns, RedisCooldowns
+from engine.live_orders import LiveContext
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from robotrader.master_key import load_vault
@@ -24,22 +26,32 @@ class App:
     feed: MarketDataFeed
     # Where backtest jobs go: Celery workers with a broker, a thread of this process without.
     backtests: BacktestQueue
+    # Live orders settled from this process (the kill switch): exchange waits shared with
+    # the engine's workers through Redis where there is one.
+    live: LiveContext
     # Webhook updates the web app hands to a chat front end running in this process.
     update_receivers: UpdateReceivers = field(default_factory=UpdateReceivers)
 
     @classmethod
     def from_settings(cls, settings: Settings, database: Database | None = None) -> App:
         pool = ClientPool(settings.exchange_api_urls)
+        database = database or Database(settings.resolved_database_url)
+        vault = load_vault(settings)
+        cooldowns: Cooldowns = (
+            RedisCooldowns(settings.redis_url) if settings.redis_url else MemoryCooldowns()
+        )
         return cls(
             settings=settings,
-            database=database or Database(settings.resolved_database_url),
-            vault=load_vault(settings),
+            database=database,
+            vault=vault,
             pool=pool,
             feed=MarketDataFeed(pool, MemoryCandleCache(), mode=settings.market_data),
             backtests=backtest_queue(settings, database),
+            live=LiveContext(database, pool, vault, cooldowns),
         )
 
     async def close(self) -> None:
+        await self.live.cooldowns.close()
         await self.backtests.close()
         await self.pool.close()
         await self.database.dispose()

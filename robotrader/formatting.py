@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_timedelta
 from babel.numbers import format_decimal
 
 _LOCALES = {"en": "en_US", "pt-BR": "pt_BR"}
@@ -55,6 +55,14 @@ def when(moment: datetime | None, language: str) -> str:
     if moment is None:
         return "—"
     return format_datetime(moment, format="short", locale=_locale(language), tzinfo=None) + " UTC"
+
+
+def age(since: datetime, language: str, now: datetime | None = None) -> str:
+    """How long ago, in words: ``2 minutes``, ``2 minutos``."""
+    elapsed = (now or datetime.now(UTC)) - since
+    return format_timedelta(
+        max(elapsed, timedelta(0)), threshold=1.5, format="long", locale=_locale(language)
+    )
 
 
 def share(value: Decimal | None, language: str) -> str:

@@ -37,6 +37,9 @@ STATUS_OF_ERROR: dict[str, int] = {
     "bot_name_taken": 409,
     "connect_exchange_first": 409,
     "signal_bot_not_running": 409,
+    "stop_bot_first": 409,
+    "close_positions_first": 409,
+    "bot_orders_in_flight": 409,
     "signal_rate_limited": 429,
 }
 HTTP_ERROR_KEYS = {

@@ -15,7 +15,14 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
 from engine.exchanges.catalog import EXCHANGES
 from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.strategies.registry import STRATEGIES
-from robotrader.use_cases.bots import MAX_CAPITAL, MAX_SYMBOLS_PER_BOT, MIN_CAPITAL, BotSummary
+from robotrader.use_cases.bots import (
+    MAX_CAPITAL,
+    MAX_SYMBOLS_PER_BOT,
+    MIN_CAPITAL,
+    BotSummary,
+    KillSwitchResult,
+    OrderInFlight,
+)
 from robotrader.use_cases.portfolio import AccountBalance, PeriodProfit, PositionView, TradeView
 from robotrader.use_cases.signals import SignalReceipt
 
@@ -81,6 +88,21 @@ class BotCreate(BaseModel):
     daily_loss_limit_pct: Percent | None = None
 
 
+class OrderInFlightOut(BaseModel):
+    id: int
+    symbol: str
+    side: str
+    status: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, order: OrderInFlight) -> OrderInFlightOut:
+        return cls(
+            id=order.id, symbol=order.symbol, side=order.side, status=str(order.status),
+            created_at=order.created_at,
+        )  # fmt: skip
+
+
 class BotOut(BaseModel):
     id: int
     name: str
@@ -101,6 +123,8 @@ class BotOut(BaseModel):
     daily_loss_limit_pct: Money | None
     # POST TradingView alerts here (signal strategy only). Keep it secret.
     signal_webhook_url: str | None
+    # Live orders the exchange has not settled: the bot decides nothing on their pairs.
+    waiting_for_exchange: list[OrderInFlightOut] = []
 
     @classmethod
     def of(cls, bot: BotSummary, base_url: str) -> BotOut:
@@ -115,6 +139,30 @@ class BotOut(BaseModel):
             signal_webhook_url=(
                 f"{base_url}/signals/{bot.signal_secret}" if bot.signal_secret else None
             ),
+            waiting_for_exchange=[OrderInFlightOut.of(o) for o in bot.in_flight],
+        )  # fmt: skip
+
+
+class KillSwitchIn(BaseModel):
+    """Stop every bot; with ``close_positions``, sell every open position at market too."""
+
+    model_config = ConfigDict(extra="forbid")
+    close_positions: bool = False
+
+
+class KillSwitchOut(BaseModel):
+    """What was done now, and how many live orders still wait for the exchange."""
+
+    bots_stopped: int
+    orders_canceled: int
+    positions_sold: int
+    waiting: int
+
+    @classmethod
+    def of(cls, result: KillSwitchResult) -> KillSwitchOut:
+        return cls(
+            bots_stopped=result.bots_stopped, orders_canceled=result.orders_canceled,
+            positions_sold=result.positions_sold, waiting=result.waiting,
         )  # fmt: skip
 
 
@@ -151,6 +199,7 @@ class TradeOut(BaseModel):
     pnl_pct: Money
     exit_reason: str
     closed_at: datetime
+    bot_deleted: bool = False
 
     @classmethod
     def of(cls, view: TradeView) -> TradeOut:
@@ -158,6 +207,7 @@ class TradeOut(BaseModel):
             bot=view.bot, mode=view.mode, symbol=view.symbol, amount=view.amount,
             entry_price=view.entry_price, exit_price=view.exit_price, pnl=view.pnl,
             pnl_pct=view.pnl_pct, exit_reason=view.exit_reason, closed_at=view.closed_at,
+            bot_deleted=view.bot_deleted,
         )  # fmt: skip
 
 

@@ -66,14 +66,14 @@ def render_notification(kind: str, payload: dict[str, Any], language: str) -> Re
             ]
         )
     if kind == "order_rejected":
-        return Reply.text(
-            t(
-                "notify.rejected",
-                bot=bot,
-                symbol=payload.get("symbol", ""),
-                reason=t(f"rejection.{payload.get('reason', 'invalid_order')}"),
-            )
-        )
+        reason = t(f"rejection.{payload.get('reason', 'invalid_order')}")
+        symbol = payload.get("symbol", "")
+        if payload.get("limits"):
+            return Reply.text(
+                t("notify.rejected_limits", bot=bot, symbol=symbol, reason=reason,
+                  limits=payload["limits"])
+            )  # fmt: skip
+        return Reply.text(t("notify.rejected", bot=bot, symbol=symbol, reason=reason))
     if kind == "bot_paused":
         return Reply.text(
             t("notify.paused", bot=bot, reason=t(f"pause.{payload.get('reason', 'unknown')}"))
@@ -82,7 +82,12 @@ def render_notification(kind: str, payload: dict[str, Any], language: str) -> Re
         return Reply.text(t("notify.data_fallback", bot=bot))
     if kind == "kill_switch":
         return Reply.text(
-            t("notify.kill_switch", bots=payload.get("bots", 0), closing=payload.get("closing", 0))
+            t(
+                "notify.kill_switch",
+                bots=payload.get("bots", 0),
+                sold=payload.get("sold", 0),
+                waiting=payload.get("waiting", 0),
+            )
         )
     if kind == "daily_summary":
         return Reply.text(

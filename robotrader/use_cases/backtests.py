@@ -238,7 +238,7 @@ def backtest_spec(
 
 async def _bot(app: App, user_id: int, ref: str | int) -> Bot | None:
     async with app.database.sessions() as session:
-        query = select(Bot).where(Bot.user_id == user_id)
+        query = select(Bot).where(Bot.user_id == user_id, Bot.is_active)
         text = str(ref).strip()
         if isinstance(ref, int):
             query = query.where(Bot.id == ref)
@@ -445,7 +445,9 @@ async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
         user = await session.get(User, user_id)
         assert user is not None
         bots = (
-            await session.scalars(select(Bot).where(Bot.user_id == user_id).order_by(Bot.id))
+            await session.scalars(
+                select(Bot).where(Bot.user_id == user_id, Bot.is_active).order_by(Bot.id)
+            )
         ).all()
     limits = limits_of(user.plan)
     return BacktestChoices(

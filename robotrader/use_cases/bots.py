@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
@@ -30,15 +31,18 @@ from db.models import (
 from db.outbox import add_notification
 from db.types import utcnow
 from engine.exchanges.catalog import EXCHANGES, exchange_spec
-from engine.live_orders import LiveContext, place_live_order
+from engine.exchanges.listings import listed_offline
+from engine.live_orders import UNSETTLED, reconcile, unsettled_orders
 from engine.market_data.feed import MarketKey
 from engine.market_data.timeframes import TIMEFRAME_MS
-from engine.panic import close_positions_now, open_markets
+from engine.panic import close_paper_positions, open_markets
 from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.use_cases.billing import bot_fits_plan
 from robotrader.use_cases.usage import plan_usage, user_symbols
+
+log = logging.getLogger(__name__)
 
 SYMBOL = re.compile(r"^[A-Z0-9]{1,15}/[A-Z0-9]{2,10}$")
 NAME = re.compile(r"^[\w\-. ]{1,32}$", re.UNICODE)
@@ -65,6 +69,17 @@ class BotSpec:
 
 
 @dataclass(frozen=True)
+class OrderInFlight:
+    """A live order the exchange has not settled yet: the bot waits for it on that symbol."""
+
+    id: int
+    symbol: str
+    side: str
+    status: OrderStatus
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class BotSummary:
     id: int
     name: str
@@ -84,9 +99,11 @@ class BotSummary:
     take_profit_pct: Decimal | None
     max_position: Decimal | None
     daily_loss_limit_pct: Decimal | None
+    # Orders waiting for the exchange (pending, in flight or partly filled), oldest first.
+    in_flight: tuple[OrderInFlight, ...] = ()
 
     @classmethod
-    def of(cls, bot: Bot) -> BotSummary:
+    def of(cls, bot: Bot, in_flight: tuple[OrderInFlight, ...] = ()) -> BotSummary:
         return cls(
             id=bot.id, name=bot.name, exchange=bot.exchange, symbols=list(bot.symbols),
             timeframe=bot.timeframe, strategy=bot.strategy, parameters=dict(bot.parameters),
@@ -95,7 +112,26 @@ class BotSummary:
             created_at=bot.created_at, signal_secret=bot.signal_secret,
             stop_loss_pct=bot.stop_loss_pct, take_profit_pct=bot.take_profit_pct,
             max_position=bot.max_position, daily_loss_limit_pct=bot.daily_loss_limit_pct,
+            in_flight=in_flight,
         )  # fmt: skip
+
+
+async def _in_flight(
+    session: AsyncSession, bot_ids: list[int]
+) -> dict[int, tuple[OrderInFlight, ...]]:
+    if not bot_ids:
+        return {}
+    rows = await session.execute(
+        select(Order.bot_id, Order.id, Order.symbol, Order.side, Order.status, Order.created_at)
+        .where(Order.bot_id.in_(bot_ids), Order.status.in_(UNSETTLED))
+        .order_by(Order.id)
+    )
+    found: dict[int, list[OrderInFlight]] = {}
+    for r in rows:
+        found.setdefault(r.bot_id, []).append(
+            OrderInFlight(r.id, r.symbol, str(r.side), OrderStatus(r.status), r.created_at)
+        )
+    return {bot_id: tuple(orders) for bot_id, orders in found.items()}
 
 
 def normalize_symbol(raw: str) -> str:
@@ -146,19 +182,20 @@ def parse_capital(value: Decimal | str | int) -> Decimal:
 
 
 async def known_symbol(app: App, exchange: str, symbol: str) -> bool:
-    """False only if the exchange answers and does not list the symbol (offline: trust format)."""
-    if app.settings.market_data == "replay":
-        return True
-    try:
-        markets = await app.pool.markets(exchange)
-    except Exception:  # offline: the replay feed serves any well-formed symbol
-        return True
-    return symbol in markets
+    """Whether the exchange lists ``symbol``; offline, the shipped catalogue decides."""
+    if app.settings.market_data != "replay":
+        try:
+            markets = await app.pool.markets(exchange)
+        except Exception:  # offline: the shipped catalogue below
+            log.info("bots.markets_unavailable exchange=%s", exchange)
+        else:
+            return symbol in markets
+    return listed_offline(exchange, symbol)
 
 
 async def _owned_bot(session: AsyncSession, user_id: int, bot_ref: str | int) -> Bot:
     """The user's bot by id or name; NotFound otherwise (never reveals other users' bots)."""
-    query = select(Bot).where(Bot.user_id == user_id)
+    query = select(Bot).where(Bot.user_id == user_id, Bot.is_active)
     text = str(bot_ref).strip()
     if text.isdigit():
         query = query.where((Bot.id == int(text)) | (Bot.name == text))
@@ -228,7 +265,11 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
         if not name:
             name = f"{strategy.info.name}-{usage.bots + 1}"
         taken = await session.scalar(
-            select(Bot.id).where(Bot.user_id == user_id, func.lower(Bot.name) == name.lower())
+            select(Bot.id).where(
+                Bot.user_id == user_id,
+                Bot.is_active,
+                func.lower(Bot.name) == name.lower(),
+            )
         )
         if taken is not None:
             raise UserError("bot_name_taken", name=name)
@@ -250,14 +291,22 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
 
 
 async def list_bots(app: App, user_id: int) -> list[BotSummary]:
+    """The user's bots (not the deleted ones), each with its orders waiting for the exchange."""
     async with app.database.sessions() as session:
-        bots = await session.scalars(select(Bot).where(Bot.user_id == user_id).order_by(Bot.id))
-        return [BotSummary.of(b) for b in bots]
+        bots = (
+            await session.scalars(
+                select(Bot).where(Bot.user_id == user_id, Bot.is_active).order_by(Bot.id)
+            )
+        ).all()
+        waiting = await _in_flight(session, [b.id for b in bots])
+        return [BotSummary.of(b, waiting.get(b.id, ())) for b in bots]
 
 
 async def show_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
     async with app.database.transaction() as session:
-        return BotSummary.of(await _owned_bot(session, user_id, bot_ref))
+        bot = await _owned_bot(session, user_id, bot_ref)
+        waiting = await _in_flight(session, [bot.id])
+        return BotSummary.of(bot, waiting.get(bot.id, ()))
 
 
 async def start_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
@@ -282,24 +331,35 @@ async def start_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
 
 
 async def stop_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
+    """Stop deciding; orders already sent are settled by the engine (a resting one cancelled)."""
     async with app.database.transaction() as session:
         bot = await _owned_bot(session, user_id, bot_ref)
         bot.status = BotStatus.STOPPED
         bot.pause_reason = None
-        return BotSummary.of(bot)
+        waiting = await _in_flight(session, [bot.id])
+        return BotSummary.of(bot, waiting.get(bot.id, ()))
 
 
 async def delete_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
-    """Delete a stopped bot without open live positions (paper positions go with it)."""
+    """Delete a bot: it is archived, its orders, fills and trades kept (they still count).
+
+    Refused while it runs, while a live order of it waits for the exchange (a fill
+    arriving later must find its bot), and while it holds positions.
+    """
     async with app.database.transaction() as session:
         bot = await _owned_bot(session, user_id, bot_ref)
         if bot.status == BotStatus.RUNNING:
             raise UserError("stop_bot_first", bot=bot.name)
-        if bot.mode == BotMode.LIVE and await _has_positions(session, bot.id):
+        waiting = await _in_flight(session, [bot.id])
+        if waiting:
+            raise UserError("bot_orders_in_flight", bot=bot.name, orders=len(waiting[bot.id]))
+        if await _has_positions(session, bot.id):
             raise UserError("close_positions_first", bot=bot.name)
-        summary = BotSummary.of(bot)
-        await session.delete(bot)
-        return summary
+        bot.archived_at = utcnow()
+        bot.signal_secret = None  # its webhook URL stops working with it
+        session.add(AuditEntry(user_id=user_id, platform="api", action="bot.delete",
+                               detail={"bot_id": bot.id}))  # fmt: skip
+        return BotSummary.of(bot)
 
 
 async def _has_positions(session: AsyncSession, bot_id: int) -> bool:
@@ -349,16 +409,24 @@ async def set_mode(
 
 @dataclass(frozen=True)
 class KillSwitchResult:
+    """What the kill switch did now, and what still waits for the exchange."""
+
     bots_stopped: int
-    orders_canceled: int
-    positions_closing: int
+    orders_canceled: int  # never sent (cancelled here) or cancelled on the exchange, confirmed
+    positions_sold: int  # sold now, paper and live
+    waiting: int  # live orders the exchange has not settled yet (sold once they are)
 
 
 async def kill_switch(app: App, user_id: int, *, close_positions: bool) -> KillSwitchResult:
     """Stop every bot of the user now; optionally sell every open position at market.
 
-    Paper positions are closed at once at the current price; live ones are sent
-    to the exchange right away as ``panic`` orders with their own idempotent ids.
+    Idempotent, however often and from wherever it is pressed: the user's row is
+    locked first, panic sells take their ids from the positions they sell, and
+    one process at a time talks to the exchange about an order. An order never
+    sent is cancelled here; one already sent is never marked cancelled on our own
+    word: a resting one is cancelled on the exchange and the cancellation
+    confirmed, one in flight is awaited and its fill booked, then what remains
+    is sold. What the exchange has not answered yet, the engine finishes.
     """
     prices: dict[tuple[str, str], Decimal] = {}
     if close_positions:
@@ -371,35 +439,80 @@ async def kill_switch(app: App, user_id: int, *, close_positions: bool) -> KillS
                 (k.exchange, k.symbol): Decimal(repr(snap.last_close))
                 for k, snap in fetched.snapshots.items()
             }
+    now = utcnow()
     async with app.database.transaction() as session:
+        await session.get(User, user_id, with_for_update=True)  # one press at a time
         stopped = await session.execute(
             update(Bot)
-            .where(Bot.user_id == user_id, Bot.status != BotStatus.STOPPED)
+            .where(
+                Bot.user_id == user_id,
+                Bot.status != BotStatus.STOPPED,
+                Bot.is_active,
+            )
             .values(status=BotStatus.STOPPED, pause_reason=None)
         )
-        canceled = await session.execute(
+        never_sent = await session.execute(
             update(Order)
-            .where(Order.user_id == user_id, Order.status == OrderStatus.PENDING)
-            .values(status=OrderStatus.CANCELED, error="kill switch")
+            .where(
+                Order.user_id == user_id,
+                Order.status == OrderStatus.PENDING,
+                Order.submit_attempts == 0,
+                Order.reason != "panic",  # another press's sell, about to be sent
+                (Order.claimed_until.is_(None)) | (Order.claimed_until < now),
+            )
+            .values(status=OrderStatus.CANCELED, error="kill switch: never sent")
         )
-        closing = await close_positions_now(session, user_id, prices) if close_positions else []
-        result = KillSwitchResult(
-            bots_stopped=_rowcount(stopped),
-            orders_canceled=_rowcount(canceled),
-            positions_closing=len(closing),
-        )
+        paper_sold = 0
+        if close_positions:
+            paper_sold = await close_paper_positions(session, user_id, prices)
+            await session.execute(
+                update(Bot)
+                .where(
+                    Bot.user_id == user_id,
+                    Bot.mode == BotMode.LIVE,
+                    Bot.liquidating_since.is_(None),
+                )
+                .values(liquidating_since=now)
+            )
+    # Stopped (and liquidating) bots' orders: open ones are cancelled on the exchange,
+    # those in flight settled; then the live positions are sold.
+    before = await _panic_fills(app, user_id)
+    outcomes = await reconcile(app.live, user_id)
+    result = KillSwitchResult(
+        bots_stopped=_rowcount(stopped),
+        orders_canceled=_rowcount(never_sent) + outcomes.get("canceled", 0),
+        positions_sold=paper_sold + await _panic_fills(app, user_id) - before,
+        waiting=len(await unsettled_orders(app.database, user_id)),
+    )
+    async with app.database.transaction() as session:
         await add_notification(
             session,
             user_id=user_id,
             kind="kill_switch",
-            dedupe_key=f"panic:{user_id}:{utcnow().isoformat()}",
-            payload={"bots": result.bots_stopped, "closing": result.positions_closing},
+            dedupe_key=f"panic:{user_id}:{now.isoformat()}",
+            payload={
+                "bots": result.bots_stopped,
+                "sold": result.positions_sold,
+                "waiting": result.waiting,
+            },
         )
-    live = LiveContext(app.database, app.pool, app.vault)
-    for order_id, is_live in closing:
-        if is_live:
-            await place_live_order(live, order_id)
     return result
+
+
+async def _panic_fills(app: App, user_id: int) -> int:
+    """Live panic sells that have filled (compared before and after a press)."""
+    async with app.database.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(Order)
+            .where(
+                Order.user_id == user_id,
+                Order.reason == "panic",
+                Order.mode == BotMode.LIVE,
+                Order.status == OrderStatus.FILLED,
+            )
+        )
+        return int(count or 0)
 
 
 def _rowcount(result: Any) -> int:

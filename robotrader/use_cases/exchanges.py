@@ -145,7 +145,8 @@ async def disconnect_exchange(
         await session.execute(
             update(Bot)
             .where(
-                Bot.user_id == user_id, Bot.exchange == spec.id, Bot.mode == BotMode.LIVE,
+                Bot.user_id == user_id, Bot.is_active, Bot.exchange == spec.id,
+                Bot.mode == BotMode.LIVE,
                 Bot.status == BotStatus.RUNNING,
             )
             .values(status=BotStatus.PAUSED, pause_reason="exchange_disconnected")

@@ -47,6 +47,7 @@ class TradeView:
     pnl_pct: Decimal
     exit_reason: str
     closed_at: datetime
+    bot_deleted: bool = False  # its bot was deleted (archived): the trade still counts
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ async def trades(app: App, user_id: int, *, limit: int = 10) -> list[TradeView]:
     async with app.database.sessions() as session:
         rows = (
             await session.execute(
-                select(Trade, Bot.name)
+                select(Trade, Bot.name, Bot.archived_at)
                 .join(Bot, Bot.id == Trade.bot_id)
                 .where(Trade.user_id == user_id)
                 .order_by(Trade.closed_at.desc(), Trade.id.desc())
@@ -106,8 +107,8 @@ async def trades(app: App, user_id: int, *, limit: int = 10) -> list[TradeView]:
         ).all()
     return [
         TradeView(name, str(t.mode), t.symbol, t.amount, t.entry_price, t.exit_price, t.pnl,
-                  t.pnl_pct, t.exit_reason, t.closed_at)
-        for t, name in rows
+                  t.pnl_pct, t.exit_reason, t.closed_at, archived is not None)
+        for t, name, archived in rows
     ]  # fmt: skip
 
 

@@ -240,3 +240,34 @@ async def test_last_used_is_not_rewritten_on_every_request(web: Web) -> None:
     async with web.app.database.sessions() as session:
         used = await session.scalar(select(ApiToken.last_used_at).where(ApiToken.user_id == user))
     assert used == past
+
+
+async def test_the_kill_switch_stops_everything_and_is_safe_to_press_again(web: Web) -> None:
+    user, auth = await web.premium()
+    bot_id = await web.bot(user, running=True)
+    first = await web.client.post("/api/v1/kill-switch", headers=auth, json={})
+    assert first.status_code == 200, first.text
+    assert first.json() == {
+        "bots_stopped": 1, "orders_canceled": 0, "positions_sold": 0, "waiting": 0,
+    }  # fmt: skip
+    assert await web.bot_status(bot_id) == "stopped"
+    again = await web.client.post(
+        "/api/v1/kill-switch", headers=auth, json={"close_positions": True}
+    )
+    assert again.status_code == 200 and again.json()["bots_stopped"] == 0
+    bad = await web.client.post("/api/v1/kill-switch", headers=auth, json={"close": "yes"})
+    assert bad.status_code == 422
+
+
+async def test_a_deleted_bot_leaves_the_list_and_its_name_is_free_again(web: Web) -> None:
+    user, auth = await web.premium()
+    bot_id = await web.bot(user, running=True, name="gone")
+    refused = await web.client.delete(f"/api/v1/bots/{bot_id}", headers=auth)
+    assert (refused.status_code, refused.json()["error"]) == (409, "stop_bot_first")
+    await web.client.post(f"/api/v1/bots/{bot_id}/stop", headers=auth)
+    deleted = await web.client.delete(f"/api/v1/bots/{bot_id}", headers=auth)
+    assert deleted.status_code == 200 and deleted.json()["name"] == "gone"
+    assert (await web.client.get("/api/v1/bots", headers=auth)).json() == []
+    missing = await web.client.get(f"/api/v1/bots/{bot_id}", headers=auth)
+    assert missing.status_code == 404
+    assert await web.bot(user, name="gone") != bot_id

@@ -216,3 +216,21 @@ async def test_cookies_are_secure_behind_https(web: Web) -> None:
         answer = await client.get(link)
     assert answer.status_code == 303 and "secure" in answer.headers["set-cookie"].lower()
     await app.pool.close()
+
+
+async def test_the_kill_switch_stops_every_bot_and_says_what_it_did(web: Web) -> None:
+    user = await web.user()
+    bots = [await web.bot(user, running=True, name=f"k{i}") for i in range(2)]
+    csrf = await _login(web, user)
+    page = await web.client.get("/dashboard")
+    assert 'id="sell-all"' in page.text and 'hx-post="/dashboard/kill-switch"' in page.text
+    refused = await web.client.post("/dashboard/kill-switch", data={"close": "1"})
+    assert refused.status_code == 403
+    answer = await web.client.post(
+        "/dashboard/kill-switch", data={"close": "1"}, headers={"X-CSRF-Token": csrf}
+    )
+    assert answer.status_code == 200
+    assert "2 bot(s) stopped" in answer.text and 'id="flash"' in answer.text
+    for bot_id in bots:
+        assert f'id="bot-{bot_id}" data-status="stopped" hx-swap-oob="true"' in answer.text
+        assert await web.bot_status(bot_id) == "stopped"

@@ -22,6 +22,8 @@ from web.schemas import (
     BalanceOut,
     BotCreate,
     BotOut,
+    KillSwitchIn,
+    KillSwitchOut,
     PositionOut,
     ProfitOut,
     TradeOut,
@@ -82,6 +84,29 @@ async def start_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
 async def stop_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
     summary = await bot_cases.stop_bot(app, user.user_id, bot_id)
     return BotOut.of(summary, public_base_url(app.settings))
+
+
+@router.delete(
+    "/bots/{bot_id}",
+    summary="Delete a bot (archived: its orders and trades are kept)",
+    responses=error_responses(404, 409),
+)
+async def delete_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
+    summary = await bot_cases.delete_bot(app, user.user_id, bot_id)
+    return BotOut.of(summary, public_base_url(app.settings))
+
+
+@router.post(
+    "/kill-switch",
+    summary="Stop every bot now; optionally sell every open position at market",
+    description="Idempotent: pressed again, nothing is sold twice. `waiting` counts live "
+    "orders the exchange has not settled yet; the engine finishes them.",
+)
+async def kill_switch(body: KillSwitchIn, app: AppDep, user: ApiUserDep) -> KillSwitchOut:
+    result = await bot_cases.kill_switch(
+        app, user.user_id, close_positions=body.close_positions
+    )
+    return KillSwitchOut.of(result)
 
 
 @router.get("/positions", summary="Open positions, marked to the last price")

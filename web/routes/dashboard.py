@@ -11,7 +11,7 @@ import hmac
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from robotrader import formatting
@@ -162,6 +162,27 @@ async def start(bot_id: BotId, app: AppDep, user: CheckedUserDep) -> HTMLRespons
 @router.post("/bots/{bot_id}/stop", response_class=HTMLResponse)
 async def stop(bot_id: BotId, app: AppDep, user: CheckedUserDep) -> HTMLResponse:
     return await _act(app, user, bot_id, start=False)
+
+
+@router.post("/kill-switch", response_class=HTMLResponse)
+async def kill_switch(
+    app: AppDep, user: CheckedUserDep, close: Annotated[str, Form(max_length=1)] = "0"
+) -> HTMLResponse:
+    """The chat's /panic: every bot stopped (and with ``close=1`` every position sold)."""
+    result = await bot_cases.kill_switch(app, user.user_id, close_positions=close == "1")
+    language = user.language
+    message = translate(
+        language, "panic.done", bots=result.bots_stopped, orders=result.orders_canceled,
+        sold=result.positions_sold,
+    )  # fmt: skip
+    if result.waiting:
+        message += " " + translate(language, "panic.waiting", waiting=result.waiting)
+    html = "".join(
+        render("_bot_row.html", language, bot=bot, oob=True)
+        for bot in await bot_cases.list_bots(app, user.user_id)
+    )
+    html += render("_flash.html", language, message=message)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/logout")

@@ -16,7 +16,7 @@ from engine.exchanges.catalog import EXCHANGES
 from engine.market_data.feed import MarketKey
 from engine.strategies.registry import STRATEGIES, get_strategy
 from robotrader.errors import UserError
-from robotrader.formatting import money, percent
+from robotrader.formatting import age, money, percent
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,
@@ -395,6 +395,8 @@ def _details(inv: Invocation, bot: BotSummary) -> Reply:
         ],
         [inv.t("field.source"), inv.t(f"source.{bot.market_data_source or 'none'}")],
     ]
+    if bot.in_flight:
+        rows.append([inv.t("field.waiting"), "; ".join(_waiting(inv, bot))])
     buttons = [_bot_buttons(inv, bot)[:1]]
     if bot.mode == BotMode.PAPER:
         buttons[0].append(Button(inv.t("button.go_live"), action=actions.encode("lv", bot.id)))
@@ -402,6 +404,20 @@ def _details(inv: Invocation, bot: BotSummary) -> Reply:
         buttons[0].append(Button(inv.t("button.go_paper"), action=actions.encode("lvn", bot.id)))
     buttons[0].append(Button(inv.t("button.delete"), action=actions.encode("bx", bot.id)))
     return Reply(blocks=[Title(bot.name), Table(rows)], buttons=buttons)
+
+
+def _waiting(inv: Invocation, bot: BotSummary) -> list[str]:
+    """Each order waiting for the exchange: what it is and for how long."""
+    return [
+        inv.t(
+            "bots.waiting_order",
+            side=inv.t(f"side.{order.side}"),
+            symbol=order.symbol,
+            order=order.id,
+            age=age(order.created_at, inv.t.language),
+        )
+        for order in bot.in_flight
+    ]
 
 
 def _bot_ref(inv: Invocation, usage: str) -> str:
@@ -543,4 +559,8 @@ async def status(inv: Invocation) -> Reply:
         inv.t("field.positions"),
         inv.t("field.unrealized"),
     ]
-    return Reply(blocks=[Title(inv.t("status.title")), Table(rows, header=header)])
+    blocks: list[Block] = [Title(inv.t("status.title")), Table(rows, header=header)]
+    waiting = [f"⏳ {bot.name}: {line}" for bot in bots for line in _waiting(inv, bot)]
+    if waiting:
+        blocks.append(Paragraph(inv.t("status.waiting") + "\n" + "\n".join(waiting)))
+    return Reply(blocks=blocks)

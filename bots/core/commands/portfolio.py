@@ -52,7 +52,7 @@ async def trades_command(inv: Invocation) -> Reply:
     rows = [
         [
             when(t.closed_at, lang),
-            t.bot,
+            inv.t("bots.deleted_marker", name=t.bot) if t.bot_deleted else t.bot,
             t.symbol,
             price(t.entry_price, lang),
             price(t.exit_price, lang),
@@ -128,12 +128,14 @@ async def panic(inv: Invocation) -> Reply:
 async def panic_confirmed(inv: Invocation) -> Reply:
     close = bool(inv.args) and inv.args[0] == "close"
     result = await kill_switch(inv.app, inv.user_id, close_positions=close)
-    return Reply.text(
+    lines = [
         inv.t(
             "panic.done",
             bots=result.bots_stopped,
             orders=result.orders_canceled,
-            positions=result.positions_closing,
-        ),
-        edit=True,
-    )
+            sold=result.positions_sold,
+        )
+    ]
+    if result.waiting:
+        lines.append(inv.t("panic.waiting", waiting=result.waiting))
+    return Reply.text("\n".join(lines), edit=True)
