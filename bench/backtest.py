@@ -27,12 +27,17 @@ identically:
   ``fees``);
 - slippage: none. backtesting.py's ``spread`` is paid on entry only, so it
   cannot express the paper exchange's two-sided slippage; all three use 0;
-- size: the live tick's sizing, capital (10,000) / decision close, rounded down
-  to 1e-8: backtesting.py trades whole satoshis (``FractionalBacktest``,
-  ``fractional_unit=1e-8``), vectorbt takes ``size_type="amount"``; their cash is
-  set high enough never to limit a trade (ours does not limit by cash either);
+- size: ours is the live tick's (``engine.sizing.buy_quote``): the budget,
+  capital (10,000) plus the PnL realised so far, over 1 + the fee, / decision
+  close, rounded down to 1e-8; it compounds, so this losing strategy buys less
+  and less. The other two are handed our amount for each entry: backtesting.py
+  trades whole satoshis (``FractionalBacktest``, ``fractional_unit=1e-8``),
+  vectorbt takes ``size_type="amount"``; their cash is set high enough never to
+  limit a trade;
 - no stop loss, take profit or other risk rule; a trade still open at the end
-  is left out of the comparison.
+  is left out of the comparison. Once our budget is under the paper exchange's
+  1 USDT minimum order, our orders are rejected, a rule the other two do not
+  have: trades are compared up to our first rejected order.
 
 Timing is wall time (``time.perf_counter``) of one whole backtest producing the
 summary and the trade records (ours: ``run_backtest``, signals included;
@@ -57,7 +62,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -139,16 +144,28 @@ def make_candles(minutes: int, seed: int) -> Candles:
     return random_walk_candles(seed, 60_000.0, minutes, start_ms=START_MS, minute_volatility=0.0008)
 
 
-def tick_units(close: np.ndarray) -> np.ndarray:
-    """The tick's amount for a full-capital buy at each close, in 1e-8 steps, rounded down."""
-    from engine.backtest.runner import _exact_buy_steps, _steps
+def our_units(candles: Candles, result: Any) -> np.ndarray:
+    """Our amount of each buy in 1e-8 steps, at the candle that decided it; 0 elsewhere."""
+    units = np.zeros(len(candles), dtype=np.int64)
+    for fill in result.fills:
+        if fill.side == "buy":
+            units[fill.index - 1] = int(fill.amount * UNITS)
+    return units
 
-    raw = CAPITAL / close * UNITS
-    return np.asarray(
-        [_steps(x) or _exact_buy_steps(Decimal(CAPITAL), float(c)) for x, c in zip(
-            raw.tolist(), close.tolist(), strict=True)],
-        dtype=np.int64,
-    )  # fmt: skip
+
+def first_rejection_ms(candles: Candles, fast: int, slow: int, result: Any) -> int:
+    """Open time of the candle deciding our first order the paper exchange rejected, or
+    the end: the first signal that acts on our position without a fill of ours after it.
+    """
+    signal = SmaCrossover().compute(candles, {"fast": fast, "slow": slow})
+    filled = {fill.index - 1 for fill in result.fills}
+    holding = False
+    for i in np.flatnonzero(signal[:-1]).tolist():
+        if (signal[i] > 0) != holding:  # a buy when flat, a sale when holding
+            if i not in filled:
+                return int(candles.time[i])
+            holding = not holding
+    return int(candles.time[-1]) + 1
 
 
 # --- ours ---------------------------------------------------------------------------------
@@ -192,7 +209,8 @@ def backtesting_py(candles: Candles, fast: int, slow: int, units: np.ndarray) ->
             i = len(self.data) - 1
             signal = self.signal[i]
             if signal > 0 and not self.position:
-                self.buy(size=int(units[i]))
+                if units[i] > 0:  # where our order was rejected, no entry
+                    self.buy(size=int(units[i]))
             elif signal < 0 and self.position:
                 self.position.close()
 
@@ -219,6 +237,7 @@ def backtesting_trades(stats: Any) -> Trades:
 
 # --- vectorbt -------------------------------------------------------------------------------
 def vectorbt_run(candles: Candles, pairs: list[tuple[int, int]], units: np.ndarray) -> Any:
+    """``units``: per candle, one column per pair (our amount of each entry, 0 elsewhere)."""
     import pandas as pd
     import vectorbt as vbt
 
@@ -235,8 +254,8 @@ def vectorbt_run(candles: Candles, pairs: list[tuple[int, int]], units: np.ndarr
         signal = compute(candles, {"fast": fast, "slow": slow})
         entries[1:, column] = signal[:-1] > 0  # decided on i's close, filled at i+1's open
         exits[1:, column] = signal[:-1] < 0
-    size = np.full((n, 1), np.nan)  # a column: broadcast over the pairs, not over time
-    size[1:, 0] = units[:-1] / UNITS
+    size = np.full((n, len(pairs)), np.nan)
+    size[1:] = units[:-1] / UNITS
     portfolio = vbt.Portfolio.from_signals(
         close, entries=entries, exits=exits, price=price, size=size, size_type="amount",
         fees=FEE, slippage=0.0, init_cash=1e12, freq="1min",
@@ -257,7 +276,13 @@ def vectorbt_trades(candles: Candles, records: Any, column: int) -> Trades:
 
 
 # --- comparison -----------------------------------------------------------------------------
-def agreement(name: str, reference: Trades, other: Trades) -> bool:
+def before(trades: Trades, end_ms: int) -> Trades:
+    keep = trades.exit_ms < end_ms
+    return Trades(*(getattr(trades, f.name)[keep] for f in fields(Trades)))
+
+
+def agreement(name: str, reference: Trades, other: Trades, end_ms: int) -> bool:
+    reference, other = before(reference, end_ms), before(other, end_ms)
     if reference.entry_ms.shape != other.entry_ms.shape:
         print(
             f"  {name}: {other.entry_ms.shape[0]} trades vs {reference.entry_ms.shape[0]}: DIFFER"
@@ -299,28 +324,34 @@ def main() -> int:
     args = parser.parse_args()
 
     candles = make_candles(args.minutes, args.seed)
-    units = tick_units(candles.close)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     print(
         f"{len(candles):,} candles of 1m (seed {args.seed}), SMA {args.fast}/{args.slow}, "
-        f"fee {FEE:.1%}, no slippage, next-open fills, size = {CAPITAL:,} / decision close"
+        f"fee {FEE:.1%}, no slippage, next-open fills, size = budget {CAPITAL:,} + realised "
+        "PnL, / (1 + fee) / decision close"
     )
 
     ours_time, result = timed(lambda: ours(candles, args.fast, args.slow), args.repeat)
     started = time.perf_counter()
     reference = ours_trades(candles, result)
     ledger = time.perf_counter() - started
-    print(f"  ours: {result.trade_count} closed trades, total PnL {result.total_pnl}")
+    units = our_units(candles, result)
+    end_ms = first_rejection_ms(candles, args.fast, args.slow, result)
+    print(
+        f"  ours: {result.trade_count} closed trades, total PnL {result.total_pnl}, "
+        f"{result.rejected_orders} orders under the 1 USDT minimum; compared: "
+        f"{before(reference, end_ms).entry_ms.shape[0]} trades before the first of those"
+    )
 
     vbt_time, (_, records) = timed(
-        lambda: vectorbt_run(candles, [(args.fast, args.slow)], units), args.repeat
+        lambda: vectorbt_run(candles, [(args.fast, args.slow)], units[:, None]), args.repeat
     )
-    agree = agreement("vectorbt", reference, vectorbt_trades(candles, records, 0))
+    agree = agreement("vectorbt", reference, vectorbt_trades(candles, records, 0), end_ms)
     if not args.skip_backtesting:
         bt_time, stats = timed(
             lambda: backtesting_py(candles, args.fast, args.slow, units), args.bt_repeat
         )
-        agree = agreement("backtesting.py", reference, backtesting_trades(stats)) and agree
+        agree = agreement("backtesting.py", reference, backtesting_trades(stats), end_ms) and agree
 
     rows = [("ours (run_backtest)", ours_time), ("vectorbt", vbt_time)]
     if not args.skip_backtesting:
@@ -343,10 +374,14 @@ def main() -> int:
     ours_sweep, results = timed(
         lambda: [ours(candles, fast, slow) for fast, slow in SWEEP], sweep_repeat
     )
-    vbt_sweep, (_, sweep_records) = timed(lambda: vectorbt_run(candles, SWEEP, units), sweep_repeat)
+    sweep_units = np.stack([our_units(candles, res) for res in results], axis=1)
+    vbt_sweep, (_, sweep_records) = timed(
+        lambda: vectorbt_run(candles, SWEEP, sweep_units), sweep_repeat
+    )
     sweep_agree = all([
         agreement(f"vectorbt {fast}/{slow}", ours_trades(candles, res),
-                  vectorbt_trades(candles, sweep_records, column))
+                  vectorbt_trades(candles, sweep_records, column),
+                  first_rejection_ms(candles, fast, slow, res))
         for column, ((fast, slow), res) in enumerate(zip(SWEEP, results, strict=True))
     ])  # fmt: skip
     table(

@@ -9,10 +9,13 @@ What runs is the bot's code, not a re-implementation of it:
 - ``engine.risk`` first, as in ``engine.tick.decide_for_bot``: ``exit_reason``
   (stop loss / take profit, on the candle's CLOSE, as the tick checks it),
   ``cap_buy_quote`` (max position) and ``daily_loss_breached``;
-- sizing as the tick sizes orders: a buy is ``capital * intent.fraction`` of the
-  quote currency (capped by ``max_position``) divided by the decision close; a
-  sell is ``position * intent.fraction``; amounts are rounded down to the paper
-  exchange's step, and orders under its minimum value are rejected as it would;
+- sizing by the tick's own rule, ``engine.sizing.buy_quote``: the bot's capital
+  is a budget (capital plus the PnL its closed trades realised, less the cost,
+  fees included, of what it holds), ``cost_rate(fee_rate, slippage)`` of the
+  backtest is what a fill costs on top of its quote amount, and a buy of
+  ``quote`` is ``quote`` divided by the decision close; a sell is ``position *
+  intent.fraction``; amounts are rounded down to the paper exchange's step,
+  and orders under its minimum value are rejected as it would;
 - fills as the paper exchange fills them: price moved by ``slippage`` against
   the taker, ``fee_rate`` of the fill value paid in the quote currency, and the
   position booked like ``engine.bookkeeping`` (cost includes fees, each sell is
@@ -25,47 +28,62 @@ honest on gaps. A decision on the last candle has no next open and is dropped.
 
 Differences from a live bot, on purpose:
 
-- Sizing never compounds and is not limited by the backtest's own cash: a live
-  bot buys ``capital * fraction`` whatever its PnL (its paper account is the
-  user's, shared by their bots), so the backtest does the same and measures
-  PnL against a fixed capital. A strategy that keeps losing can therefore
-  lose more than its capital: equity goes below zero, the drawdown past
-  100 %, and the Sharpe ratio is then None (returns of a negative equity mean
-  nothing).
+- Sizing is the live bot's, so it compounds: a bot that lost half its
+  capital buys half as much, one that doubled it twice as much, and one that
+  has spent its budget buys nothing (under the paper exchange's minimum order,
+  its buys are rejected). A spot long-only bot's equity does not go below
+  zero, and the return not below -100 %. What differs: a buy is sized on the
+  decision close and paid at the next open, so a gap up of g % between the two
+  spends up to g % more than the budget had left (a live paper bot fills at
+  the decision price itself); equity could dip under zero by that much only
+  if the price then fell to about nothing. And the backtest has no account:
+  a live bot's buy is also refused when the user's paper account, which all
+  of their bots share, cannot pay it.
 - The daily loss limit pauses a live bot until its owner resumes it. Here it
   blocks new buys for the rest of that UTC day (sells and risk exits go on),
   which is what a user who resumes the next morning gets. A close belongs to
   the day of its close time, when the tick evaluates it.
 
 Speed: without risk rules, a strategy that ``decides_on_signal_and_holding``
-(crossover, RSI, webhook) needs no Python loop: ``decide`` is asked once per
-signal value, flat and holding, and the fills, amounts and PnL follow with
-numpy, the loop's own float64 expressions over arrays (``_simulate_by_table``;
-it hands over to the loop for anything it cannot express, such as an order the
-paper exchange would reject). Otherwise the Python loop visits only candles
-where something can happen. For a strategy whose ``decide`` does nothing
-without a signal (``SIGNAL_DRIVEN``: crossover, RSI, grid, webhook), those are
-the candles with a non-zero signal, plus, while a position is open, the first
-close at which ``exit_reason`` fires: one numpy comparison of the closes
-between two signals against the stop and target prices (a hair looser than
-the Decimal rule, and every candidate is confirmed by ``exit_reason`` itself).
-Other strategies (DCA reacts to price alone) are asked on every candle. The
-daily loss limit is evaluated lazily with numpy over the closes since the last
-fill, only when a buy is about to happen. The equity curve and the statistics
-are vectorised. A year of 1-minute SMA 9/21 candles (~28,000 signals) runs in
-~6 ms without risk rules (a third of it the strategy's ``compute``) and in
-~60 ms with a stop loss and a take profit, almost all of it the loop.
+(crossover, RSI, webhook) needs no decision loop: ``decide`` is asked once per
+signal value, flat and holding, numpy finds the events that open or close a
+position, and a short Python walk sizes the fills one after the other (sizing
+compounds, so each depends on the trades before it), with the loop's own
+float64 expressions (``_simulate_by_table``; it hands over to the loop for what
+it cannot express, such as partial sales or buys while holding). Otherwise the
+Python loop visits only candles where something can happen. For a strategy
+whose ``decide`` does nothing without a signal (``SIGNAL_DRIVEN``: crossover,
+RSI, grid, webhook), those are the candles with a non-zero signal, plus, while
+a position is open, the first close at which ``exit_reason`` fires: one numpy
+comparison of the closes between two signals against the stop and target
+prices (a hair looser than the Decimal rule, and every candidate is confirmed
+by ``exit_reason`` itself). Other strategies (DCA reacts to price alone) are
+asked on every candle. The daily loss limit is evaluated lazily with numpy over
+the closes since the last fill, only when a buy is about to happen. The equity
+curve and the statistics are vectorised. A year of 1-minute SMA 9/21 candles
+(~28,000 signals; 10,000 USDT at 0.1 % fees, spent after ~4,700 round trips)
+runs in ~12 ms without risk rules (a quarter of it the strategy's ``compute``,
+a quarter the walk over the fills, ~0.6 µs per round trip) and in ~50 ms with
+a stop loss and a take profit, almost all of it the loop. A bot that never
+runs short over such a year (~14,000 round trips) also needs the Decimal
+budget for a buy or two in a thousand (see Rounding): ~50 ms.
 
 Rounding, in one place each:
 
-- Inside the loop money is float64 (prices, cost, PnL); amounts are integer
-  counts of the paper exchange's step (1e-8), rounded down as the exchange
-  does. The float64 quotient is floored directly unless it lies within 1e-12
-  (relative) of a whole step, where binary rounding could put it on the wrong
-  side: there the tick's own Decimal arithmetic decides (an exact amount such
-  as 10.00000000 BTC is not lost to ``9.99999999``). The average entry handed
-  to ``decide`` and ``exit_reason`` is ``cost / amount`` in float64, as the
-  tick hands them the float of its stored Decimal.
+- Inside the loop money is float64 (prices, cost, the budget, PnL); amounts
+  are integer counts of the paper exchange's step (1e-8), rounded down as the
+  exchange does. With the budget the loop carries a bound on its float64 error
+  (``FLOAT_ERROR`` for each unit of money traded so far), and a buy's float64
+  quotient is floored directly only when it lies farther than that, and than
+  1e-12 (relative), from a whole step. Closer, binary rounding could put it on
+  the wrong side: there ``_ExactBudget`` books the fills so far in Decimal, as
+  the bookkeeping does, and ``engine.sizing.buy_quote`` itself decides (an
+  exact amount such as 10.00000000 BTC is not lost to ``9.99999999``). The
+  bound grows with the money traded: over a year of minutes with every
+  position sized on ~10,000 USDT, one or two buys in a thousand are decided
+  so, and booking the fills in Decimal, once, costs ~1.5 µs a fill. The
+  average entry handed to ``decide`` and ``exit_reason`` is ``cost / amount``
+  in float64, as the tick hands them the float of its stored Decimal.
 - ``BacktestResult.trades``, ``fills`` and ``open_position`` are recomputed
   from the fills in ``Decimal`` with exactly the paper exchange's and the
   bookkeeping's arithmetic (no rounding beyond the decimal context's 28
@@ -79,7 +97,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
@@ -90,7 +108,8 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.exchanges.paper import AMOUNT_STEP, FEE_RATE, MIN_ORDER_VALUE, SLIPPAGE
-from engine.risk import RiskSettings, cap_buy_quote, daily_loss_breached, exit_reason
+from engine.risk import RiskSettings, daily_loss_breached, exit_reason
+from engine.sizing import Budget, buy_quote, cost_rate
 from engine.strategies.base import Candles, FloatArray, Intent, PositionState, Strategy
 
 DAY_MS = 86_400_000
@@ -100,6 +119,14 @@ UNITS = 10**8  # amount steps per unit of the base currency (AMOUNT_STEP = 1e-8)
 # (relative, plus an absolute floor) to a whole step, where binary rounding could move it
 # across: then the tick's own Decimal arithmetic decides. Float error is ~5e-16 relative.
 NEAR_STEP = 1e-12
+# How far float64 may be from the bookkeeping's Decimal, in units of 2**-53 (one rounding)
+# per quote-currency unit of the figures involved. A price's shortest repr, which the tick's
+# Decimal holds, is within one such unit of the float, and each operation adds one: a buy's
+# value is 6 away, its fee 8, its cost at most 8 of itself; a sale moves at most 9 of its
+# value plus the cost it held into the budget, plus 1 of the budget for the sum; a buy's
+# quote is at most 5 of the budget, the cost, the position and max_position away, beyond the
+# budget's own error. The budget's error bound is the sum of these over the fills so far.
+FLOAT_ERROR = 12 * 2.0**-53
 # Float pre-filters are this much looser than the Decimal rules they stand for, so they
 # never miss a candle; each candidate is then confirmed by the rule itself.
 LOOSE = 1e-9
@@ -413,6 +440,93 @@ def _exact_sell_steps(held: int, fraction: float) -> int:
     return int(amount * UNITS)
 
 
+_Ints = Sequence[int] | npt.NDArray[np.int64]  # fills' candles or steps: a list, array, numpy
+
+
+def _decimal_prices(prices: FloatArray) -> list[Decimal]:
+    """``_dec`` of each price (its shortest repr), faster for prices on the 1e-8 grid.
+
+    Below 2**25 a float's unit in the last place is under 1e-8, so when ``round(x * 1e8)
+    / 1e8`` gives ``x`` back, that multiple of 1e-8 is the only one within half a unit of
+    ``x``: it is the shortest repr's value, whatever digits the repr would have shown.
+    Exchange prices are such multiples; any other is converted through its repr.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = np.rint(prices * UNITS)
+        on_grid = (np.abs(prices) < 2.0**25) & (scaled / UNITS == prices)
+    whole: list[int] = np.where(on_grid, scaled, 0.0).astype(np.int64).tolist()
+    return [
+        Decimal(count) * AMOUNT_STEP if fits else Decimal(repr(price))
+        for count, fits, price in zip(whole, on_grid.tolist(), prices.tolist(), strict=True)
+    ]
+
+
+class _ExactBudget:
+    """The bot's budget in Decimal, booked from its fills as the bookkeeping books them.
+
+    Asked only where float64 cannot say for sure what ``engine.sizing.buy_quote`` gives
+    (rare): it books the fills it has not seen yet, exactly as ``_replay`` does (realised
+    PnL = proceeds - fee - cost share per sell; committed = the open position's cost,
+    fees included), and asks ``buy_quote`` itself.
+    """
+
+    def __init__(self, setup: _Setup, opens: FloatArray) -> None:
+        self.setup = setup
+        self.opens = opens
+        self.buy_factor = 1 + setup.slippage
+        self.sell_factor = 1 - setup.slippage
+        self.cost_rate = cost_rate(setup.fee_rate, setup.slippage)
+        self.booked = 0  # fills booked so far
+        self.units = 0  # held, in steps of AMOUNT_STEP
+        self.cost = Decimal(0)
+        self.realized = Decimal(0)
+
+    def _book(self, fill_index: _Ints, fill_steps: _Ints) -> None:
+        fee_rate, buy_factor, sell_factor = self.setup.fee_rate, self.buy_factor, self.sell_factor
+        units, cost, realized = self.units, self.cost, self.realized
+        start = self.booked
+        candles = np.asarray(fill_index[start:], dtype=np.int64)
+        steps_of: list[int] = np.asarray(fill_steps[start:], dtype=np.int64).tolist()
+        for steps, market in zip(steps_of, _decimal_prices(self.opens[candles]), strict=True):
+            quantity = Decimal(abs(steps)) * AMOUNT_STEP
+            if steps > 0:
+                value = quantity * (market * buy_factor)
+                if not units:
+                    cost = Decimal(0)
+                units += steps
+                cost += value + value * fee_rate
+                continue
+            value = quantity * (market * sell_factor)
+            share = cost * quantity / (Decimal(units) * AMOUNT_STEP)
+            realized += value - value * fee_rate - share
+            units += steps
+            cost -= share
+            if units <= 1:  # down to dust: the bookkeeping deletes the position
+                units, cost = 0, Decimal(0)
+        self.units, self.cost, self.realized = units, cost, realized
+        self.booked = len(fill_steps)
+
+    def buy_steps(
+        self, fill_index: _Ints, fill_steps: _Ints, fraction: float, price: float
+    ) -> int | None:
+        """The tick's buy after these fills (candles and signed steps), in steps; None where
+        it places no order.
+        """
+        self._book(fill_index, fill_steps)
+        decision_price = _dec(price)
+        quote = buy_quote(
+            Budget(self.setup.capital, self.realized, self.cost),
+            symbols=1,
+            fraction=_dec(fraction),
+            position_value=Decimal(self.units) * AMOUNT_STEP * decision_price,
+            risk=self.setup.risk,
+            cost_rate=self.cost_rate,
+        )
+        if quote <= 0:
+            return None
+        return _exact_buy_steps(quote, price)
+
+
 def _exit_filters(average: float, risk: RiskSettings) -> tuple[float, float]:
     """Float thresholds a little looser than exit_reason's Decimal ones, for a pre-filter."""
     entry = _dec(average)
@@ -504,6 +618,11 @@ class _Setup:
     fee_rate: Decimal
     slippage: Decimal
 
+    @property
+    def cost_rate(self) -> Decimal:
+        """What a fill costs on top of its quote amount, as ``buy_quote`` counts it."""
+        return cost_rate(self.fee_rate, self.slippage)
+
 
 @dataclass
 class _Run:
@@ -536,8 +655,11 @@ def _simulate(
     opens = np.asarray(candles.open, dtype=np.float64)
     buy_factor, sell_factor = 1.0 + slippage, 1.0 - slippage
     capital_f = float(capital)
+    inv_cost = 1.0 / float(1 + setup.cost_rate)
     min_value = float(MIN_ORDER_VALUE)
     capped = risk.max_position is not None
+    max_position_f = float(risk.max_position) if risk.max_position is not None else 0.0
+    exact_budget = _ExactBudget(setup, opens)
     exits_on = risk.stop_loss_pct is not None or risk.take_profit_pct is not None
     risk_exits = {reason: Intent("sell", 1.0, reason) for reason in ("stop_loss", "take_profit")}
     watch = (
@@ -559,6 +681,8 @@ def _simulate(
 
     units = 0  # amount held, in steps of AMOUNT_STEP
     cost = 0.0  # quote spent on it, fees included
+    budget = capital_f  # capital plus the PnL of every sell so far (Budget.total, unclamped)
+    budget_error = FLOAT_ERROR * capital_f  # bound on the float64 error of budget plus cost's
     average = 0.0
     entries = 0
     state = FLAT
@@ -638,21 +762,45 @@ def _simulate(
             if watch is not None and watch.blocks(j):
                 blocked += 1
                 continue
+            fraction = intent.fraction
+            if fraction <= 0.0:
+                continue  # buy_quote gives nothing: the tick places nothing
+            # engine.sizing.buy_quote in float64 (one symbol), where float64 error cannot
+            # change the step count; elsewhere buy_quote itself decides, in Decimal.
+            total = budget
+            if total < 0.0:
+                total = 0.0
+            free = total - cost
+            if free < 0.0:
+                free = 0.0
+            quote = total * fraction
+            held_value = 0.0
             if capped:
-                held_value = Decimal(units) * AMOUNT_STEP * _dec(price)
-                exact = cap_buy_quote(capital * _dec(intent.fraction), held_value, risk)
-                if exact <= 0:
-                    continue  # the tick places nothing
-                bought = _exact_buy_steps(exact, price)
-            else:
-                quote = capital_f * intent.fraction
-                if quote <= 0:
-                    continue  # the tick places nothing
-                steps = quote / price * UNITS
-                bought = int(steps)
-                margin = steps * NEAR_STEP + 1e-9
-                if not margin < steps - bought < 1.0 - margin:  # too close to call in float64
-                    bought = _exact_buy_steps(capital * _dec(intent.fraction), price)
+                held_value = units / UNITS * price
+                if max_position_f - held_value < quote:
+                    quote = max_position_f - held_value
+                if quote < 0.0:
+                    quote = 0.0
+            room = free * inv_cost
+            if room < quote:
+                quote = room
+            error = budget_error + FLOAT_ERROR * (total + cost + held_value + max_position_f)
+            error *= max(1.0, fraction)
+            bought = -1
+            if quote > error:
+                per_unit = UNITS / price
+                steps = quote * per_unit
+                whole = int(steps)
+                margin = steps * NEAR_STEP + 1e-9 + error * per_unit
+                if margin < steps - whole < 1.0 - margin:
+                    bought = whole
+                elif int(steps + margin) / UNITS * (next_open * buy_factor) < min_value:
+                    bought = 0  # rejected whichever step float64 missed
+            if bought < 0:  # too close to call in float64
+                exact = exact_budget.buy_steps(fill_index, fill_steps, fraction, price)
+                if exact is None:
+                    continue  # nothing left to spend: the tick places nothing
+                bought = exact
             value = bought / UNITS * (next_open * buy_factor)
             if bought <= 0 or value < min_value:
                 rejected += 1
@@ -661,6 +809,7 @@ def _simulate(
                 cost, entries = 0.0, 0
             units += bought
             cost += value + value * fee_rate
+            budget_error += FLOAT_ERROR * cost
             entries += 1
             average = cost * UNITS / units
             state = _position(units / UNITS, average, entries)
@@ -684,6 +833,8 @@ def _simulate(
             continue
         cost_share = cost * sold / held
         pnl = value - value * fee_rate - cost_share
+        budget += pnl
+        budget_error += FLOAT_ERROR * (value + cost + (budget if budget > 0.0 else -budget))
         units = held - sold
         cost -= cost_share
         if units <= 1:  # down to dust: the bookkeeping deletes the position
@@ -722,32 +873,36 @@ def _no_risk_rules(risk: RiskSettings) -> bool:
 def _simulate_by_table(
     setup: _Setup, signals: npt.NDArray[np.int8], events: npt.NDArray[np.int64]
 ) -> _Run | None:
-    """``_simulate``'s run without a Python loop, or None where only the loop can say.
+    """``_simulate``'s run, looping over its fills only; None where only the loop can say.
 
     It applies when nothing but the strategy acts (no risk rule) and the strategy
     ``decides_on_signal_and_holding``: ``decide`` is then asked once per signal value, flat
     and holding, and that table says of each event whether it opens a position (a buy when
     flat), closes one (a sale of all of it when holding) or does nothing in either state.
-    An event acts exactly when the last event that opens or closes before it did the
-    opposite, so the fills are the changes in that sequence, with the first one an opening.
-    Sizes, values, cost and PnL are then the loop's own float64 expressions, evaluated in
-    the same order over arrays, so every figure is the loop's, bit for bit (a test holds it).
+    The events that open or close ("setters") are found with numpy, and so is, after each
+    setter that opens, the next that closes, and the other way round. Sizing compounds
+    (a buy is sized on the budget the trades before it left), so the fills are found in
+    order, walking from one to the next: a buy at the next setter that opens, its sale at
+    the next that closes; never visiting the candles or the events that do nothing. Its
+    amounts, values, cost, budget and PnL are the loop's own float64 expressions in the
+    same order, so every figure is the loop's, bit for bit (a test holds it). An order the
+    paper exchange rejects leaves the position, and so the budget, as it was: the orders
+    after it that float64 surely rejects too are skipped at once, with numpy (a bot whose
+    budget fell under the minimum order stays fast).
 
     The loop runs instead (None) for what the table cannot express: a value that opens
-    when flat and also closes when holding, buys while holding or partial sales, an order
-    the paper exchange would reject (the position then stays as it was), and amounts too
-    large for float64 to hold in whole steps.
+    when flat and also closes when holding, buys while holding or partial sales, and
+    prices whose float64 steps are not finite.
     """
     strategy = setup.strategy
     if not strategy.decides_on_signal_and_holding or not _no_risk_rules(setup.risk):
         return None
     if signals.dtype != np.int8:
         return None  # the table is indexed by the signal's byte
-    candles, params, capital = setup.candles, setup.params, setup.capital
+    candles, params = setup.candles, setup.params
     n = len(candles)
     closes = np.asarray(candles.close, dtype=np.float64)
     opens = np.asarray(candles.open, dtype=np.float64)
-    capital_f = float(capital)
     fee_rate, slippage = float(setup.fee_rate), float(setup.slippage)
     min_value = float(MIN_ORDER_VALUE)
 
@@ -765,10 +920,9 @@ def _simulate_by_table(
         when_holding = strategy.decide(signal, sample, holding, params)
         if any(not math.isfinite(i.fraction) for i in (when_flat, when_holding) if i):
             return None  # the loop says what a broken intent does
+        # A buy of a fraction <= 0 gets nothing from buy_quote: the tick places nothing.
         opens_position = (
-            when_flat is not None
-            and when_flat.side == "buy"
-            and capital_f * when_flat.fraction > 0  # else the tick places nothing
+            when_flat is not None and when_flat.side == "buy" and when_flat.fraction > 0
         )
         closes_position = False
         if when_holding is not None and when_holding.side == "sell":
@@ -776,7 +930,7 @@ def _simulate_by_table(
                 closes_position = True
             elif when_holding.fraction > 0:
                 return None  # a partial sale
-        elif when_holding is not None and capital_f * when_holding.fraction > 0:
+        elif when_holding is not None and when_holding.fraction > 0:
             return None  # a buy while holding
         if opens_position and closes_position:
             return None
@@ -790,49 +944,170 @@ def _simulate_by_table(
 
     kinds = kind_of[codes]
     setters = np.flatnonzero(kinds)
+    setters = setters[events[setters] < n - 1]  # decided on the last close: nothing fills
     setting = kinds[setters]
-    changes = np.empty(setting.shape[0], dtype=np.bool_)
-    if changes.shape[0]:
-        changes[0] = setting[0] > 0  # flat at the start: a close does nothing
-        np.not_equal(setting[1:], setting[:-1], out=changes[1:])
-    acting = setters[changes]
-    decided = events[acting]
-    if decided.shape[0] and decided[-1] >= n - 1:
-        acting, decided = acting[:-1], decided[:-1]  # decided on the last close: no fill
-    fill_index = decided + 1
-    acting_codes = codes[acting]
-    buys, sells = slice(0, None, 2), slice(1, None, 2)
+    buys = setters[setting > 0]  # positions in events of the setters that open...
+    sells = setters[setting < 0]  # ...and of those that close
+    buy_at, sell_at = events[buys], events[sells]  # the candles deciding them
+    # After a buy at opening setter b, the sale is the first closing setter after it, and
+    # after a sale at closing setter c, the next buy the first opening setter after that.
+    sale_after: list[int] = np.searchsorted(sells, buys).tolist()
+    buy_after: list[int] = np.searchsorted(buys, sells).tolist()
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        per_unit_of = UNITS / closes[buy_at]
+        if not bool(np.isfinite(per_unit_of).all()):
+            return None  # a zero or broken price: the loop says what the tick does
+    per_unit_list: list[float] = per_unit_of.tolist()
+    fractions = fraction_of[codes[buys]]
+    scales = np.maximum(fractions, 1.0)
+    if fractions.shape[0] and bool((fractions == fractions[0]).all()):  # one opening value
+        buy_fraction = [float(fractions[0])] * fractions.shape[0]
+        buy_scale = [float(scales[0])] * fractions.shape[0]
+    else:
+        buy_fraction, buy_scale = fractions.tolist(), scales.tolist()
+    buy_prices = opens[buy_at + 1] * (1.0 + slippage)
+    sell_prices = opens[sell_at + 1] * (1.0 - slippage)
+    buy_price: list[float] = buy_prices.tolist()
+    sell_price: list[float] = sell_prices.tolist()
+    buy_count, sell_count = int(buys.shape[0]), int(sells.shape[0])
 
-    # Buys, sized on the decision close as the tick sizes them.
-    buy_at = decided[buys]
-    price = closes[buy_at]
-    steps = capital_f * fraction_of[acting_codes[buys]] / price * UNITS
-    if steps.shape[0] and not float(steps.max()) < 2.0**53:
-        return None  # whole steps past float64's integers (or not finite)
-    bought = steps.astype(np.int64)
-    part = steps - bought
-    margin = steps * NEAR_STEP + 1e-9
-    for k in np.flatnonzero(~((margin < part) & (part < 1.0 - margin))).tolist():
-        fraction = float(fraction_of[acting_codes[buys][k]])  # too close to call in float64
-        bought[k] = _exact_buy_steps(capital * _dec(fraction), float(price[k]))
-    value = bought / UNITS * (opens[fill_index[buys]] * (1.0 + slippage))
-    if bool(((bought <= 0) | (value < min_value)).any()):
-        return None  # rejected: the bot stays flat, which the table does not follow
-    cost = value + value * fee_rate
+    capital_f = float(setup.capital)
+    inv_cost = 1.0 / float(1 + setup.cost_rate)
+    exact_budget = _ExactBudget(setup, opens)
+    bought_at: list[int] = []  # opening setter of each position, in order
+    sold_at: list[int] = []  # closing setter of each sale
+    bought_steps: list[int] = []  # amount of each position
+    trade_pnl: list[float] = []
 
-    # Sales of the whole position, each of the buy before it.
-    held = bought[: fill_index[sells].shape[0]]
-    sold_value = held / UNITS * (opens[fill_index[sells]] * (1.0 - slippage))
-    if bool((sold_value < min_value).any()):
-        return None  # rejected: the bot keeps holding
-    cost_share = cost[: held.shape[0]] * held / held
-    trade_pnl = sold_value - sold_value * fee_rate - cost_share
+    def next_buy_to_ask(first: int, total: float, budget_error: float) -> int:
+        """The first opening setter from ``first`` on whose buy float64 does not surely
+        reject, while flat with this budget: the ones before it are rejected, as the walk
+        below would find them one by one (its expressions, over arrays).
+        """
+        room = total * inv_cost
+        size = 64
+        while first < buy_count:
+            end = min(first + size, buy_count)
+            quote = total * fractions[first:end]
+            quote = np.where(room < quote, room, quote)
+            error = (budget_error + FLOAT_ERROR * total) * scales[first:end]
+            per_unit = per_unit_of[first:end]
+            steps = quote * per_unit
+            whole = np.floor(steps)
+            part = steps - whole
+            margin = steps * NEAR_STEP + 1e-9 + error * per_unit
+            placed = quote > error
+            sure = placed & (margin < part) & (part < 1.0 - margin)
+            prices = buy_prices[first:end]
+            rejected = sure & ((whole <= 0) | (whole / UNITS * prices < min_value))
+            rejected |= placed & ~sure & (np.floor(steps + margin) / UNITS * prices < min_value)
+            asked = np.flatnonzero(~rejected)
+            if asked.shape[0]:
+                return first + int(asked[0])
+            first, size = end, size * 2
+        return buy_count
 
-    fill_steps = np.empty(fill_index.shape[0], dtype=np.int64)
-    fill_steps[buys] = bought
-    fill_steps[sells] = -held
-    fill_reasons = np.asarray(reasons, dtype=object)[reason_of[acting_codes]].tolist()
-    return _Run(fill_index, fill_steps, [], fill_reasons, trade_pnl, 0, 0)
+    def next_sale_to_ask(first: int, held: float) -> int:
+        """The first closing setter from ``first`` on whose sale of ``held`` (the amount
+        over UNITS) is not under the minimum: the ones before it are rejected.
+        """
+        size = 64
+        while first < sell_count:
+            end = min(first + size, sell_count)
+            asked = np.flatnonzero(~(held * sell_prices[first:end] < min_value))
+            if asked.shape[0]:
+                return first + int(asked[0])
+            first, size = end, size * 2
+        return sell_count
+
+    def fills_so_far() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Candles and signed steps of the fills so far, for the exact budget."""
+        held = np.asarray(bought_steps, dtype=np.int64)
+        candles = np.empty(held.shape[0] + len(sold_at), dtype=np.int64)
+        steps = np.empty(candles.shape[0], dtype=np.int64)
+        candles[0::2], candles[1::2] = buy_at[bought_at] + 1, sell_at[sold_at] + 1
+        steps[0::2], steps[1::2] = held, -held[: len(sold_at)]
+        return candles, steps
+
+    budget = capital_f
+    budget_error = FLOAT_ERROR * capital_f
+    rejected = 0
+    b = 0  # the next opening setter to ask
+    units, near_step, float_error = UNITS, NEAR_STEP, FLOAT_ERROR
+    add_position, add_steps = bought_at.append, bought_steps.append
+    add_sale, add_pnl = sold_at.append, trade_pnl.append
+    # The loop's own expressions, for a buy when flat (no cost held, no max position) and a
+    # sale of all of it: a test holds every figure to the loop's, bit for bit.
+    while b < buy_count:
+        fraction = buy_fraction[b]
+        total = budget
+        if total < 0.0:
+            total = 0.0
+        quote = total * fraction
+        room = total * inv_cost  # free = total: nothing held
+        if room < quote:
+            quote = room
+        error = (budget_error + float_error * total) * buy_scale[b]
+        bought = -1
+        if quote > error:
+            per_unit = per_unit_list[b]
+            steps = quote * per_unit
+            whole = int(steps)
+            margin = steps * near_step + 1e-9 + error * per_unit
+            if margin < steps - whole < 1.0 - margin:
+                bought = whole
+            elif int(steps + margin) / units * buy_price[b] < min_value:
+                bought = 0  # rejected whichever step float64 missed
+        if bought < 0:  # too close to call in float64
+            exact = exact_budget.buy_steps(*fills_so_far(), fraction, float(closes[buy_at[b]]))
+            if exact is None:
+                b += 1
+                continue  # nothing left to spend: the tick places nothing
+            bought = exact
+        amount = bought / units
+        value = amount * buy_price[b]
+        if bought <= 0 or value < min_value:
+            # Still flat on the same budget: the next buys float64 surely rejects, at once.
+            after = next_buy_to_ask(b + 1, total, budget_error)
+            rejected += after - b
+            b = after
+            continue
+        cost = value + value * fee_rate
+        budget_error += float_error * cost
+        add_position(b)
+        add_steps(bought)
+        c = sale_after[b]
+        while c < sell_count:  # the sale: at the next closing setter the exchange accepts
+            value = amount * sell_price[c]
+            if value < min_value:
+                after = next_sale_to_ask(c + 1, amount)
+                rejected += after - c
+                c = after
+                continue
+            pnl = value - value * fee_rate - cost * bought / bought
+            budget += pnl
+            budget_error += float_error * (value + cost + (budget if budget > 0.0 else -budget))
+            add_pnl(pnl)
+            add_sale(c)
+            break
+        if c == sell_count:
+            break  # still holding at the end
+        b = buy_after[c]
+
+    # Fills alternate, a buy first: the buys at even places, the sales at odd ones.
+    fill_index, fill_steps = fills_so_far()
+    fills = np.empty(fill_index.shape[0], dtype=np.int64)
+    fills[0::2], fills[1::2] = buys[bought_at], sells[sold_at]
+    fill_reasons = np.asarray(reasons, dtype=object)[reason_of[codes[fills]]].tolist()
+    return _Run(
+        fill_index,
+        fill_steps,
+        [],
+        fill_reasons,
+        np.asarray(trade_pnl, dtype=np.float64),
+        rejected,
+        0,
+    )
 
 
 def _int64s(values: array[int]) -> npt.NDArray[np.int64]:

@@ -33,6 +33,7 @@ from engine.exchanges.paper import AMOUNT_STEP, FEE_RATE, MIN_ORDER_VALUE, SLIPP
 from engine.market_data.feed import STANDARD_WINDOW, MarketSnapshot
 from engine.market_data.replay import ReplayFeed
 from engine.risk import RiskSettings
+from engine.sizing import Budget, buy_quote, cost_rate
 from engine.strategies.base import (
     Candles,
     Intent,
@@ -84,39 +85,42 @@ def test_a_round_trip_computed_by_hand() -> None:
     candles = candles_of(OPENS, CLOSES)
     result = run_backtest(candles, SmaCrossover(), SMA_2_3, capital=D(1000), risk=NO_RISK)
 
-    # Buy decided on candle 5's close (120): 1000 / 120 = 8.33333333 (rounded down to 1e-8),
-    # filled at candle 6's open 121 + 0.05 % slippage = 121.0605; value 1008.837499596465,
-    # fee 0.1 % = 1.008837499596465, cost 1009.846337096061465.
+    # Buy decided on candle 5's close (120). The budget is the capital: a fill costs
+    # 1.0005 * 1.001 - 1 = 0.0015005 on top of its quote amount, so the quote is
+    # 1000 / 1.0015005 = 998.50174812693553... and the amount 998.50... / 120 = 8.32084790
+    # (rounded down to 1e-8). Filled at candle 6's open 121 + 0.05 % slippage = 121.0605;
+    # value 1007.326007197950, fee 0.1 % = 1.007326007197950, cost 1008.333333205147950.
     # Sell decided on candle 7's close, filled at candle 8's open 99 - 0.05 % = 98.9505;
-    # value 824.587499670165, fee 0.824587499670165, proceeds 823.762912170494835.
-    # PnL = 823.762912170494835 - 1009.846337096061465 = -186.083424925566630.
+    # value 823.352060128950, fee 0.823352060128950, proceeds 822.528708068821050.
+    # PnL = 822.528708068821050 - 1008.333333205147950 = -185.804625136326900.
     (trade,) = result.trades
     assert (trade.entry_index, trade.exit_index) == (6, 8)
     assert (trade.entry_time, trade.exit_time) == (T0 + 6 * MINUTE, T0 + 8 * MINUTE)
-    assert trade.amount == D("8.33333333")
+    assert trade.amount == D("8.32084790")
     assert trade.entry_price == D("121.0605")
     assert trade.exit_price == D("98.9505")
-    assert trade.fees == D("1.008837499596465") + D("0.824587499670165")
-    assert trade.pnl == D("-186.083424925566630")
-    assert trade.pnl_pct == D("-186.083424925566630") / D("1009.846337096061465") * 100
+    assert trade.fees == D("1.007326007197950") + D("0.823352060128950")
+    assert trade.pnl == D("-185.804625136326900")
+    assert trade.pnl_pct == D("-185.804625136326900") / D("1008.333333205147950") * 100
     assert trade.exit_reason == "exit"
     assert result.open_position is None
     buy, sell = result.fills
     assert (buy.index, buy.side, buy.price, buy.reason) == (6, "buy", D("121.0605"), "entry")
-    assert (sell.index, sell.side, sell.fee) == (8, "sell", D("0.824587499670165"))
+    assert (sell.index, sell.side, sell.fee) == (8, "sell", D("0.823352060128950"))
 
-    final = D(1000) + D("-186.083424925566630")
+    final = D(1000) + D("-185.804625136326900")
     assert result.final_equity == final.quantize(D("0.00000001"))
-    assert result.total_pnl == D("-186.08342493")
-    assert result.total_pnl_pct == D("-18.6083")
+    assert result.total_pnl == D("-185.80462514")
+    assert result.total_pnl_pct == D("-18.5805")
     assert result.trade_count == 1
     assert result.win_rate_pct == D(0)
     assert result.exposure_pct == D(20)  # held at the closes of candles 6 and 7
     assert result.buy_and_hold_pct == D(-20)  # open 100 -> close 80
-    # Equity at each close: cash + amount * close; the peak is candle 6's.
-    cash_held = 1000 - 1009.846337096061465
-    peak = cash_held + 8.33333333 * 130
-    expected = [1000.0] * 6 + [peak, cash_held + 8.33333333 * 100] + [float(final)] * 2
+    # Equity at each close: cash + amount * close; the peak is candle 6's. The open above
+    # the decision close made the buy cost more than the quote: the cash dips under zero.
+    cash_held = 1000 - 1008.333333205147950
+    peak = cash_held + 8.32084790 * 130
+    expected = [1000.0] * 6 + [peak, cash_held + 8.32084790 * 100] + [float(final)] * 2
     np.testing.assert_allclose(result.equity, expected, rtol=1e-12)
     assert result.max_drawdown_pct == D(repr((1 - float(final) / peak) * 100)).quantize(D("0.0001"))
     assert result.candles == 10
@@ -132,7 +136,7 @@ def test_fills_happen_at_the_next_open_not_the_signal_close() -> None:
     )
     (trade,) = result.trades
     assert trade.entry_price == D(140) * (1 + SLIPPAGE)
-    assert trade.amount == D("8.33333333")  # still sized on the decision close, like the tick
+    assert trade.amount == D("8.32084790")  # still sized on the decision close, like the tick
 
 
 def test_a_signal_on_the_last_candle_never_fills() -> None:
@@ -147,9 +151,9 @@ def test_an_open_position_is_marked_at_the_last_close() -> None:
     result = run_backtest(candles, SmaCrossover(), SMA_2_3, capital=D(1000), risk=NO_RISK)
     position = result.open_position
     assert position is not None and result.trades == ()
-    assert position.entry_index == 6 and position.amount == D("8.33333333")
+    assert position.entry_index == 6 and position.amount == D("8.32084790")
     assert position.average_entry == D("121.1815605")  # 121.0605 plus the 0.1 % fee
-    assert position.unrealized_pnl == D("8.33333333") * 130 - D("1009.846337096061465")
+    assert position.unrealized_pnl == D("8.32084790") * 130 - D("1008.333333205147950")
 
 
 # Stop loss and take profit: the tick checks them on the candle's close, before the strategy.
@@ -288,6 +292,47 @@ def test_a_realised_loss_alone_reaches_the_limit() -> None:
     assert result.blocked_entries == 1
 
 
+# ----------------------------------------------------------------------------------------
+# Capital is a budget: buys are engine.sizing.buy_quote's, as the live tick sizes them.
+# ----------------------------------------------------------------------------------------
+def test_a_bot_that_lost_half_its_capital_buys_half_as_much() -> None:
+    # Buy on candle 0's close (100), filled at 100; sold at 50 (half the money gone, plus
+    # fees); the next buy, decided on candle 3's close (50), is sized on what is left.
+    closes = [100.0, 100.0, 50.0, 50.0, 50.0, 50.0]
+    opens = [100.0, 100.0, 100.0, 50.0, 50.0, 50.0]
+    signals = [1, 0, -1, 1, 0, 0]
+    candles = candles_of(opens, closes)
+    assert assert_table_is_the_loop(candles, Scripted(signals), {})
+    result = run_backtest(candles, Scripted(signals), {}, capital=D(1000), risk=NO_RISK)
+    first, _, second = result.fills
+    (trade,) = result.trades
+    assert -trade.pnl / D(1000) == pytest.approx(D("0.5"), abs=D("0.01"))
+    first_quote, second_quote = first.amount * 100, second.amount * 50
+    assert second_quote / first_quote == pytest.approx(D("0.5"), abs=D("0.01"))
+    # Exactly engine.sizing.buy_quote of capital plus the realised PnL, on the close.
+    fill_cost = cost_rate(FEE_RATE, SLIPPAGE)
+    quote = buy_quote(
+        Budget(D(1000), trade.pnl, D(0)), symbols=1, fraction=D(1), position_value=D(0),
+        risk=NO_RISK, cost_rate=fill_cost,
+    )  # fmt: skip
+    assert second.amount == (quote / 50).quantize(AMOUNT_STEP, ROUND_DOWN)
+    assert first.amount == (D(1000) / (1 + fill_cost) / 100).quantize(AMOUNT_STEP, ROUND_DOWN)
+
+
+def test_a_month_of_minutes_of_a_losing_crossover_never_takes_equity_below_zero() -> None:
+    # Sized on a fixed capital, this bot lost 3.75 times its 1,000 USDT (final equity
+    # -2,753): every trade spent 1,000 whatever was left. On its budget it buys less as it
+    # loses, and what it cannot lose it does not have.
+    candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + 30 * DAY)
+    assert len(candles) == 30 * 24 * 60
+    result = run_backtest(candles, SmaCrossover(), {}, capital=D(1000), risk=NO_RISK)
+    assert result.trade_count > 1000 and result.total_pnl < -500  # it really loses
+    assert result.final_equity >= 0
+    assert float(result.equity.min()) >= 0
+    assert result.total_pnl_pct >= -100
+    assert assert_table_is_the_loop(candles, SmaCrossover(), {})
+
+
 def test_orders_under_the_paper_minimum_are_rejected() -> None:
     # Capital 0.5: the buy's value is under the paper exchange's 1 USDT minimum.
     result = run_backtest(
@@ -415,7 +460,7 @@ def assert_table_is_the_loop(
         assert np.array_equal(table.fill_steps, loop.fill_steps)
         assert table.reasons == loop.reasons
         assert np.array_equal(table.trade_pnl, loop.trade_pnl)  # float64, bit for bit
-        assert (table.dust, table.rejected, table.blocked) == (loop.dust, 0, 0)
+        assert (table.dust, table.rejected, table.blocked) == (loop.dust, loop.rejected, 0)
     tested = run_backtest(
         candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
         slippage=slippage,
@@ -446,8 +491,6 @@ def test_any_risk_rule_runs_the_loop(risk: RiskSettings) -> None:
 
 def test_what_the_table_cannot_follow_runs_the_loop() -> None:
     candles = candles_of(OPENS, CLOSES)
-    # An order under the paper minimum leaves the bot flat where the table would hold.
-    assert not assert_table_is_the_loop(candles, SmaCrossover(), SMA_2_3, capital=D("0.5"))
     signals = [0, 1, 0, -1, 1, 0, -1, 1, -1, 0]
     buy, sell = Intent("buy", 1.0, "entry"), Intent("sell", 1.0, "exit")
     for flat, holding in [
@@ -461,15 +504,21 @@ def test_what_the_table_cannot_follow_runs_the_loop() -> None:
 
 
 def test_an_amount_on_a_whole_step_is_not_floored_one_short_without_the_loop() -> None:
+    # Without fee and slippage a buy spends the whole budget, and with each open at the
+    # close before it every budget / decision close lands on a whole 1e-8 step:
     # 123456.789 / 0.1 = 1234567.89 exactly, which float64 puts at ...88.99999999999998.
     closes = [0.1, 0.2, 0.8, 1.6, 3.2, 6.4, 0.1, 0.1]
-    candles = candles_of(closes, closes)
+    candles = candles_of([0.1, *closes[:-1]], closes)
     signals = [1, -1, 1, -1, 1, -1, 1, -1]
-    capital = D("123456.789")
-    assert assert_table_is_the_loop(candles, Scripted(signals), {}, capital=capital)
-    result = run_backtest(candles, Scripted(signals), {}, capital=capital, risk=NO_RISK)
+    capital, free = D("123456.789"), {"fee_rate": D(0), "slippage": D(0)}
+    assert assert_table_is_the_loop(candles, Scripted(signals), {}, capital=capital, **free)
+    result = run_backtest(candles, Scripted(signals), {}, capital=capital, risk=NO_RISK, **free)
+    # Each sale at the next close: the budget becomes amount * that close.
     assert [fill.amount for fill in result.fills if fill.side == "buy"] == [
-        capital / D(repr(close)) for close in closes[0::2]
+        D("1234567.89"),  # 123456.789 / 0.1
+        D("308641.9725"),  # 1234567.89 * 0.2 / 0.8
+        D("154320.98625"),  # 308641.9725 * 1.6 / 3.2
+        D("9876543.12"),  # 154320.98625 * 6.4 / 0.1
     ]
 
 
@@ -556,6 +605,38 @@ def test_the_run_without_the_loop_is_the_loop_s_run(
         assert not tabled
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.data(), markets(), RISKS)
+def test_every_buy_is_buy_quote_of_the_trades_before_it(
+    data: st.DataObject, candles: Candles, risk: RiskSettings
+) -> None:
+    # Each buy of a bot that buys only when flat (nothing committed), from the Decimal trade
+    # list: buy_quote of capital plus the PnL of the trades before it, over the decision
+    # close, rounded down like the paper exchange. Through the loop and without it.
+    signals = data.draw(st.lists(st.sampled_from([0, 0, 1, -1]), min_size=len(candles),
+                                 max_size=len(candles)))  # fmt: skip
+    capital = data.draw(st.sampled_from([D(3), D(1000), D("123456.789")]))
+    fee_rate = data.draw(st.sampled_from([D(0), FEE_RATE, D("0.0025")]))
+    slippage = data.draw(st.sampled_from([D(0), SLIPPAGE, D("0.01")]))
+    result = run_backtest(
+        candles, Scripted(signals), {}, capital=capital, risk=risk, fee_rate=fee_rate,
+        slippage=slippage,
+    )  # fmt: skip
+    fill_cost = cost_rate(fee_rate, slippage)
+    realized = D(0)
+    trades = iter(result.trades)
+    for fill in result.fills:
+        if fill.side == "sell":
+            realized += next(trades).pnl
+            continue
+        close = _dec(candles.close[fill.index - 1])
+        quote = buy_quote(
+            Budget(capital, realized, D(0)), symbols=1, fraction=D(1), position_value=D(0),
+            risk=risk, cost_rate=fill_cost,
+        )  # fmt: skip
+        assert fill.amount == (quote / close).quantize(AMOUNT_STEP, ROUND_DOWN)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.floats(1.0, 1e6),
@@ -628,6 +709,7 @@ def live_tick_fills(
         else:
             assert position is not None
             share = position.cost * amount / position.amount
+            bot.realized_pnl += value - fee - share  # as bot_results adds each trade's PnL
             left = position.amount - amount
             if left <= AMOUNT_STEP:
                 del bot.positions["BTC/USDT"]
