@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 from robotrader.app import App
 from web.errors import install_error_handlers
 from web.pages import STATIC
+from web.request_bodies import DEFAULT_MAX_BODY
 from web.routes import api, dashboard, health, signals, stripe_webhook, telegram_webhook
 
 DESCRIPTION = """\
@@ -27,6 +28,8 @@ def create_app(app: App) -> FastAPI:
         description=DESCRIPTION,
         docs_url="/docs",
         redoc_url=None,
+        # Every body is capped while it streams; webhooks raise their own cap per route.
+        max_body_size=DEFAULT_MAX_BODY,
     )
     api_app.state.robotrader = app
     install_error_handlers(api_app)
