@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     market_data: Literal["exchange", "replay"] = "exchange"
 
     public_url: str | None = None
+    # The addresses the servers reach exchanges from, comma separated: users are told to
+    # restrict their keys to them.
+    egress_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Set: GET /metrics wants ``Authorization: Bearer <this>`` (Prometheus' bearer_token).
     metrics_token: SecretStr | None = None
     web_host: str = "127.0.0.1"
@@ -77,6 +80,13 @@ class Settings(BaseSettings):
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
         if isinstance(text, str) and not text.strip():
             return None
+        return value
+
+    @field_validator("egress_ips", mode="before")
+    @classmethod
+    def _split_ips(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("old_master_keys", mode="before")
