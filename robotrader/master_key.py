@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from db.vault import Vault, generate_master_key
+from robotrader.logging_setup import redact
 from robotrader.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ def master_keys(settings: Settings) -> tuple[SecretStr, list[SecretStr]]:
 
 def load_vault(settings: Settings) -> Vault:
     current, retired = master_keys(settings)
-    return Vault(current, retired)
+    # Every process that decrypts keys (chat, web, workers) loads its vault here.
+    return Vault(current, retired, on_decrypt=redact)
 
 
 def rotate_development_key(settings: Settings) -> Vault:
