@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     egress_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Set: GET /metrics wants ``Authorization: Bearer <this>`` (Prometheus' bearer_token).
     metrics_token: SecretStr | None = None
+    # REST API requests per minute per token (bursts up to as many): one user's script
+    # must not spend the server's budget with the exchanges and the database.
+    api_rate_limit: int = 120
     web_host: str = "127.0.0.1"
     web_port: int = 8000
 
