@@ -94,8 +94,10 @@ class StripeGateway:
         found = await self._call(self.client.v1.subscriptions.retrieve_async(subscription_id))
         return dict(found.to_dict())
 
-    async def cancel_subscription(self, subscription_id: str) -> None:
-        await self._call(self.client.v1.subscriptions.cancel_async(subscription_id))
+    async def cancel_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """Cancel now; returns the subscription as Stripe has it after that (canceled)."""
+        done = await self._call(self.client.v1.subscriptions.cancel_async(subscription_id))
+        return dict(done.to_dict())
 
     def verify_event(self, payload: bytes, signature: str) -> dict[str, Any]:
         """The event if its signature is valid and fresh (300 s tolerance).

@@ -120,15 +120,34 @@ async def record_subscription(
     return user_id, PlanChange(user_id, old_plan, new_plan, renews)
 
 
-async def superseded(session: AsyncSession, user_id: int, keep: str) -> list[str]:
-    """Other entitled subscriptions of a user who just bought a better plan (to cancel)."""
-    rows = (
-        await session.scalars(
-            select(Subscription).where(
-                Subscription.user_id == user_id,
-                Subscription.status.in_(ENTITLED),
-                Subscription.stripe_subscription_id != keep,
-            )
+# Statuses in which a newly bought plan has really started (paid, or in its trial).
+STARTED = frozenset({"active", "trialing"})
+
+
+async def superseded(session: AsyncSession, user_id: int | None = None) -> list[str]:
+    """Entitled subscriptions replaced by a better one bought later: to cancel at Stripe.
+
+    Read from the stored state, not remembered from an event, so a cancel that failed
+    is found again by the next run, until Stripe's answer (canceled) is recorded. Per
+    user, the keeper is the best started subscription (the newest among equals); an
+    entitled one bought before it, of no better plan, is superseded.
+    """
+    query = select(Subscription).where(Subscription.status.in_(ENTITLED))
+    if user_id is not None:
+        query = query.where(Subscription.user_id == user_id)
+    rows = (await session.scalars(query.order_by(Subscription.user_id, Subscription.id))).all()
+    by_user: dict[int, list[Subscription]] = {}
+    for row in rows:
+        by_user.setdefault(row.user_id, []).append(row)
+    found: list[str] = []
+    for subscriptions in by_user.values():
+        started = [s for s in subscriptions if s.status in STARTED]
+        if not started:
+            continue
+        keeper = max(started, key=lambda s: (RANK[Plan(s.plan)], s.id))
+        found.extend(
+            s.stripe_subscription_id
+            for s in subscriptions
+            if s.id < keeper.id and RANK[Plan(s.plan)] <= RANK[Plan(keeper.plan)]
         )
-    ).all()
-    return [r.stripe_subscription_id for r in rows]
+    return found

@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -63,7 +64,16 @@ class SecretBinding:
 class Vault:
     """Encrypts under the current master key; decrypts under any key it holds."""
 
-    def __init__(self, current: SecretStr, retired: list[SecretStr] | None = None) -> None:
+    def __init__(
+        self,
+        current: SecretStr,
+        retired: list[SecretStr] | None = None,
+        *,
+        on_decrypt: Callable[[str], None] | None = None,
+    ) -> None:
+        # Told every plaintext this vault reveals: the process's log redactor, so a
+        # worker or the web app never logs a key it decrypted (db/ imports no logging).
+        self.on_decrypt = on_decrypt
         current_raw = _decode_key(current.get_secret_value())
         self.current_key_id = key_id_of(current_raw)
         self._keys: dict[str, AESGCM] = {self.current_key_id: AESGCM(current_raw)}
@@ -97,7 +107,10 @@ class Vault:
             raise VaultError(
                 "secret failed authentication: wrong master key or moved to another row"
             ) from None
-        return SecretStr(plain.decode("utf-8"))
+        revealed = plain.decode("utf-8")
+        if self.on_decrypt is not None:
+            self.on_decrypt(revealed)
+        return SecretStr(revealed)
 
     def reencrypt(self, blob: bytes, binding: SecretBinding) -> bytes:
         """The same secret under the current key (unchanged if already there)."""

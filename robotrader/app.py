@@ -12,6 +12,7 @@ from engine.exchanges.cooldowns import Cooldowns, MemoryCooldowns, RedisCooldown
 from engine.live_orders import LiveContext
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
+from robotrader.answer_cache import AnswerCache
 from robotrader.master_key import load_vault
 from robotrader.settings import Settings
 from robotrader.update_receivers import UpdateReceivers
@@ -31,6 +32,8 @@ class App:
     live: LiveContext
     # Webhook updates the web app hands to a chat front end running in this process.
     update_receivers: UpdateReceivers = field(default_factory=UpdateReceivers)
+    # Exchange-backed answers (balances) kept a few seconds per user.
+    answers: AnswerCache = field(default_factory=AnswerCache)
 
     @classmethod
     def from_settings(cls, settings: Settings, database: Database | None = None) -> App:

@@ -44,10 +44,12 @@ def discord_service(app: App) -> Service:
 
 
 def web_service(app: App) -> Service:
+    """The web app and, beside it, the Stripe calls still to make (a durable cancel)."""
+    from robotrader.use_cases.billing import billing_follow_ups
     from web.server import run_web
 
     async def main(stop: asyncio.Event) -> None:
-        await run_web(app, stop)
+        await asyncio.gather(run_web(app, stop), billing_follow_ups(app, stop))
 
     return Service("web", main)
 

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     market_data: Literal["exchange", "replay"] = "exchange"
 
     public_url: str | None = None
+    # The addresses the servers reach exchanges from, comma separated: users are told to
+    # restrict their keys to them.
+    egress_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Set: GET /metrics wants ``Authorization: Bearer <this>`` (Prometheus' bearer_token).
+    metrics_token: SecretStr | None = None
+    # REST API requests per minute per token (bursts up to as many): one user's script
+    # must not spend the server's budget with the exchanges and the database.
+    api_rate_limit: int = 120
     web_host: str = "127.0.0.1"
     web_port: int = 8000
 
@@ -63,6 +71,26 @@ class Settings(BaseSettings):
     # Seconds before Redis hands an unacknowledged task (its worker died) to another worker.
     celery_visibility_timeout: int = 120
 
+    # A blank value (``NAME=`` in an env file) means "not set", never the secret "": a
+    # blank webhook secret would accept every forged update.
+    @field_validator(
+        "master_key", "telegram_token", "telegram_webhook_secret", "discord_token",
+        "stripe_api_key", "stripe_webhook_secret", "metrics_token", "public_url",
+        mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            return None
+        return value
+
+    @field_validator("egress_ips", mode="before")
+    @classmethod
+    def _split_ips(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("old_master_keys", mode="before")
     @classmethod

@@ -8,7 +8,16 @@ from fastapi.staticfiles import StaticFiles
 from robotrader.app import App
 from web.errors import install_error_handlers
 from web.pages import STATIC
-from web.routes import api, dashboard, health, signals, stripe_webhook, telegram_webhook
+from web.request_bodies import DEFAULT_MAX_BODY
+from web.routes import (
+    api,
+    dashboard,
+    health,
+    reference,
+    signals,
+    stripe_webhook,
+    telegram_webhook,
+)
 
 DESCRIPTION = """\
 The RoboTrader REST API (Premium): your bots, positions, trades, profit and balances —
@@ -25,8 +34,11 @@ def create_app(app: App) -> FastAPI:
         title="RoboTrader",
         version="0.1.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        # /docs is our own page (web/routes/reference.py): Swagger UI comes from a CDN.
+        docs_url=None,
         redoc_url=None,
+        # Every body is capped while it streams; webhooks raise their own cap per route.
+        max_body_size=DEFAULT_MAX_BODY,
     )
     api_app.state.robotrader = app
     install_error_handlers(api_app)
@@ -36,5 +48,6 @@ def create_app(app: App) -> FastAPI:
     api_app.include_router(api.router)
     api_app.include_router(signals.router)
     api_app.include_router(dashboard.router)
+    api_app.include_router(reference.router)
     api_app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return api_app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from robotrader.app import App
 from robotrader.use_cases.web_access import ApiUser, authenticate_api_token
+from web.api_rate_limit import ApiRateLimit
 from web.errors import ApiError
 
 
@@ -18,6 +20,15 @@ def get_app(request: Request) -> App:
 
 
 AppDep = Annotated[App, Depends(get_app)]
+
+
+def api_rate_limit(request: Request, app: App) -> ApiRateLimit:
+    """This web app's limiter (made on first use, from API_RATE_LIMIT)."""
+    limiter: ApiRateLimit | None = getattr(request.app.state, "api_rate_limit", None)
+    if limiter is None:
+        limiter = request.app.state.api_rate_limit = ApiRateLimit(app.settings.api_rate_limit)
+    return limiter
+
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -34,6 +45,9 @@ async def get_api_user(
     """The owner of the request's Bearer token (401 without a valid one, 403 below Premium)."""
     if credentials is None:
         raise ApiError(401, "api_token_missing")
+    wait = api_rate_limit(request, app).wait(credentials.credentials)
+    if wait > 0:
+        raise ApiError(429, "api_rate_limited", headers={"Retry-After": str(math.ceil(wait))})
     user = await authenticate_api_token(app, credentials.credentials)
     request.state.language = user.language
     return user

@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from robotrader.errors import UserError
 from robotrader.i18n import Translator, error_text, translate
@@ -158,6 +159,9 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
                               "msg": str(exc.detail), "type": "body_unreadable"}])  # fmt: skip
     code = HTTP_ERROR_KEYS.get(exc.status_code, "http_error")
     message = str(exc.detail) if exc.detail else code.replace("_", " ")
+    if exc.status_code == 413:  # the body cap of web/request_bodies.py, as it streamed in
+        maximum = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY, "?")
+        message = translate(request_language(request), "error.body_too_large", maximum=maximum)
     if _is_dashboard(request):
         return _page(request, exc.status_code, message)
     headers = dict(exc.headers) if exc.headers else None

@@ -123,10 +123,14 @@ class ChatCore:
         """A message typed by the user (command, dialog answer, or anything else)."""
         text = clean_text(text or "").strip()
         parsed = parse_command(text)
-        if parsed is None and not ctx.is_private:
-            if looks_like_secret(text):
+        if not ctx.is_private:
+            # A key is a key whether or not a "/command" precedes it (`/connect binance
+            # <key>`): only the arguments are looked at, since a bot's @username may
+            # itself look random.
+            if looks_like_secret(text if parsed is None else parsed[1]):
                 return await self._secret_in_public(ctx)
-            return []  # ordinary group chatter is none of our business
+            if parsed is None:
+                return []  # ordinary group chatter is none of our business
         if not self.rate_limiter.allow(ctx.identity_key):
             return [Reply.text(Translator(ctx.client_language or "en")("error.rate_limited"))]
         if parsed is None:

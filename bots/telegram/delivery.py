@@ -16,7 +16,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Time
 from bots.core.delivery import OutboxDelivery
 from bots.core.notifications import render_notification
 from bots.telegram.rate_limiter import retry_seconds
-from bots.telegram.rendering import render_keyboard, render_text, split_message
+from bots.telegram.rendering import render_keyboard, render_messages
 from db.models import Platform
 from db.outbox import ClaimedNotification
 from robotrader.app import App
@@ -39,12 +39,14 @@ class TelegramDelivery(OutboxDelivery):
             notification.kind, notification.payload, notification.language or "en"
         )
         try:
-            for chunk in split_message(render_text(reply)):
+            chunks = render_messages(reply)
+            for i, chunk in enumerate(chunks):
                 await self.bot.send_message(
                     notification.chat_id,
                     chunk,
                     parse_mode=ParseMode.HTML,
-                    reply_markup=render_keyboard(reply),
+                    # The buttons go under the last part, once.
+                    reply_markup=render_keyboard(reply) if i == len(chunks) - 1 else None,
                     disable_web_page_preview=True,
                 )
         except RetryAfter as exc:

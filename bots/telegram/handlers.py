@@ -29,7 +29,7 @@ from bots.core.context import ChatContext
 from bots.core.core import ChatCore
 from bots.core.registry import COMMANDS
 from bots.core.replies import Reply
-from bots.telegram.rendering import render_keyboard, render_text, split_message
+from bots.telegram.rendering import render_keyboard, render_messages
 from db.models import Platform
 from robotrader.i18n import LANGUAGES, Translator
 
@@ -57,7 +57,8 @@ class ProgressMessage:
         self.message = pressed
 
     async def __call__(self, reply: Reply) -> None:
-        text = render_text(reply)
+        # A progress line is short; were it not, its first message is what stays shown.
+        text = next(iter(render_messages(reply)), "")
         keyboard = render_keyboard(reply)
         try:
             if self.message is None:
@@ -124,24 +125,25 @@ async def send_replies(
         if not reply.blocks and not reply.buttons and reply.image is None:
             continue
         chat_id: str | int = ctx.platform_user_id if reply.private else ctx.chat_id
-        text = render_text(reply)
+        chunks = render_messages(reply)
         keyboard = render_keyboard(reply)
         try:
             if reply.image is not None:
                 await bot.send_photo(
                     chat_id, reply.image.png, caption=reply.image.caption[:1024] or None
                 )
-            if not text:
+            if not chunks:
                 continue
-            if reply.edit and pressed is not None:
+            if reply.edit and pressed is not None and len(chunks) == 1:
                 try:
-                    await pressed.edit_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+                    await pressed.edit_text(
+                        chunks[0], parse_mode=ParseMode.HTML, reply_markup=keyboard
+                    )
                     continue
                 except BadRequest as exc:
                     if "not modified" in str(exc).lower():
                         continue
                     # too old or not ours any more: send it as a new message instead
-            chunks = split_message(text)
             for i, chunk in enumerate(chunks):
                 await bot.send_message(
                     chat_id,

@@ -11,49 +11,89 @@ from bots.core.replies import Code, Paragraph, Reply, Table, Title
 MAX_MESSAGE = 4096
 
 
-def _table(table: Table) -> str:
+def _table_lines(table: Table) -> list[str]:
     rows = ([table.header] if table.header else []) + table.rows
     if not rows:
-        return ""
+        return []
     widths = [
         max(len(str(row[i])) for row in rows if i < len(row)) for i in range(max(map(len, rows)))
     ]
-    lines = [
+    return [
         "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
     ]
-    return f"<pre>{escape(chr(10).join(lines))}</pre>"
 
 
-def render_text(reply: Reply) -> str:
-    parts: list[str] = []
+# Each block as (opening tag, raw text, closing tag): escaped and wrapped only once
+# it has been cut to size, so a cut never falls inside a tag or an entity.
+_Piece = tuple[str, str, str]
+
+
+def _pieces(reply: Reply) -> list[_Piece]:
+    pieces: list[_Piece] = []
     for block in reply.blocks:
         if isinstance(block, Title):
-            parts.append(f"<b>{escape(block.text)}</b>")
+            pieces.append(("<b>", block.text, "</b>"))
         elif isinstance(block, Paragraph):
-            parts.append(escape(block.text))
+            pieces.append(("", block.text, ""))
         elif isinstance(block, Table):
-            parts.append(_table(block))
+            lines = _table_lines(block)
+            if lines:
+                pieces.append(("<pre>", "\n".join(lines), "</pre>"))
         elif isinstance(block, Code):
-            parts.append(f"<code>{escape(block.text)}</code>")
-    return "\n\n".join(p for p in parts if p)
+            pieces.append(("<code>", block.text, "</code>"))
+    return [p for p in pieces if p[1]]
 
 
-def split_message(text: str, limit: int = MAX_MESSAGE) -> list[str]:
-    """Split at block boundaries so no HTML tag is cut in two."""
-    if len(text) <= limit:
-        return [text]
-    chunks, current = [], ""
-    for block in text.split("\n\n"):
-        candidate = f"{current}\n\n{block}" if current else block
-        if len(candidate) <= limit:
-            current = candidate
+def units(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP is 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _cut(raw: str, budget: int) -> list[str]:
+    """``raw`` in pieces whose escaped length is at most ``budget``; cut after a line
+    where one fits, else between characters (never inside an escape like ``&amp;``)."""
+    cuts: list[str] = []
+    start = 0
+    while start < len(raw):
+        size, end, line_end = 0, start, 0
+        while end < len(raw):
+            cost = units(escape(raw[end]))
+            if size + cost > budget:
+                break
+            size += cost
+            end += 1
+            if raw[end - 1] == "\n":
+                line_end = end
+        if end < len(raw) and line_end > start:
+            end = line_end
+        cuts.append(raw[start:end].removesuffix("\n"))
+        start = max(end, start + 1)
+    return [c for c in cuts if c.strip()]
+
+
+def render_messages(reply: Reply, limit: int = MAX_MESSAGE) -> list[str]:
+    """The reply as Telegram HTML messages of at most ``limit`` characters each, as sent.
+
+    Blocks are packed into as few messages as fit; a block too long for one message is
+    cut (at line ends where it can) and each part keeps its own tags (``<pre>``...).
+    Lengths are measured after escaping, in UTF-16 units, as Telegram measures them.
+    """
+    parts: list[str] = []
+    for opening, raw, closing in _pieces(reply):
+        whole = f"{opening}{escape(raw)}{closing}"
+        if units(whole) <= limit:
+            parts.append(whole)
             continue
-        if current:
-            chunks.append(current)
-        current = block if len(block) <= limit else escape(block[: limit - 20]) + "…"
-    if current:
-        chunks.append(current)
-    return chunks
+        budget = limit - units(opening) - units(closing)
+        parts.extend(f"{opening}{escape(cut)}{closing}" for cut in _cut(raw, budget))
+    messages: list[str] = []
+    for part in parts:
+        candidate = f"{messages[-1]}\n\n{part}" if messages else part
+        if messages and units(candidate) <= limit:
+            messages[-1] = candidate
+        else:
+            messages.append(part)
+    return messages
 
 
 def render_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:

@@ -47,6 +47,12 @@ class KeyAllowsWithdrawals(ExchangeError):
     message_key = "key_allows_withdrawals"
 
 
+class KeyPermissionsUnknown(ExchangeError):
+    """The exchange's answer does not say whether the key may withdraw: refused (fail closed)."""
+
+    message_key = "key_permissions_unknown"
+
+
 class OrderRejected(ExchangeError):
     """The exchange refused this order (funds, filters, minimum); the bot carries on."""
 

@@ -8,7 +8,7 @@ from typing import Any
 from db.credential_secrets import CredentialSecrets
 from engine.exchanges.ccxt_errors import translate
 from engine.exchanges.clients import ClientPool
-from engine.exchanges.errors import KeyAllowsWithdrawals
+from engine.exchanges.errors import KeyAllowsWithdrawals, KeyPermissionsUnknown
 
 
 @dataclass(frozen=True)
@@ -33,23 +33,35 @@ def _truthy(value: Any) -> bool:
     return value in (True, "true", "True", 1, "1")
 
 
+# Rights that let funds leave the account the bot trades: withdrawing, and moving them
+# to another account (Binance internal / universal transfer, Bybit wallet transfers).
+BINANCE_OUTFLOWS = ("enableWithdrawals", "enableInternalTransfer", "permitsUniversalTransfer")
+BYBIT_OUTFLOWS = frozenset({"Withdraw", "AccountTransfer", "SubMemberTransfer"})
+
+
 async def _binance(client: Any) -> tuple[bool | None, bool | None]:
     with translate():
         answer = await client.sapiGetAccountApiRestrictions()
-    return _truthy(answer.get("enableSpotAndMarginTrading")), _truthy(
-        answer.get("enableWithdrawals")
-    )
+    can_trade = _truthy(answer.get("enableSpotAndMarginTrading"))
+    if any(_truthy(answer.get(flag)) for flag in BINANCE_OUTFLOWS):
+        return can_trade, True
+    # Silence is not "no": an answer without the flag leaves it unknown (refused).
+    return can_trade, False if "enableWithdrawals" in answer else None
 
 
 async def _bybit(client: Any) -> tuple[bool | None, bool | None]:
     with translate():
         answer = await client.privateGetV5UserQueryApi()
     result = answer.get("result") or {}
-    permissions = result.get("permissions") or {}
+    permissions = result.get("permissions")
     read_only = _truthy(result.get("readOnly"))
+    if not isinstance(permissions, dict):
+        return None, None
     can_trade = not read_only and bool(permissions.get("Spot"))
-    can_withdraw = "Withdraw" in (permissions.get("Wallet") or [])
-    return can_trade, can_withdraw
+    wallet = permissions.get("Wallet")
+    if not isinstance(wallet, list):
+        return can_trade, None
+    return can_trade, bool(BYBIT_OUTFLOWS.intersection(wallet))
 
 
 _RESTRICTIONS = {"binance": _binance, "bybit": _bybit}
@@ -60,7 +72,9 @@ async def check_key(
 ) -> KeyPermissions:
     """Call the exchange with the key; raise if it is refused or may withdraw funds.
 
-    Raises ExchangeAuthError (refused), KeyAllowsWithdrawals, ExchangeUnavailable.
+    Fails closed: a key is accepted only when the exchange says it cannot move funds out.
+    Raises ExchangeAuthError (refused), KeyAllowsWithdrawals (it can),
+    KeyPermissionsUnknown (the exchange does not say), ExchangeUnavailable.
     """
     client = await pool.private(exchange_id, secrets)
     try:
@@ -76,6 +90,8 @@ async def check_key(
         await client.close()
     if can_withdraw:
         raise KeyAllowsWithdrawals(exchange_id)
+    if can_withdraw is None:
+        raise KeyPermissionsUnknown(exchange_id)
     return KeyPermissions(
         can_read=True, can_trade=can_trade, can_withdraw=can_withdraw, assets=assets
     )

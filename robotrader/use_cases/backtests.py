@@ -37,6 +37,7 @@ from engine.risk import RiskSettings
 from engine.strategies.registry import STRATEGIES, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.use_cases.bot_refs import parse_bot_ref
 from robotrader.use_cases.bots import (
     known_symbol,
     normalize_symbol,
@@ -237,15 +238,12 @@ def backtest_spec(
 
 
 async def _bot(app: App, user_id: int, ref: str | int) -> Bot | None:
+    try:
+        condition = parse_bot_ref(ref).condition()
+    except UserError:
+        return None  # not a bot's id or name: maybe a strategy's
     async with app.database.sessions() as session:
-        query = select(Bot).where(Bot.user_id == user_id, Bot.is_active)
-        text = str(ref).strip()
-        if isinstance(ref, int):
-            query = query.where(Bot.id == ref)
-        elif text.isdigit():
-            query = query.where((Bot.id == int(text)) | (Bot.name == text))
-        else:
-            query = query.where(func.lower(Bot.name) == text.lower())
+        query = select(Bot).where(Bot.user_id == user_id, Bot.is_active, condition)
         return await session.scalar(query.limit(1))
 
 

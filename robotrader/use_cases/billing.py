@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -201,7 +203,6 @@ async def handle_stripe_webhook(app: App, payload: bytes, signature: str) -> str
         portal = await gateway.portal_url(
             str(event["data"]["object"]["customer"]), _public_url(app, "/billing/return")
         )
-    to_cancel: list[str] = []
     async with app.database.transaction() as session:
         stored = await session.execute(
             upsert(session, StripeEvent)
@@ -213,19 +214,14 @@ async def handle_stripe_webhook(app: App, payload: bytes, signature: str) -> str
             return "duplicate"
         if fresh is None:
             return "ignored" if kind not in HANDLED_EVENTS else "no_subscription"
-        price_plan = gateway.config.plan_of_price(_price(fresh))
-        metadata_plan = (fresh.get("metadata") or {}).get("plan")
-        plan = price_plan or (
-            Plan(metadata_plan) if metadata_plan in ("pro", "premium") else Plan.FREE
+        user_id, change = await record_subscription(
+            session, fresh, _plan_of(gateway, fresh), read_at
         )
-        user_id, change = await record_subscription(session, fresh, plan, read_at)
         if user_id is None:
             log.warning("stripe.unknown_owner event=%s subscription=%s", event_id, subscription_id)
             return "unknown_user"
         if change is not None:
             await _announce(session, event_id, change)
-            if not change.is_downgrade and str(fresh["status"]) in ("active", "trialing"):
-                to_cancel = await superseded(session, user_id, str(fresh["id"]))
         if portal is not None:
             await add_notification(
                 session,
@@ -235,10 +231,71 @@ async def handle_stripe_webhook(app: App, payload: bytes, signature: str) -> str
                 dedupe_key=f"stripe:{event_id}:payment_failed",
                 payload={"portal_url": portal},
             )
-    for old in to_cancel:
-        # Bought a better plan: stop billing the one it replaces.
-        await gateway.cancel_subscription(old)
+    # Bought a better plan: stop billing the one it replaces. The event is stored, so
+    # this must not fail the webhook (Stripe's redelivery would be a duplicate): what
+    # fails here is retried by billing_follow_ups until Stripe confirms.
+    await cancel_superseded_subscriptions(app, user_id)
     return "applied"
+
+
+def _plan_of(gateway: StripeGateway, subscription: Any) -> Plan:
+    price_plan = gateway.config.plan_of_price(_price(subscription))
+    metadata_plan = (subscription.get("metadata") or {}).get("plan")
+    return price_plan or (Plan(metadata_plan) if metadata_plan in ("pro", "premium") else Plan.FREE)
+
+
+async def cancel_superseded_subscriptions(app: App, user_id: int | None = None) -> int:
+    """Cancel at Stripe every subscription a better plan replaced (billing/subscriptions.py
+    ``superseded``); returns how many Stripe confirmed cancelled this time.
+
+    A durable job: the work is derived from stored state, so a call that fails stays
+    to do. A cancel Stripe already did (we died before recording it) is confirmed by
+    reading the subscription back, never repeated blindly.
+    """
+    gateway = stripe_gateway(app.settings)
+    if gateway is None:
+        return 0
+    async with app.database.sessions() as session:
+        pending = await superseded(session, user_id)
+    confirmed = 0
+    for subscription_id in pending:
+        try:
+            state = await gateway.cancel_subscription(subscription_id)
+        except BillingUnavailable as exc:
+            try:
+                state = await gateway.subscription(subscription_id)
+            except BillingUnavailable:
+                state = {}
+            if state.get("status") != "canceled":
+                log.warning("stripe.cancel_pending subscription=%s reason=%s", subscription_id, exc)
+                continue
+        async with app.database.transaction() as session:
+            owner, change = await record_subscription(
+                session, state, _plan_of(gateway, state), utcnow()
+            )
+            if change is not None:
+                await _announce(session, f"cancel:{subscription_id}", change)
+        log.info("stripe.superseded_cancelled subscription=%s user=%s", subscription_id, owner)
+        confirmed += 1
+    return confirmed
+
+
+FOLLOW_UP_SECONDS = 60.0
+
+
+async def billing_follow_ups(
+    app: App, stop: asyncio.Event, *, interval: float = FOLLOW_UP_SECONDS
+) -> None:
+    """Until ``stop``: every ``interval`` seconds, the Stripe calls still to make."""
+    if stripe_gateway(app.settings) is None:
+        return
+    while not stop.is_set():
+        try:
+            await cancel_superseded_subscriptions(app)
+        except Exception:  # a bug or the database away: logged, tried again next time
+            log.exception("stripe.follow_ups_failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 def _price(subscription: Any) -> str | None:

@@ -40,6 +40,7 @@ from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.use_cases.billing import bot_fits_plan
+from robotrader.use_cases.bot_refs import check_bot_name, parse_bot_ref
 from robotrader.use_cases.usage import plan_usage, user_symbols
 
 log = logging.getLogger(__name__)
@@ -195,15 +196,12 @@ async def known_symbol(app: App, exchange: str, symbol: str) -> bool:
 
 async def _owned_bot(session: AsyncSession, user_id: int, bot_ref: str | int) -> Bot:
     """The user's bot by id or name; NotFound otherwise (never reveals other users' bots)."""
-    query = select(Bot).where(Bot.user_id == user_id, Bot.is_active)
-    text = str(bot_ref).strip()
-    if text.isdigit():
-        query = query.where((Bot.id == int(text)) | (Bot.name == text))
-    else:
-        query = query.where(func.lower(Bot.name) == text.lower())
+    query = select(Bot).where(
+        Bot.user_id == user_id, Bot.is_active, parse_bot_ref(bot_ref).condition()
+    )
     bot = await session.scalar(query.with_for_update())
     if bot is None:
-        raise UserError("bot_not_found", bot=text[:32])
+        raise UserError("bot_not_found", bot=str(bot_ref).strip()[:32])
     return bot
 
 
@@ -247,6 +245,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
     name = (spec.name or "").strip()
     if name and not NAME.match(name):
         raise UserError("bad_bot_name")
+    check_bot_name(name)
     for symbol in symbols:
         if not await known_symbol(app, exchange.id, symbol):
             raise UserError("unknown_symbol", symbol=symbol, exchange=exchange.title)

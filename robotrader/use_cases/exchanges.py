@@ -26,6 +26,7 @@ from engine.exchanges.errors import (
     ExchangeAuthError,
     ExchangeUnavailable,
     KeyAllowsWithdrawals,
+    KeyPermissionsUnknown,
 )
 from engine.exchanges.key_check import check_key
 from robotrader.app import App
@@ -42,6 +43,8 @@ class ConnectedExchange:
     permissions: dict[str, Any]
     validated_at: datetime | None
     status: CredentialStatus
+    # The addresses our requests leave from (EGRESS_IPS): the key can be restricted to them.
+    egress_ips: tuple[str, ...] = ()
 
 
 def supported_exchange(name: str) -> ExchangeSpec:
@@ -85,6 +88,10 @@ async def connect_exchange(
         raise UserError(
             "key_allows_withdrawals", exchange=spec.title, help_url=spec.key_help_url
         ) from None
+    except KeyPermissionsUnknown:
+        raise UserError(
+            "key_permissions_unknown", exchange=spec.title, help_url=spec.key_help_url
+        ) from None
     except ExchangeAuthError:
         raise UserError("key_refused", exchange=spec.title) from None
     except ExchangeUnavailable:
@@ -111,7 +118,8 @@ async def connect_exchange(
         session.add(AuditEntry(user_id=user_id, platform="api", action="exchange.connect",
                                detail={"exchange": spec.id, "label": label}))  # fmt: skip
         return ConnectedExchange(spec.id, spec.title, label, credential.permissions,
-                                 credential.validated_at, credential.status)  # fmt: skip
+                                 credential.validated_at, credential.status,
+                                 tuple(app.settings.egress_ips))  # fmt: skip
 
 
 async def list_exchanges(app: App, user_id: int) -> list[ConnectedExchange]:

@@ -35,6 +35,18 @@ async def issue(
     return code
 
 
+async def peek(session: AsyncSession, purpose: str, code: str) -> OneTimeCode | None:
+    """The code's row if it is still usable, left unused; None if unknown, used or expired."""
+    row = await session.scalar(
+        select(OneTimeCode).where(
+            OneTimeCode.code_hash == hash_code(code), OneTimeCode.purpose == purpose
+        )
+    )
+    if row is None or row.used_at is not None or row.expires_at < utcnow():
+        return None
+    return row
+
+
 async def consume(session: AsyncSession, purpose: str, code: str) -> OneTimeCode | None:
     """The code's row, marked used; None if unknown, used or expired."""
     row = await session.scalar(

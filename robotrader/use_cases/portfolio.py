@@ -148,7 +148,11 @@ class AccountBalance:
 
 
 async def balances(app: App, user_id: int) -> list[AccountBalance]:
-    """The paper account, then each connected exchange (read live with the stored key)."""
+    """The paper account, then each connected exchange (read live with the stored key).
+
+    An exchange's answer is kept a few seconds per user (``App.answers``): asking again
+    and again must not spend the request weight the server's IP shares with every user.
+    """
     async with app.database.transaction() as session:
         paper = await PaperGateway(session, user_id, {}).balances()
         credentials = (
@@ -158,21 +162,30 @@ async def balances(app: App, user_id: int) -> list[AccountBalance]:
         ).all()
     result = [AccountBalance("paper", paper)]
     for credential in credentials:
-        try:
-            client = await app.pool.private(credential.exchange, unseal(app.vault, credential))
-        except (VaultError, ExchangeUnavailable):
-            result.append(AccountBalance(credential.exchange, {}, "exchange_unavailable"))
+        key = ("balance", user_id, credential.id, credential.validated_at)
+        cached = app.answers.get(key)
+        if cached is not None:
+            result.append(cached)
             continue
-        try:
-            assets = await CcxtGateway(client, retries=1).balances()
-            result.append(AccountBalance(credential.exchange, assets))
-        except ExchangeAuthError:
-            result.append(AccountBalance(credential.exchange, {}, "key_refused"))
-        except ExchangeUnavailable:
-            result.append(AccountBalance(credential.exchange, {}, "exchange_unavailable"))
-        finally:
-            await client.close()
+        result.append(await _exchange_balance(app, credential))
+        app.answers.put(key, result[-1])
     return result
+
+
+async def _exchange_balance(app: App, credential: ExchangeCredential) -> AccountBalance:
+    try:
+        client = await app.pool.private(credential.exchange, unseal(app.vault, credential))
+    except (VaultError, ExchangeUnavailable):
+        return AccountBalance(credential.exchange, {}, "exchange_unavailable")
+    try:
+        assets = await CcxtGateway(client, retries=1).balances()
+        return AccountBalance(credential.exchange, assets)
+    except ExchangeAuthError:
+        return AccountBalance(credential.exchange, {}, "key_refused")
+    except ExchangeUnavailable:
+        return AccountBalance(credential.exchange, {}, "exchange_unavailable")
+    finally:
+        await client.close()
 
 
 async def reset_paper(app: App, user_id: int) -> dict[str, Decimal]:

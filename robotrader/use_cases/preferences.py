@@ -39,7 +39,7 @@ async def toggle_kind(app: App, user_id: int, kind: str) -> Preferences:
 
 async def set_summary_hour(app: App, user_id: int, hour: str | int) -> Preferences:
     text = str(hour).strip().removesuffix("h").split(":")[0]
-    if not text.isdigit() or not 0 <= int(text) <= 23:
+    if not (text.isascii() and text.isdigit()) or len(text) > 2 or not 0 <= int(text) <= 23:
         raise UserError("bad_hour")
     async with app.database.transaction() as session:
         user = await session.get(User, user_id, with_for_update=True)

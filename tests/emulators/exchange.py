@@ -232,6 +232,10 @@ class Account:
     can_trade: bool
     read_only: bool
     created_ms: int
+    # Binance internal/universal transfers, Bybit wallet transfers: funds can leave.
+    can_transfer: bool = False
+    # The permissions answer leaves out the withdrawal flag (an exchange changing its API).
+    withdraw_flag_missing: bool = False
 
     def balance(self, asset: str) -> Balance:
         return self.balances.setdefault(asset, Balance())
@@ -674,6 +678,8 @@ class Venue:
         can_withdraw: bool,
         can_trade: bool,
         read_only: bool,
+        can_transfer: bool = False,
+        withdraw_flag_missing: bool = False,
     ) -> None:
         self.accounts[api_key] = Account(
             api_key=api_key,
@@ -684,6 +690,8 @@ class Venue:
             can_trade=can_trade,
             read_only=read_only,
             created_ms=now_ms(),
+            can_transfer=can_transfer,
+            withdraw_flag_missing=withdraw_flag_missing,
         )
         self._next_uid += 1
 
@@ -1353,24 +1361,24 @@ class BinanceApi:
 
     def _api_restrictions(self, req: Request, account: Account | None) -> Reply:
         assert account is not None
-        return Reply(
-            200,
-            {
-                "ipRestrict": False,
-                "createTime": account.created_ms,
-                "enableReading": True,
-                "enableWithdrawals": account.can_withdraw and not account.read_only,
-                "enableInternalTransfer": False,
-                "enableMargin": False,
-                "enableFutures": False,
-                "permitsUniversalTransfer": False,
-                "enableVanillaOptions": False,
-                "enableFixApiTrade": False,
-                "enableFixReadOnly": False,
-                "enableSpotAndMarginTrading": account.may_trade,
-                "enablePortfolioMarginTrading": False,
-            },
-        )
+        body = {
+            "ipRestrict": False,
+            "createTime": account.created_ms,
+            "enableReading": True,
+            "enableWithdrawals": account.can_withdraw and not account.read_only,
+            "enableInternalTransfer": account.can_transfer and not account.read_only,
+            "enableMargin": False,
+            "enableFutures": False,
+            "permitsUniversalTransfer": account.can_transfer and not account.read_only,
+            "enableVanillaOptions": False,
+            "enableFixApiTrade": False,
+            "enableFixReadOnly": False,
+            "enableSpotAndMarginTrading": account.may_trade,
+            "enablePortfolioMarginTrading": False,
+        }
+        if account.withdraw_flag_missing:
+            del body["enableWithdrawals"]
+        return Reply(200, body)
 
     def _count_order(self, account: Account) -> dict[str, str]:
         at = now_ms()
@@ -2115,10 +2123,25 @@ class BybitApi:
     def _query_api(self, req: Request, account: Account | None) -> Reply:
         assert account is not None
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(account.created_ms / 1000))
-        wallet = ["AccountTransfer", "SubMemberTransfer"]
+        wallet = ["AccountTransfer", "SubMemberTransfer"] if account.can_transfer else []
         if account.can_withdraw and not account.read_only:
             wallet.append("Withdraw")
         trading = account.can_trade
+        permissions: dict[str, list[str]] = {
+            "ContractTrade": ["Order", "Position"] if trading else [],
+            "Spot": ["SpotTrade"] if trading else [],
+            "Wallet": wallet,
+            "Options": ["OptionsTrade"] if trading else [],
+            "Derivatives": [],
+            "CopyTrading": [],
+            "BlockTrade": [],
+            "Exchange": ["ExchangeHistory"],
+            "Earn": [],
+            "NFT": [],
+            "Affiliate": [],
+        }
+        if account.withdraw_flag_missing:
+            del permissions["Wallet"]
         return Reply(
             200,
             bybit_envelope(
@@ -2128,19 +2151,7 @@ class BybitApi:
                     "apiKey": account.api_key,
                     "readOnly": 1 if account.read_only else 0,
                     "secret": "",
-                    "permissions": {
-                        "ContractTrade": ["Order", "Position"] if trading else [],
-                        "Spot": ["SpotTrade"] if trading else [],
-                        "Wallet": wallet,
-                        "Options": ["OptionsTrade"] if trading else [],
-                        "Derivatives": [],
-                        "CopyTrading": [],
-                        "BlockTrade": [],
-                        "Exchange": ["ExchangeHistory"],
-                        "Earn": [],
-                        "NFT": [],
-                        "Affiliate": [],
-                    },
+                    "permissions": permissions,
                     "ips": ["*"],
                     "type": 1,
                     "deadlineDay": 90,
@@ -2605,6 +2616,8 @@ class ExchangeEmulator(ThreadedServer):
         can_withdraw: bool = False,
         can_trade: bool = True,
         read_only: bool = False,
+        can_transfer: bool = False,
+        withdraw_flag_missing: bool = False,
     ) -> None:
         """Create an API key with its secret, permissions and balances (default 10,000 USDT)."""
         with self._lock:
@@ -2615,6 +2628,8 @@ class ExchangeEmulator(ThreadedServer):
                 can_withdraw=can_withdraw,
                 can_trade=can_trade,
                 read_only=read_only,
+                can_transfer=can_transfer,
+                withdraw_flag_missing=withdraw_flag_missing,
             )
 
     def set_balance(
@@ -2826,6 +2841,8 @@ class ExchangeEmulator(ThreadedServer):
                     data.get("can_withdraw", False),
                     data.get("can_trade", True),
                     data.get("read_only", False),
+                    data.get("can_transfer", False),
+                    data.get("withdraw_flag_missing", False),
                 )
                 return web.json_response({"ok": True})
             if action == "prices" and request.method == "POST":

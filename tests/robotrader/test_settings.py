@@ -64,3 +64,34 @@ def test_production_refuses_to_start_without_a_key(tmp_path: Path) -> None:
         master_key=generate_master_key(),
     )
     assert load_vault(settings).current_key_id
+
+
+SECRET_SETTINGS = (
+    "MASTER_KEY", "TELEGRAM_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "DISCORD_TOKEN",
+    "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "METRICS_TOKEN",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_a_blank_secret_is_unset(monkeypatch: pytest.MonkeyPatch, blank: str) -> None:
+    """The example file ships ``ROBOTRADER_TELEGRAM_WEBHOOK_SECRET=``: that is no secret,
+    not the secret "" (which every forged webhook update would carry)."""
+    for name in SECRET_SETTINGS:
+        monkeypatch.setenv(f"ROBOTRADER_{name}", blank)
+    monkeypatch.setenv("ROBOTRADER_PUBLIC_URL", blank)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    for name in SECRET_SETTINGS:
+        assert getattr(settings, name.lower()) is None, name
+    assert settings.public_url is None
+
+
+def test_the_production_example_leaves_the_webhook_secret_unset_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    example = Path(__file__).resolve().parents[2] / ".env.production.example"
+    text = example.read_text()
+    line = next(x for x in text.splitlines() if x.startswith("ROBOTRADER_TELEGRAM_WEBHOOK_SECRET"))
+    comment = text[: text.index(line)].rsplit("\n\n", 1)[-1]
+    assert "refuses to start" in comment and "blank" in comment.lower()
+    settings = Settings(_env_file=example)  # type: ignore[call-arg]
+    assert settings.telegram_webhook_secret is None and settings.public_url

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from telegram import Bot as TelegramBot
 
 from bots.telegram.delivery import TelegramDelivery
@@ -107,3 +108,15 @@ async def test_healthz_reports_the_database_and_engine(web: Web) -> None:
     answer = await web.client.get("/healthz")
     assert answer.status_code == 200
     assert answer.json()["database"] == "ok" and answer.json()["status"] == "ok"
+
+
+async def test_metrics_can_require_a_bearer_token(web: Web) -> None:
+    token = "FAKETOKEN-metrics-0001"
+    assert (await web.client.get("/metrics")).status_code == 200  # unset: open, as before
+    web.app.settings = web.app.settings.model_copy(update={"metrics_token": SecretStr(token)})
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+        answer = await web.client.get("/metrics", headers=headers)
+        assert answer.status_code == 401, headers
+        assert "robotrader_" not in answer.text
+    answer = await web.client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200 and "robotrader_outbox_pending" in answer.text

@@ -13,6 +13,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given
@@ -37,6 +38,13 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
+
+
+@pytest.fixture
+def extra_settings() -> dict[str, Any]:
+    # Hundreds of requests with one token: past the per-token rate limit the answers would
+    # be (documented) 429s, and the operations themselves would go unexercised.
+    return {"api_rate_limit": 1_000_000}
 
 
 @dataclass
@@ -97,7 +105,7 @@ async def test_schemathesis_finds_no_server_error(web: Web) -> None:
     async with serving(web.api) as base_url:
         run = await asyncio.to_thread(fuzz, schema_doc, base_url, auth)
     print(f"\nschemathesis: {run.summary()}")
-    assert len(run.operations) == 10
+    assert len(run.operations) == 12  # with DELETE /bots/{id} and POST /kill-switch
     assert not any(code >= 500 for code in run.statuses)
     # The authenticated paths really ran (not only 401s), and bad input was refused.
     assert run.statuses[200] > 50 and run.statuses[201] > 0 and run.statuses[422] > 50

@@ -136,3 +136,25 @@ async def test_webhook_mode_needs_the_secret(settings: Settings, database: Datab
     with pytest.raises(RuntimeError, match="TELEGRAM_WEBHOOK_SECRET"):
         await run_telegram(app, asyncio.Event())
     await app.pool.close()
+
+
+async def test_a_blank_secret_refuses_webhook_mode_and_every_update(
+    settings: Settings, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROBOTRADER_TELEGRAM_WEBHOOK_SECRET", "")
+    blank = Settings(_env_file=None, **settings.model_dump(exclude={"telegram_webhook_secret"}))  # type: ignore[call-arg]
+    app = App.from_settings(
+        web_settings(
+            blank, telegram_token=SecretStr(DEFAULT_TOKEN), public_url="https://robo.example"
+        ),
+        database,
+    )
+    with pytest.raises(RuntimeError, match="TELEGRAM_WEBHOOK_SECRET"):
+        await run_telegram(app, asyncio.Event())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(app)), base_url="http://test"
+    ) as client:
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": ""}):
+            answer = await client.post("/telegram/webhook", json={"update_id": 1}, headers=headers)
+            assert answer.status_code == 403
+    await app.pool.close()

@@ -30,7 +30,7 @@ from web.schemas import (
     balance_out,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["api"], responses=error_responses(401, 403, 422))
+router = APIRouter(prefix="/api/v1", tags=["api"], responses=error_responses(401, 403, 422, 429))
 
 # Ids are 32-bit integers in the database: anything larger is simply not found.
 BotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The bot's id")]

@@ -8,10 +8,11 @@ the work, the outbox queue depth and the last tick of each engine runner.
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import func, select, text
@@ -20,6 +21,7 @@ import robotrader.metrics  # noqa: F401  (registers the engine and notification 
 from db import outbox
 from db.models import EngineHeartbeat, Platform
 from web.dependencies import AppDep
+from web.errors import ApiError
 
 router = APIRouter(tags=["health"])
 
@@ -74,7 +76,14 @@ async def healthz(app: AppDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(app: AppDep) -> Response:
+async def metrics(app: AppDep, request: Request) -> Response:
+    token = app.settings.metrics_token
+    if token is not None:
+        # Prometheus' ``authorization: {credentials: ...}`` / ``bearer_token`` sends this.
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+            raise ApiError(401, "metrics_token_needed")
     for channel in (Platform.TELEGRAM, Platform.DISCORD):
         QUEUE_DEPTH.labels(str(channel)).set(await outbox.pending_count(app.database, channel))
     async with app.database.sessions() as session:

@@ -6,7 +6,6 @@ the message is valid JSON; both are read as JSON here, whatever the header says.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, status
@@ -15,11 +14,10 @@ from pydantic import ValidationError
 from robotrader.use_cases.signals import MAX_SECRET_LENGTH, SignalAlert, receive_signal
 from web.dependencies import AppDep
 from web.errors import ApiError, error_responses
+from web.request_bodies import SIGNAL_MAX_BODY, BadJson, decode_json
 from web.schemas import SignalIn, SignalOut
 
 router = APIRouter(tags=["signals"])
-
-MAX_BODY = 16 * 1024  # TradingView caps alert messages far below this
 
 _ALERT_SCHEMA = SignalIn.model_json_schema()
 _BODY_DOC: dict[str, Any] = {
@@ -35,11 +33,9 @@ _BODY_DOC: dict[str, Any] = {
 
 
 def _alert(body: bytes) -> SignalIn:
-    if len(body) > MAX_BODY:
-        raise ApiError(413, "signal_too_large", maximum=MAX_BODY)
     try:
-        data = json.loads(body.decode("utf-8-sig"))
-    except (UnicodeDecodeError, ValueError):
+        data = decode_json(body)
+    except BadJson:
         raise ApiError(422, "signal_not_json") from None
     if not isinstance(data, dict):
         raise ApiError(422, "signal_not_json")
@@ -56,6 +52,7 @@ def _alert(body: bytes) -> SignalIn:
     summary="Receive an alert for a signal bot (the next tick acts on it)",
     openapi_extra=_BODY_DOC,
     responses=error_responses(404, 409, 413, 422, 429),
+    max_body_size=SIGNAL_MAX_BODY,
 )
 async def receive(
     bot_secret: Annotated[

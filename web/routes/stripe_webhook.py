@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse
 from billing.stripe_gateway import BillingUnavailable, InvalidSignature
 from robotrader.use_cases.billing import handle_stripe_webhook
 from web.dependencies import AppDep
+from web.request_bodies import STRIPE_MAX_BODY
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["billing"])
 
 
-@router.post("/stripe/webhook", include_in_schema=False)
+@router.post("/stripe/webhook", include_in_schema=False, max_body_size=STRIPE_MAX_BODY)
 async def stripe_webhook(
     request: Request,
     app: AppDep,

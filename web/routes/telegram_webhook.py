@@ -8,7 +8,6 @@ this process (registered on ``App.update_receivers``): web/ never imports it.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 from typing import Annotated
 
@@ -18,14 +17,13 @@ from fastapi.responses import JSONResponse
 from robotrader.update_receivers import InvalidUpdate
 from web.dependencies import AppDep
 from web.errors import ApiError
+from web.request_bodies import TELEGRAM_MAX_BODY, BadJson, decode_json
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["telegram"])
 
-MAX_UPDATE = 1024 * 1024
 
-
-@router.post("/telegram/webhook", include_in_schema=False)
+@router.post("/telegram/webhook", include_in_schema=False, max_body_size=TELEGRAM_MAX_BODY)
 async def telegram_webhook(
     request: Request,
     app: AppDep,
@@ -40,10 +38,9 @@ async def telegram_webhook(
     if receiver is None:
         # Not running here (yet): Telegram keeps the update and delivers it again.
         raise ApiError(503, "webhook_unavailable", headers={"Retry-After": "5"})
-    body = await request.body()
     try:
-        update = json.loads(body) if len(body) <= MAX_UPDATE else None
-    except ValueError:
+        update = decode_json(await request.body())
+    except BadJson:
         update = None
     if not isinstance(update, dict):
         raise ApiError(400, "webhook_bad_update")

@@ -6,7 +6,14 @@ from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import COMMANDS, action, command
 from bots.core.replies import Block, Button, Paragraph, Reply, Title
-from robotrader.use_cases.linking import create_link_code, redeem_link_code
+from robotrader.use_cases.linking import (
+    PLATFORM_NAMES,
+    cancel_link_code,
+    create_link_code,
+    normalize_code,
+    preview_link_code,
+    redeem_link_code,
+)
 
 
 def _onboarding(inv: Invocation) -> Reply:
@@ -75,5 +82,40 @@ async def link(inv: Invocation) -> Reply:
             blocks=[Title(inv.t("link.title")), Paragraph(inv.t("link.instructions", code=code))],
             private=not inv.ctx.is_private,
         )
+    # Never linked on the code alone (a deep link anyone can send): the identity being
+    # linked confirms with a button that names the account it joins.
+    target = await preview_link_code(
+        inv.app, inv.ctx.platform, inv.ctx.platform_user_id, inv.args[0]
+    )
+    if target.already_linked:
+        return Reply.text(inv.t("link.already"))
+    code = normalize_code(inv.args[0])
+    here = PLATFORM_NAMES.get(inv.ctx.platform, str(inv.ctx.platform))
+    return Reply(
+        blocks=[
+            Title(inv.t("link.confirm_title")),
+            Paragraph(
+                inv.t("link.confirm", name=target.name, platform=target.platform, here=here)
+            ),
+        ],
+        buttons=[
+            [Button(inv.t("link.confirm_button", name=target.name),
+                    action=actions.encode("lk", code))],
+            [Button(inv.t("link.cancel_button"), action=actions.encode("lkx", code))],
+        ],
+    )  # fmt: skip
+
+
+@action("lk")
+async def link_confirmed(inv: Invocation) -> Reply:
+    if not inv.args:
+        return Reply.text(inv.t("error.button_expired"))
     await redeem_link_code(inv.app, inv.ctx.platform, inv.ctx.platform_user_id, inv.args[0])
-    return Reply.text(inv.t("link.done"))
+    return Reply(blocks=[Paragraph(inv.t("link.done"))], edit=True)
+
+
+@action("lkx")
+async def link_cancelled(inv: Invocation) -> Reply:
+    if inv.args:
+        await cancel_link_code(inv.app, inv.args[0])
+    return Reply(blocks=[Paragraph(inv.t("link.cancelled"))], edit=True)

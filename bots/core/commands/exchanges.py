@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
-from bots.core.replies import Button, Paragraph, Reply, Table, Title
+from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
 from db.credential_secrets import CredentialSecrets
 from engine.exchanges.catalog import EXCHANGES
 from robotrader.errors import UserError
@@ -126,11 +126,22 @@ async def finish_connect(inv: Invocation, exchange: str, secrets: CredentialSecr
         if can.get("withdraw") is False
         else inv.t("connect.right_withdraw_unknown"),
     ]
+    blocks: list[Block] = [
+        Title(inv.t("connect.done", exchange=spec.title)),
+        Paragraph("\n".join(rights)),
+    ]
+    if connected.egress_ips:
+        # A stolen key restricted to our addresses is useless anywhere else.
+        blocks.append(
+            Paragraph(
+                inv.t(
+                    "connect.restrict_ips", exchange=spec.title,
+                    ips=", ".join(connected.egress_ips),
+                )
+            )
+        )  # fmt: skip
     return Reply(
-        blocks=[
-            Title(inv.t("connect.done", exchange=spec.title)),
-            Paragraph("\n".join(rights)),
-        ],
+        blocks=blocks,
         buttons=[[Button(inv.t("start.button_newbot"), action=actions.encode("nb"))]],
     )
 

@@ -44,7 +44,9 @@ async def positions_command(inv: Invocation) -> Reply:
 
 @command("trades", private_only=True, args=("count",))
 async def trades_command(inv: Invocation) -> Reply:
-    count = int(inv.args[0]) if inv.args and inv.args[0].isdigit() else 10
+    # ASCII digits only ('²'.isdigit() is True and int('²') raises); the use case clamps.
+    typed = inv.args[0] if inv.args else ""
+    count = int(typed) if typed.isascii() and typed.isdigit() and len(typed) < 4 else 10
     done = await trades(inv.app, inv.user_id, limit=count)
     if not done:
         return Reply.text(inv.t("trades.none"))

@@ -235,7 +235,10 @@ async def test_linking_with_a_telegram_account_both_ways(discord_bot: RunningBot
         assert code is not None
         ana = discord_bot.member("ana")
         record = await discord_bot.run(ana, "vincular", {"code": code.group(1)})
-        assert "Vinculado" in discord_bot.text(record)
+        # Nothing is linked until the one being linked confirms, naming the account.
+        ask = discord_bot.replies(record)[0]
+        assert "Ana" in message_text(ask) and "Telegram" in message_text(ask)
+        await discord_bot.press(ana, ask, "Entrar na conta de Ana", until="Vinculado")
         record = await discord_bot.run(ana, "robô listar")
         assert "sma_crossover" in discord_bot.text(record)
 
@@ -247,6 +250,16 @@ async def test_linking_with_a_telegram_account_both_ways(discord_bot: RunningBot
         bruno_tg = 300_002
         telegram.add_user(bruno_tg, "Bruno", language_code="pt-br")
         telegram.user_sends(bruno_tg, f"/link {code.group(1)}")
+        ask = await telegram.wait_for_async(
+            lambda m: m["chat"]["id"] == bruno_tg and "Entrar" in str(m.get("reply_markup")), 15
+        )
+        button = next(
+            b["callback_data"]
+            for row in ask["reply_markup"]["inline_keyboard"]
+            for b in row
+            if "Entrar na conta" in b["text"]
+        )
+        telegram.user_presses(bruno_tg, ask, button)
         await telegram.wait_for_async(
             lambda m: m["chat"]["id"] == bruno_tg and "Vinculado" in (m.get("text") or ""), 15
         )

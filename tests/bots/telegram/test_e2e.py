@@ -98,6 +98,15 @@ async def test_connect_refused_in_a_group_and_key_posted_there_is_deleted(
     await telegram_bot.says(group, "deleted a message that looked like an API key")
     await telegram_bot.says(user, "Revoke that key")
     assert leaked["message_id"] in emu.deleted(group)
+    # The same key as a command's argument: deleted too, not left for the group to read.
+    command = emu.user_sends(
+        user, "/connect binance Xk3pL9qR2mN8vB4tY7wZ1cD6fG0hJ5sA QwEr4Ty7Ui1Op5", chat_id=group
+    )
+    for _ in range(100):
+        if command["message_id"] in emu.deleted(group):
+            break
+        await asyncio.sleep(0.05)
+    assert command["message_id"] in emu.deleted(group)
 
 
 async def test_newbot_through_the_buttons_then_a_paper_trade_is_notified(
