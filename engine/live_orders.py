@@ -105,6 +105,9 @@ class _Claim:
     created_at_age: timedelta
     since_last_attempt: timedelta
     cancel_if_open: bool
+    # Never sent, and its bot was stopped or paused since it decided: not sent at all
+    # (a kill switch's sells are the exception: that is what it stopped the bots for).
+    withdraw_if_unsent: bool
     bot: BotRef
     exchange: str
     credential: ExchangeCredential | None
@@ -157,6 +160,7 @@ async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
             cancel_if_open=expired
             or bot.liquidating_since is not None
             or bot.status != BotStatus.RUNNING,
+            withdraw_if_unsent=bot.status != BotStatus.RUNNING and order.reason != "panic",
             bot=BotRef(bot.id, bot.user_id, bot.name, PLAN_PRIORITY.get(user.plan, 0)),
             exchange=bot.exchange,
             credential=credential,
@@ -176,6 +180,16 @@ async def _count_attempt(ctx: LiveContext, order_id: int, amount: Decimal) -> No
         order.submit_attempts += 1
         order.last_sent_at = utcnow()
         order.amount = amount
+
+
+async def _withdraw(ctx: LiveContext, order_id: int) -> None:
+    """Cancel here an order that never left: nothing of it can exist on the exchange."""
+    async with ctx.database.transaction() as session:
+        order = await session.get(Order, order_id, with_for_update=True)
+        assert order is not None and order.submit_attempts == 0
+        order.status = OrderStatus.CANCELED
+        order.error = "bot stopped before it was sent"
+        order.claimed_until = None
 
 
 async def _uncount_attempt(ctx: LiveContext, order_id: int) -> None:
@@ -280,6 +294,9 @@ async def _settle(ctx: LiveContext, claim: _Claim) -> Outcome:
                 return "unknown"  # it was open there a moment ago: ask again later
             if claim.since_last_attempt < RESEND_AFTER:
                 return "unknown"  # a delayed request may still land: not proven absent yet
+        if claim.submit_attempts == 0 and claim.withdraw_if_unsent:
+            await _withdraw(ctx, order_id)
+            return "canceled"
         if claim.submit_attempts >= MAX_SUBMIT_ATTEMPTS or claim.created_at_age > STALE_AFTER:
             detail = "not on the exchange; gave up after retries"
             await _reject(ctx, order_id, bot, "exchange_unavailable", detail)

@@ -592,3 +592,15 @@ async def test_after_a_429_no_other_worker_calls_the_exchange_before_retry_after
         for worker in workers:
             await worker.cooldowns.close()
         exchange_emulator.reset_rate_limits("binance")
+
+
+async def test_an_order_decided_before_its_bot_was_stopped_is_never_sent(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    user, bot_id, secrets = await _live_bot(live_app, exchange_emulator)
+    calm_market(exchange_emulator, "binance")
+    report = await run_tick(live_app.database, feed_of(live_app), now_ms=_now())
+    await stop_bot(live_app, user, bot_id)
+    assert await settle_order(_ctx(live_app), report.live_orders[0]) == "canceled"
+    assert exchange_emulator.orders("binance", secrets.api_key.get_secret_value()) == []
+    assert [o.status for o in await _orders(live_app, bot_id)] == [OrderStatus.CANCELED]
