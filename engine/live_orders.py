@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db.credential_secrets import unseal
 from db.models import (
+    UNSETTLED_ORDER_STATUSES,
     Bot,
     BotMode,
     BotStatus,
@@ -76,7 +77,6 @@ _SETTLE_WITHIN = CLAIM_FOR.total_seconds() - 5
 # A request that timed out may still reach the exchange a little later: an order
 # not found sooner than this after its last attempt is not proven absent yet.
 RESEND_AFTER = timedelta(seconds=20)
-UNSETTLED = (OrderStatus.PENDING, OrderStatus.OPEN)
 
 Outcome = Literal[
     "filled", "open", "canceled", "rejected", "unknown", "deferred", "busy", "skipped"
@@ -126,7 +126,7 @@ async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
             .where(
                 Order.id == order_id,
                 Order.mode == BotMode.LIVE,
-                Order.status.in_(UNSETTLED),
+                Order.status.in_(UNSETTLED_ORDER_STATUSES),
                 (Order.claimed_until.is_(None)) | (Order.claimed_until <= now),
             )
             .values(claimed_until=now + CLAIM_FOR)
@@ -134,7 +134,11 @@ async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
         )
         if not getattr(taken, "rowcount", 0):
             order = await session.get(Order, order_id)
-            settled = order is None or order.status not in UNSETTLED or order.mode != BotMode.LIVE
+            settled = (
+                order is None
+                or order.status not in UNSETTLED_ORDER_STATUSES
+                or order.mode != BotMode.LIVE
+            )
             return "skipped" if settled else "busy"
         order = await session.get(Order, order_id)
         assert order is not None
@@ -358,7 +362,9 @@ def _outcome(report: OrderReport) -> Outcome:
 async def unsettled_orders(database: Database, user_id: int | None = None) -> list[int]:
     """Live orders the exchange has not settled yet: pending (maybe sent) or open."""
     async with database.sessions() as session:
-        query = select(Order.id).where(Order.status.in_(UNSETTLED), Order.mode == BotMode.LIVE)
+        query = select(Order.id).where(
+            Order.status.in_(UNSETTLED_ORDER_STATUSES), Order.mode == BotMode.LIVE
+        )
         if user_id is not None:
             query = query.where(Order.user_id == user_id)
         return list(await session.scalars(query.order_by(Order.id)))

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
+    UNSETTLED_ORDER_STATUSES,
     Bot,
     BotMode,
     Order,
@@ -33,8 +34,6 @@ from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
 from engine.exchanges.paper import PaperGateway
 from engine.tick import PLAN_PRIORITY
-
-UNSETTLED = (OrderStatus.PENDING, OrderStatus.OPEN)
 
 
 def panic_client_order_id(bot_id: int, symbol: str, position_id: int, earlier: int) -> str:
@@ -129,7 +128,9 @@ async def liquidation_orders(session: AsyncSession, user_id: int | None = None) 
         ).all()
         in_flight = set(
             await session.scalars(
-                select(Order.symbol).where(Order.bot_id == bot.id, Order.status.in_(UNSETTLED))
+                select(Order.symbol).where(
+                    Order.bot_id == bot.id, Order.status.in_(UNSETTLED_ORDER_STATUSES)
+                )
             )
         )
         selling = False

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
+    UNSETTLED_ORDER_STATUSES,
     Bot,
     BotMode,
     BotResult,
@@ -35,7 +36,6 @@ from db.models import (
     EngineHeartbeat,
     Order,
     OrderSide,
-    OrderStatus,
     OrderType,
     Plan,
     Position,
@@ -274,10 +274,11 @@ async def load_bots(
             )
     # Orders the exchange has not settled (pending: maybe sent; open: resting or partly
     # filled). Only live orders can be left so: paper ones settle inside the tick.
+    # Read through the partial index of unsettled orders (a handful, however long the
+    # history), not joined with the bots: the shard's bots are at hand.
     unsettled = await conn.execute(
         select(Order.bot_id, Order.symbol, Order.id, Order.created_at)
-        .join(Bot, Bot.id == Order.bot_id)
-        .where(running, Order.status.in_([OrderStatus.PENDING, OrderStatus.OPEN]))
+        .where(Order.status.in_(UNSETTLED_ORDER_STATUSES))
         .order_by(Order.id)
     )
     for o in unsettled.all():

@@ -8,6 +8,7 @@ from db.models.bots import Bot, BotResult, BotSignal
 from db.models.community import CommunityChannel, CommunityMember
 from db.models.credentials import ExchangeCredential
 from db.models.enums import (
+    UNSETTLED_ORDER_STATUSES,
     BacktestStatus,
     BotMode,
     BotStatus,
@@ -23,6 +24,7 @@ from db.models.trading import Fill, Order, PaperBalance, Position, Trade
 from db.models.users import ChatIdentity, User
 
 __all__ = [
+    "UNSETTLED_ORDER_STATUSES",
     "ApiToken",
     "AuditEntry",
     "Backtest",

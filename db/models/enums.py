@@ -51,6 +51,12 @@ class OrderStatus(StrEnum):
     REJECTED = "rejected"
 
 
+# Orders the exchange has not settled: pending (maybe sent) or open (resting, partly filled).
+# While a bot has one on a symbol it decides nothing there; the partial index
+# ix_orders_unsettled holds exactly these.
+UNSETTLED_ORDER_STATUSES = (OrderStatus.PENDING, OrderStatus.OPEN)
+
+
 class BacktestStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

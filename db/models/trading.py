@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
@@ -15,7 +15,17 @@ from db.types import Money, UTCDateTime, utcnow
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_bot_status", "bot_id", "status"),)
+    __table_args__ = (
+        Index("ix_orders_bot_status", "bot_id", "status"),
+        # The few orders the exchange has not settled, read at every tick: an index of
+        # their own stays small however many settled orders the history holds.
+        Index(
+            "ix_orders_unsettled",
+            "bot_id",
+            postgresql_where=text("status IN ('pending', 'open')"),
+            sqlite_where=text("status IN ('pending', 'open')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bot_id: Mapped[int] = mapped_column(ForeignKey("bots.id", ondelete="CASCADE"))

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.plans import LimitReached, check_bot_allowed, limits_of
 from db.models import (
+    UNSETTLED_ORDER_STATUSES,
     AuditEntry,
     Bot,
     BotMode,
@@ -32,7 +33,7 @@ from db.outbox import add_notification
 from db.types import utcnow
 from engine.exchanges.catalog import EXCHANGES, exchange_spec
 from engine.exchanges.listings import listed_offline
-from engine.live_orders import UNSETTLED, reconcile, unsettled_orders
+from engine.live_orders import reconcile, unsettled_orders
 from engine.market_data.feed import MarketKey
 from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.panic import close_paper_positions, open_markets
@@ -124,7 +125,7 @@ async def _in_flight(
         return {}
     rows = await session.execute(
         select(Order.bot_id, Order.id, Order.symbol, Order.side, Order.status, Order.created_at)
-        .where(Order.bot_id.in_(bot_ids), Order.status.in_(UNSETTLED))
+        .where(Order.bot_id.in_(bot_ids), Order.status.in_(UNSETTLED_ORDER_STATUSES))
         .order_by(Order.id)
     )
     found: dict[int, list[OrderInFlight]] = {}

@@ -14,6 +14,8 @@
   order; a crashed one's claim runs out.
 - ``orders.last_sent_at``: when the order was last sent; a lookup that finds
   nothing sooner after it does not prove the order absent.
+- ``ix_orders_unsettled``: the tick reads the orders the exchange has not settled at
+  every tick; a partial index keeps that read as small as they are few.
 - ``orders.expires_at``: a resting limit order not filled by then is cancelled on
   the exchange (its filled part booked).
 
@@ -35,6 +37,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 ACTIVE = sa.text('archived_at IS NULL')
+UNSETTLED = sa.text("status IN ('pending', 'open')")
 
 
 def upgrade() -> None:
@@ -59,6 +62,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('claimed_until', db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('expires_at', db.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('last_sent_at', db.types.UTCDateTime(timezone=True), nullable=True))
+        batch_op.create_index(
+            'ix_orders_unsettled', ['bot_id'], unique=False,
+            sqlite_where=UNSETTLED, postgresql_where=UNSETTLED,
+        )
 
     # Backfill each bot's realised PnL from its trades, exactly (SQLite keeps Money as text).
     bind = op.get_bind()
@@ -83,6 +90,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_index('ix_orders_unsettled')
         batch_op.drop_column('last_sent_at')
         batch_op.drop_column('expires_at')
         batch_op.drop_column('claimed_until')
