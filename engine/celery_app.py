@@ -185,7 +185,11 @@ def reconcile_orders() -> dict[str, int]:
 
 
 async def _backtest(context: EngineContext, job_id: str) -> str:
-    history = HistoricalCandles(context.pool, context.config.backtest_cache_dir)
+    history = HistoricalCandles(
+        context.pool,
+        context.config.backtest_cache_dir,
+        max_bytes=context.config.backtest_cache_max_bytes,
+    )
     return await run_backtest_job(
         context.database, history, job_id, offline=context.config.market_data == "replay"
     )

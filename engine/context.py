@@ -13,6 +13,7 @@ from typing import Literal
 
 from db.session import Database
 from db.vault import Vault
+from engine.backtest.candles import DEFAULT_MAX_BYTES
 from engine.exchanges.clients import ClientPool
 from engine.exchanges.cooldowns import Cooldowns, MemoryCooldowns, RedisCooldowns
 from engine.live_orders import LiveContext
@@ -31,6 +32,8 @@ class EngineConfig:
     bots_per_shard: int = 2_000
     # Where backtests keep the historical candles they fetched (a SQLite file).
     backtest_cache_dir: Path = Path("var/candles")
+    # How much of the disk that file may take; least recently used series go first.
+    backtest_cache_max_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass

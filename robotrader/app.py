@@ -68,5 +68,6 @@ def backtest_queue(settings: Settings, database: Database | None = None) -> Back
         database_url=database.url if database is not None else settings.resolved_database_url,
         exchange_api_urls=dict(settings.exchange_api_urls),
         cache_dir=settings.data_dir / "candles",
+        cache_max_bytes=settings.candle_cache_bytes,
         offline=settings.market_data == "replay",
     )

@@ -283,7 +283,9 @@ def backtest(
     async def _run() -> Execution:
         pool = ClientPool(settings.exchange_api_urls)
         try:
-            history = HistoricalCandles(pool, settings.data_dir / "candles")
+            history = HistoricalCandles(
+                pool, settings.data_dir / "candles", max_bytes=settings.candle_cache_bytes
+            )
             task = bar.add_task("loading candles", total=1.0)
 
             def progress(stage: str, fraction: float) -> None:

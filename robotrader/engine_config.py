@@ -16,4 +16,5 @@ def engine_config(settings: Settings) -> EngineConfig:
         market_data=settings.market_data,
         tick_seconds=settings.tick_seconds,
         backtest_cache_dir=settings.data_dir / "candles",
+        backtest_cache_max_bytes=settings.candle_cache_bytes,
     )

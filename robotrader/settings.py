@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     web_port: int = 8000
 
     tick_seconds: float = 5.0
+    # Megabytes the backtests' candle cache (DATA_DIR/candles) may take on disk; past it
+    # the least recently used series are evicted.
+    candle_cache_mb: int = Field(default=512, ge=1)
     # Prefix of every Celery key in Redis: several environments can share one Redis.
     celery_namespace: str = "robotrader"
     # Seconds before Redis hands an unacknowledged task (its worker died) to another worker.
@@ -105,6 +108,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value
+
+    @property
+    def candle_cache_bytes(self) -> int:
+        return self.candle_cache_mb * 1024 * 1024
 
     @property
     def resolved_database_url(self) -> str:

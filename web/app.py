@@ -13,6 +13,7 @@ from web.routes import (
     api,
     dashboard,
     health,
+    key_intake,
     reference,
     signals,
     stripe_webhook,
@@ -48,6 +49,7 @@ def create_app(app: App) -> FastAPI:
     api_app.include_router(api.router)
     api_app.include_router(signals.router)
     api_app.include_router(dashboard.router)
+    api_app.include_router(key_intake.router)
     api_app.include_router(reference.router)
     api_app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return api_app

@@ -98,8 +98,12 @@ def error_response(
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
+# Paths whose errors are pages for people, not JSON: the dashboard and the key form.
+PAGE_PREFIXES = ("/dashboard", "/connect")
+
+
 def _is_dashboard(request: Request) -> bool:
-    return request.url.path.startswith("/dashboard")
+    return request.url.path.startswith(PAGE_PREFIXES)
 
 
 def _page(

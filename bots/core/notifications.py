@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bots.core import actions
-from bots.core.replies import Button, Paragraph, Reply, Title
+from bots.core.replies import Block, Button, Paragraph, Reply, Title
 from engine.strategies.registry import STRATEGIES
 from robotrader.formatting import amount, percent, price, signed_money
 from robotrader.i18n import Translator
@@ -113,7 +113,32 @@ def render_notification(kind: str, payload: dict[str, Any], language: str) -> Re
         )
     if kind in ("backtest_done", "backtest_failed"):
         return _backtest_notice(t, kind, payload)
+    if kind == "exchange_connected":
+        return _exchange_connected(t, payload)
     return Reply.text(t(f"notify.{kind}", **{k: str(v) for k, v in payload.items()}))
+
+
+def _exchange_connected(t: Translator, payload: dict[str, Any]) -> Reply:
+    """A key received on the web form: the reply the chat's /connect ends with."""
+    title = str(payload.get("title", ""))
+    rights = [
+        t("connect.right_read"),
+        t("connect.right_trade") if payload.get("trade") is not False
+        else t("connect.right_no_trade"),
+        t("connect.right_no_withdraw") if payload.get("withdraw") is False
+        else t("connect.right_withdraw_unknown"),
+    ]  # fmt: skip
+    blocks: list[Block] = [
+        Title(t("connect.done", exchange=title)),
+        Paragraph(t("notify.exchange_connected_web")),
+        Paragraph("\n".join(rights)),
+    ]
+    ips = [str(ip) for ip in payload.get("egress_ips") or []]
+    if ips:
+        blocks.append(Paragraph(t("connect.restrict_ips", exchange=title, ips=", ".join(ips))))
+    return Reply(
+        blocks=blocks, buttons=[[Button(t("start.button_newbot"), action=actions.encode("nb"))]]
+    )
 
 
 def _backtest_notice(t: Translator, kind: str, payload: dict[str, Any]) -> Reply:

@@ -13,11 +13,21 @@ the replay feed's (shipped sample candles, or a seeded random walk) for the
 whole period, and says so in ``source``, as paper bots do. An exchange that
 answers with an error (an unknown symbol, say) is not unreachable: that error
 is raised.
+
+The file is bounded (``max_bytes``, from the CANDLE_CACHE_MB setting): every series
+(exchange, symbol, timeframe) records when it was last read or written, and after a
+write past the bound the least recently used series are dropped, whole, until the
+file fits again, and the file is compacted so the disk gets the space back. The series
+just written is never the one dropped: a single period larger than the bound stays
+until the next write. Nor is a series used in the last ``in_use_seconds``: another
+backtest may be between writing it and reading it back (the file then stays over the
+bound a little while, rather than that backtest seeing a hole).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import sqlite3
 import time
@@ -37,10 +47,14 @@ from engine.market_data.replay import ReplayFeed
 from engine.market_data.timeframes import timeframe_ms
 from engine.strategies.base import Candles
 
+log = logging.getLogger(__name__)
+
 Source = Literal["exchange", "replay"]
 Row = tuple[int, float, float, float, float, float]
 PAGE_LIMIT = 1000  # Binance's largest kline page; exchanges with smaller pages cap it
 CACHE_FILE = "candles.sqlite3"
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+IN_USE_SECONDS = 120.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS candles (
@@ -63,7 +77,15 @@ CREATE TABLE IF NOT EXISTS coverage (
     last_open INTEGER NOT NULL,
     PRIMARY KEY (exchange, symbol, timeframe, first_open)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+    exchange TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    last_used INTEGER NOT NULL,
+    PRIMARY KEY (exchange, symbol, timeframe)
+) WITHOUT ROWID;
 """
+_KEY = "exchange = ? AND symbol = ? AND timeframe = ?"
 
 
 @dataclass(frozen=True)
@@ -107,13 +129,92 @@ def _merged(periods: Iterable[tuple[int, int]], step: int) -> list[tuple[int, in
 
 
 class CandleStore:
-    """The SQLite file of fetched candles and of the periods they cover (blocking calls)."""
+    """The SQLite file of fetched candles and of the periods they cover (blocking calls).
 
-    def __init__(self, path: Path) -> None:
+    At most ``max_bytes`` of it hold candles: past that, the least recently used series
+    are evicted (see the module's docstring).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        in_use_seconds: float = IN_USE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.in_use_seconds = in_use_seconds
+        self.clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.executescript(_SCHEMA)
+
+    def _touch(self, db: sqlite3.Connection, key: tuple[str, str, str], *, written: bool) -> None:
+        # Microseconds, and always after the last use recorded: two uses in the same
+        # instant (or a clock stepping back) still have an order.
+        now = int(self.clock() * 1_000_000)
+        if written:
+            db.execute(
+                "INSERT OR REPLACE INTO usage VALUES"
+                " (?, ?, ?, MAX(?, (SELECT COALESCE(MAX(last_used), 0) + 1 FROM usage)))",
+                (*key, now),
+            )
+        else:  # a read of what is not cached leaves no trace
+            db.execute(
+                "UPDATE usage SET last_used = MAX(?, (SELECT MAX(last_used) + 1 FROM usage))"
+                " WHERE exchange = ? AND symbol = ? AND timeframe = ?",
+                (now, *key),
+            )
+
+    @staticmethod
+    def _used_bytes(db: sqlite3.Connection) -> int:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        free = db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def size_on_disk(self) -> int:
+        """Bytes the cache takes on disk (the file and its write-ahead log)."""
+        return sum(
+            p.stat().st_size
+            for p in (self.path, self.path.with_name(self.path.name + "-wal"))
+            if p.exists()
+        )
+
+    def series(self) -> list[tuple[str, str, str]]:
+        """The series held, least recently used first."""
+        with closing(self._connect()) as db:
+            rows = db.execute(
+                "SELECT c.exchange, c.symbol, c.timeframe FROM coverage c LEFT JOIN usage u"
+                " ON u.exchange = c.exchange AND u.symbol = c.symbol"
+                " AND u.timeframe = c.timeframe"
+                " GROUP BY c.exchange, c.symbol, c.timeframe"
+                " ORDER BY COALESCE(MAX(u.last_used), 0), c.exchange, c.symbol, c.timeframe"
+            ).fetchall()
+        return [(str(e), str(s), str(t)) for e, s, t in rows]
+
+    def _evict(self, db: sqlite3.Connection, keep: tuple[str, str, str]) -> int:
+        """Drop least recently used series (never ``keep``) until the file fits; how many."""
+        evicted = 0
+        in_use_since = int((self.clock() - self.in_use_seconds) * 1_000_000)
+        while self._used_bytes(db) > self.max_bytes:
+            victim = db.execute(
+                "SELECT c.exchange, c.symbol, c.timeframe FROM coverage c LEFT JOIN usage u"
+                " ON u.exchange = c.exchange AND u.symbol = c.symbol"
+                " AND u.timeframe = c.timeframe"
+                " WHERE NOT (c.exchange = ? AND c.symbol = ? AND c.timeframe = ?)"
+                " AND COALESCE(u.last_used, 0) < ?"
+                " ORDER BY COALESCE(u.last_used, 0) LIMIT 1",
+                (*keep, in_use_since),
+            ).fetchone()
+            if victim is None:
+                break
+            for table in ("candles", "coverage", "usage"):
+                db.execute(f"DELETE FROM {table} WHERE {_KEY}", victim)  # noqa: S608
+            evicted += 1
+        return evicted
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -133,6 +234,8 @@ class CandleStore:
 
     def read(self, key: tuple[str, str, str], first: int, last: int) -> Candles:
         with closing(self._connect()) as db:
+            with db:
+                self._touch(db, key, written=False)  # read now: the last to be evicted
             rows = db.execute(
                 "SELECT time, open, high, low, close, volume FROM candles"
                 " WHERE exchange = ? AND symbol = ? AND timeframe = ? AND time BETWEEN ? AND ?"
@@ -162,6 +265,21 @@ class CandleStore:
                 "INSERT INTO coverage VALUES (?, ?, ?, ?, ?)",
                 [(*key, start, end) for start, end in _merged([*covered, (first, last)], step)],
             )
+            self._touch(db, key, written=True)
+            evicted = self._evict(db, keep=key)
+        if evicted:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Give the evicted pages back to the disk (a rewrite: rare, and bounded by the cap)."""
+        try:
+            with closing(self._connect()) as db:
+                db.execute("VACUUM")
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            # Busy with another process's backtest: SQLite reuses the freed pages anyway,
+            # and the next eviction compacts.
+            log.warning("candles.compact_skipped path=%s", self.path, exc_info=True)
 
 
 def _valid_rows(page: Any, since: int, last: int) -> list[Row]:
@@ -192,9 +310,10 @@ class HistoricalCandles:
         replay: ReplayFeed | None = None,
         page_limit: int = PAGE_LIMIT,
         clock: Callable[[], float] = time.time,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.pool = pool
-        self.store = CandleStore(Path(cache_dir) / CACHE_FILE)
+        self.store = CandleStore(Path(cache_dir) / CACHE_FILE, max_bytes=max_bytes, clock=clock)
         self.replay = replay or ReplayFeed()
         self.page_limit = page_limit
         self.clock = clock

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from db.session import Database
-from engine.backtest.candles import HistoricalCandles
+from engine.backtest.candles import DEFAULT_MAX_BYTES, HistoricalCandles
 from engine.backtest.jobs import run_backtest_job
 from engine.exchanges.clients import ClientPool
 
@@ -92,6 +92,7 @@ class ThreadBacktestQueue:
         database_url: str,
         exchange_api_urls: dict[str, str],
         cache_dir: Path,
+        cache_max_bytes: int = DEFAULT_MAX_BYTES,
         offline: bool = False,
         workers: int = 2,
         heartbeat: float | None = None,
@@ -99,6 +100,7 @@ class ThreadBacktestQueue:
         self.database_url = database_url
         self.exchange_api_urls = dict(exchange_api_urls)
         self.cache_dir = cache_dir
+        self.cache_max_bytes = cache_max_bytes
         self.offline = offline
         self.heartbeat = heartbeat
         self._slots = threading.BoundedSemaphore(workers)
@@ -136,7 +138,10 @@ class ThreadBacktestQueue:
             options["heartbeat"] = self.heartbeat
         try:
             await run_backtest_job(
-                database, HistoricalCandles(pool, self.cache_dir), job_id, **options
+                database,
+                HistoricalCandles(pool, self.cache_dir, max_bytes=self.cache_max_bytes),
+                job_id,
+                **options,
             )
         finally:
             await pool.close()

@@ -20,6 +20,7 @@ from db.models import (
     User,
 )
 from db.models.credentials import new_credential_id
+from db.outbox import add_notification
 from db.types import utcnow
 from engine.exchanges.catalog import EXCHANGES, ExchangeSpec, exchange_spec
 from engine.exchanges.errors import (
@@ -47,6 +48,19 @@ class ConnectedExchange:
     egress_ips: tuple[str, ...] = ()
 
 
+MAX_SECRET_LENGTH = 512
+
+
+def valid_secret(value: str) -> bool:
+    """Exchange keys are printable ASCII: anything else would only break the signed request."""
+    return (
+        0 < len(value) <= MAX_SECRET_LENGTH
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
 def supported_exchange(name: str) -> ExchangeSpec:
     spec = exchange_spec(name)
     if spec is None:
@@ -57,15 +71,27 @@ def supported_exchange(name: str) -> ExchangeSpec:
 
 
 async def connect_exchange(
-    app: App, user_id: int, exchange: str, secrets: CredentialSecrets, *, label: str = "default"
+    app: App,
+    user_id: int,
+    exchange: str,
+    secrets: CredentialSecrets,
+    *,
+    label: str = "default",
+    tell_chat: bool = False,
 ) -> ConnectedExchange:
     """Validate a key with a real call, refuse keys that may withdraw, store it encrypted.
 
-    Connecting the same exchange and label again replaces the stored key.
+    Connecting the same exchange and label again replaces the stored key. Every way of
+    handing over a key (chat dialog, Discord modal, web form) ends here, so each is
+    checked alike. ``tell_chat``: the key came from outside the chat (the web form),
+    so the chat is told through the outbox, in the transaction that stores the key.
     """
     spec = supported_exchange(exchange)
     redact(secrets.api_key.get_secret_value(), secrets.secret.get_secret_value(),
            secrets.passphrase.get_secret_value() if secrets.passphrase else None)  # fmt: skip
+    given = (secrets.api_key, secrets.secret, secrets.passphrase)
+    if not all(valid_secret(value.get_secret_value()) for value in given if value is not None):
+        raise UserError("key_malformed")
     if spec.needs_passphrase and secrets.passphrase is None:
         raise UserError("passphrase_required", exchange=spec.title)
     async with app.database.sessions() as session:
@@ -111,12 +137,28 @@ async def connect_exchange(
         )
         seal(app.vault, credential, secrets)
         credential.permissions = permissions.as_dict()
-        credential.validated_at = utcnow()
+        validated_at = credential.validated_at = utcnow()
         credential.status = CredentialStatus.ACTIVE
         if existing is None:
             session.add(credential)
-        session.add(AuditEntry(user_id=user_id, platform="api", action="exchange.connect",
+        session.add(AuditEntry(user_id=user_id, platform="web" if tell_chat else "api",
+                               action="exchange.connect",
                                detail={"exchange": spec.id, "label": label}))  # fmt: skip
+        if tell_chat:
+            await add_notification(
+                session,
+                user_id=user_id,
+                kind="exchange_connected",
+                payload={
+                    "exchange": spec.id,
+                    "title": spec.title,
+                    "trade": credential.permissions.get("trade"),
+                    "withdraw": credential.permissions.get("withdraw"),
+                    "egress_ips": list(app.settings.egress_ips),
+                },
+                # One notice per stored key: a key connected again is a new fact.
+                dedupe_key=f"exchange_connected:{credential.id}:{validated_at.isoformat()}",
+            )
         return ConnectedExchange(spec.id, spec.title, label, credential.permissions,
                                  credential.validated_at, credential.status,
                                  tuple(app.settings.egress_ips))  # fmt: skip

@@ -24,6 +24,7 @@ from robotrader.settings import Settings
 from robotrader.use_cases.accounts import register
 from robotrader.use_cases.bots import BotSpec, create_bot, start_bot
 from robotrader.use_cases.web_access import create_api_token
+from tests.secret_audit import AUDIT
 from web.app import create_app
 
 _names = itertools.count(1)
@@ -102,6 +103,13 @@ def web_settings(settings: Settings, **extra: Any) -> Settings:
     return settings.model_copy(update={"market_data": "replay", **extra})
 
 
+async def audit_response(response: httpx.Response) -> None:
+    """Every answer of the web app goes to the secrets audit (pages, headers, cookies)."""
+    await response.aread()
+    headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+    AUDIT.scan(f"web:{response.request.url.path[:40]}", headers + "\n" + response.text)
+
+
 @pytest.fixture
 def extra_settings() -> dict[str, Any]:
     """Settings a test module adds (override this fixture in the module)."""
@@ -115,7 +123,9 @@ async def web(
     app = App.from_settings(web_settings(settings, **extra_settings), database)
     api = create_app(app)
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api), base_url="http://test"
+        transport=httpx.ASGITransport(app=api),
+        base_url="http://test",
+        event_hooks={"response": [audit_response]},
     ) as client:
         yield Web(app, api, client)
     await app.pool.close()

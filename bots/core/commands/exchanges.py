@@ -24,35 +24,52 @@ from robotrader.use_cases.exchanges import (
     list_exchanges,
     supported_exchange,
 )
+from robotrader.use_cases.key_intake import KEY_LINK_TTL, issue_key_link
 
 
-def _choose_exchange(inv: Invocation) -> Reply:
+async def _web_form(inv: Invocation, exchange: str | None = None) -> tuple[Paragraph, Button]:
+    """The private link to the web form, offered first: the key never crosses the chat."""
+    link = await issue_key_link(inv.app, inv.user_id, exchange)
+    minutes = int(KEY_LINK_TTL.total_seconds() // 60)
+    return Paragraph(inv.t("connect.web_link", minutes=minutes)), Button(
+        inv.t("connect.web_open"), url=link
+    )
+
+
+async def _choose_exchange(inv: Invocation) -> Reply:
+    offer, open_form = await _web_form(inv)
     return Reply(
-        blocks=[Paragraph(inv.t("connect.choose"))],
-        buttons=[
+        blocks=[offer, Paragraph(inv.t("connect.choose"))],
+        buttons=[[open_form]]
+        + [
             [Button(spec.title, action=actions.encode("cx", spec.id))]
             for spec in EXCHANGES.values()
         ],
     )
 
 
-def _ask_key(inv: Invocation, exchange: str) -> Reply:
+async def _ask_key(inv: Invocation, exchange: str) -> Reply:
     spec = supported_exchange(exchange)
+    offer, open_form = await _web_form(inv, spec.id)
     inv.start_dialog("connect", "api_key", exchange=spec.id)
     return Reply(
         blocks=[
             Title(inv.t("connect.title", exchange=spec.title)),
+            offer,
             Paragraph(inv.t("connect.ask_key")),
         ],
-        buttons=[[Button(inv.t("button.cancel"), action=actions.encode("cancel"))]],
+        buttons=[
+            [open_form],
+            [Button(inv.t("button.cancel"), action=actions.encode("cancel"))],
+        ],
     )
 
 
 @command("connect", private_only=True, args=("exchange",))
 async def connect(inv: Invocation) -> Reply:
     if not inv.args:
-        return _choose_exchange(inv)
-    return _ask_key(inv, inv.args[0])
+        return await _choose_exchange(inv)
+    return await _ask_key(inv, inv.args[0])
 
 
 @action("cx")
@@ -60,8 +77,8 @@ async def connect_button(inv: Invocation) -> Reply:
     if not inv.ctx.is_private:
         raise UserError("private_only")
     if not inv.args:
-        return _choose_exchange(inv)
-    return _ask_key(inv, inv.args[0])
+        return await _choose_exchange(inv)
+    return await _ask_key(inv, inv.args[0])
 
 
 @action("cancel")
@@ -100,11 +117,6 @@ async def connect_step(inv: Invocation) -> list[Reply]:
     return [await finish_connect(inv, spec.id, secrets)]
 
 
-def _valid_secret(value: str) -> bool:
-    """Exchange keys are printable ASCII: anything else would only break the signed request."""
-    return 0 < len(value) <= 512 and value.isascii() and value.isprintable() and " " not in value
-
-
 async def finish_connect(inv: Invocation, exchange: str, secrets: CredentialSecrets) -> Reply:
     """Validate and store the key; the reply every way of handing over a key ends with.
 
@@ -112,9 +124,6 @@ async def finish_connect(inv: Invocation, exchange: str, secrets: CredentialSecr
     in a form of their own (Discord's modal, see ChatCore.connect_with_secrets).
     """
     spec = supported_exchange(exchange)
-    given = [secrets.api_key, secrets.secret, secrets.passphrase]
-    if not all(_valid_secret(v.get_secret_value()) for v in given if v is not None):
-        return Reply.text(inv.t("connect.bad_value"))
     connected = await connect_exchange(inv.app, inv.user_id, spec.id, secrets)
     can = connected.permissions
     rights = [
