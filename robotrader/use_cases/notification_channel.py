@@ -62,11 +62,9 @@ def _target(extra: dict[str, Any] | None) -> NotificationTarget:
     return NotificationTarget(channel, str(guild) if guild else None)
 
 
-def _snowflake(value: str, error: str) -> str:
+def _snowflake(value: str) -> str | None:
     value = value.strip()
-    if not value.isdigit() or len(value) > 64:
-        raise UserError(error)
-    return value
+    return value if value.isdigit() and len(value) <= 64 else None
 
 
 async def notification_target(
@@ -94,8 +92,12 @@ async def set_notification_channel(
     bot_can_post: bool,
 ) -> NotificationTarget:
     """Post this chat account's notifications in ``channel_id`` of server ``guild_id``."""
-    guild = _snowflake(guild_id, "notify_channel_server_only")
-    channel = _snowflake(channel_id, "notify_channel_unknown")
+    guild = _snowflake(guild_id)
+    if guild is None:
+        raise UserError("notify_channel_server_only")
+    channel = _snowflake(channel_id)
+    if channel is None:
+        raise UserError("notify_channel_unknown")
     if not user_can_post:
         raise UserError("notify_channel_user_cannot_post")
     if not bot_can_post:
