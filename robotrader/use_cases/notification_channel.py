@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from db.models import AuditEntry, ChatIdentity, Platform
 from db.models.users import NOTIFY_CHANNEL, notify_channel_id
+from db.notifications import NotificationKind
 from robotrader.app import App
 from robotrader.errors import UserError
 
@@ -27,16 +28,16 @@ from robotrader.errors import UserError
 # whoever clicks it). A kind added later goes to the private chat until listed here.
 CHANNEL_KINDS = frozenset(
     {
-        "trade_opened",
-        "trade_closed",
-        "order_rejected",
-        "bot_paused",
-        "data_fallback",
-        "signal_expired",
-        "kill_switch",
-        "daily_summary",
-        "backtest_done",
-        "backtest_failed",
+        NotificationKind.TRADE_OPENED,
+        NotificationKind.TRADE_CLOSED,
+        NotificationKind.ORDER_REJECTED,
+        NotificationKind.BOT_PAUSED,
+        NotificationKind.DATA_FALLBACK,
+        NotificationKind.SIGNAL_EXPIRED,
+        NotificationKind.KILL_SWITCH,
+        NotificationKind.DAILY_SUMMARY,
+        NotificationKind.BACKTEST_DONE,
+        NotificationKind.BACKTEST_FAILED,
     }
 )
 
