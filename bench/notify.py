@@ -90,7 +90,17 @@ from bots.telegram.delivery import TelegramDelivery
 from bots.telegram.rate_limiter import TelegramRateLimiter
 from bots.telegram.service import build_application
 from db import migrate, outbox
-from db.models import ChatIdentity, Notification, NotificationDelivery, Plan, Platform, User
+from db.models import (
+    BotMode,
+    ChatIdentity,
+    Notification,
+    NotificationDelivery,
+    OrderSide,
+    Plan,
+    Platform,
+    User,
+)
+from db.notifications import TradeClosedNotice, TradeOpenedNotice
 from db.session import Database
 from db.vault import generate_master_key
 from robotrader.app import App
@@ -131,8 +141,7 @@ class BenchUser:
 @dataclass(frozen=True)
 class Fill:
     user_id: int
-    kind: str
-    payload: dict[str, Any]
+    notice: TradeOpenedNotice | TradeClosedNotice
     dedupe_key: str
     priority: int
 
@@ -163,7 +172,7 @@ def make_fills(
         strategy = STRATEGIES[rng.randrange(len(STRATEGIES))]
         bot_id = user.user_id
         bot = f"{strategy}-1"
-        mode = "paper" if rng.random() < 0.8 else "live"
+        mode = BotMode.PAPER if rng.random() < 0.8 else BotMode.LIVE
         price = base * Decimal(str(round(rng.uniform(0.97, 1.03), 4)))
         entry = price
         amount = (Decimal(rng.choice((100, 250, 500, 1000))) / price).quantize(Decimal("0.000001"))
@@ -172,27 +181,24 @@ def make_fills(
             price = (price * Decimal(str(round(rng.gauss(1, 0.01), 5)))).quantize(Decimal("0.0001"))
             if n % 2 == 0:
                 entry = price
-                kind = "trade_opened"
-                payload: dict[str, Any] = {
-                    "bot_id": bot_id, "bot": bot, "mode": mode, "symbol": symbol, "side": "buy",
-                    "reason": rng.choice(OPEN_REASONS), "amount": str(amount),
-                    "price": str(price), "value": str((amount * price).quantize(Decimal("0.01"))),
-                }  # fmt: skip
+                notice: TradeOpenedNotice | TradeClosedNotice = TradeOpenedNotice(
+                    bot_id=bot_id, bot=bot, mode=mode, symbol=symbol, side=OrderSide.BUY,
+                    reason=rng.choice(OPEN_REASONS), amount=amount,
+                    price=price, value=(amount * price).quantize(Decimal("0.01")),
+                )  # fmt: skip
             else:
                 pnl = (amount * (price - entry)).quantize(Decimal("0.01"))
                 pnl_pct = ((price - entry) / entry * 100).quantize(Decimal("0.01"))
-                kind = "trade_closed"
-                payload = {
-                    "bot_id": bot_id, "bot": bot, "mode": mode, "symbol": symbol, "side": "sell",
-                    "reason": rng.choice(CLOSE_REASONS), "amount": str(amount),
-                    "price": str(price), "entry_price": str(entry), "pnl": str(pnl),
-                    "pnl_pct": str(pnl_pct), "closed": True,
-                }  # fmt: skip
+                notice = TradeClosedNotice(
+                    bot_id=bot_id, bot=bot, mode=mode, symbol=symbol, side=OrderSide.SELL,
+                    reason=rng.choice(CLOSE_REASONS), amount=amount,
+                    price=price, entry_price=entry, pnl=pnl,
+                    pnl_pct=pnl_pct, closed=True,
+                )  # fmt: skip
             fills.append(
                 Fill(
                     user.user_id,
-                    kind,
-                    payload,
+                    notice,
                     f"bench:{phase}:fill:{user.user_id}:{n}",
                     PRIORITY[user.plan],
                 )
@@ -278,8 +284,7 @@ async def _write(session: Any, fill: Fill) -> None:
     await outbox.add_notification(
         session,
         user_id=fill.user_id,
-        kind=fill.kind,
-        payload=fill.payload,
+        notice=fill.notice,
         dedupe_key=fill.dedupe_key,
         priority=fill.priority,
     )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ChatIdentity, Notification, NotificationDelivery, Platform, User
 from db.models.users import notify_channel_id
+from db.notifications import Notice, NotificationKind
 from db.session import Database, upsert
 from db.types import utcnow
 
@@ -59,13 +60,16 @@ async def load_recipients(session: AsyncSession, user_ids: Iterable[int]) -> dic
 
 @dataclass(frozen=True)
 class NewNotification:
-    """A notification to store (`add_notifications`)."""
+    """A notification to store (`add_notifications`): its kind is its notice's."""
 
     user_id: int
-    kind: str
-    payload: dict[str, Any]
+    notice: Notice
     dedupe_key: str
     priority: int = 0
+
+    @property
+    def kind(self) -> NotificationKind:
+        return self.notice.kind
 
 
 async def add_notifications(
@@ -93,8 +97,8 @@ async def add_notifications(
         [
             {
                 "user_id": n.user_id,
-                "kind": n.kind,
-                "payload": n.payload,
+                "kind": n.kind.value,
+                "payload": n.notice.to_payload(),
                 "dedupe_key": n.dedupe_key,
                 "priority": n.priority,
                 "created_at": now,
@@ -128,14 +132,13 @@ async def add_notification(
     session: AsyncSession,
     *,
     user_id: int,
-    kind: str,
-    payload: dict[str, Any],
+    notice: Notice,
     dedupe_key: str,
     priority: int = 0,
     recipients: Mapping[int, Recipient] | None = None,
 ) -> bool:
     """`add_notifications` of one; False if its ``dedupe_key`` was stored before."""
-    one = NewNotification(user_id, kind, payload, dedupe_key, priority)
+    one = NewNotification(user_id, notice, dedupe_key, priority)
     return bool(await add_notifications(session, [one], recipients))
 
 
@@ -144,8 +147,8 @@ class ClaimedNotification:
     delivery_id: int
     notification_id: int
     user_id: int
-    kind: str
-    payload: dict[str, Any]
+    kind: str  # a NotificationKind, unless a newer version wrote it
+    payload: dict[str, Any]  # as stored: `db.notifications.read_notice` reads it
     created_at: datetime
     chat_id: str | None  # the private chat
     language: str | None

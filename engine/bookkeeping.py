@@ -26,6 +26,12 @@ from db.models import (
     Position,
     Trade,
 )
+from db.notifications import (
+    BotPausedNotice,
+    OrderRejectedNotice,
+    TradeClosedNotice,
+    TradeOpenedNotice,
+)
 from db.outbox import (
     NewNotification,
     Recipient,
@@ -347,10 +353,17 @@ def _book_buy(
         ledger,
         order,
         bot,
-        "trade_opened",
-        amount,
-        price,
-        value=str((amount * price).quantize(Decimal("0.01"))),
+        TradeOpenedNotice(
+            bot_id=bot.id,
+            bot=bot.name,
+            mode=order.mode,
+            symbol=order.symbol,
+            side=order.side,
+            reason=order.reason,
+            amount=amount,
+            price=price,
+            value=(amount * price).quantize(Decimal("0.01")),
+        ),
     )
 
 
@@ -401,13 +414,20 @@ def _book_sell(
         ledger,
         order,
         bot,
-        "trade_closed",
-        sold,
-        price,
-        entry_price=str(entry),
-        pnl=str(pnl.quantize(Decimal("0.01"))),
-        pnl_pct=str(pnl_pct.quantize(Decimal("0.01"))),
-        closed=closed,
+        TradeClosedNotice(
+            bot_id=bot.id,
+            bot=bot.name,
+            mode=order.mode,
+            symbol=order.symbol,
+            side=order.side,
+            reason=order.reason,
+            amount=sold,
+            price=price,
+            entry_price=entry,
+            pnl=pnl.quantize(Decimal("0.01")),
+            pnl_pct=pnl_pct.quantize(Decimal("0.01")),
+            closed=closed,
+        ),
     )
 
 
@@ -415,29 +435,15 @@ def _notify_fill(
     ledger: Ledger,
     order: Order,
     bot: BotRef,
-    kind: str,
-    amount: Decimal,
-    price: Decimal,
-    **extra: object,
+    notice: TradeOpenedNotice | TradeClosedNotice,
 ) -> None:
     """The trade message of one fill (its dedupe key makes a re-booked fill say nothing)."""
     ledger.notifications.append(
         NewNotification(
             user_id=order.user_id,
-            kind=kind,
+            notice=notice,
             priority=bot.priority,
             dedupe_key=f"fill:{order.client_order_id}:{order.filled}",
-            payload={
-                "bot_id": bot.id,
-                "bot": bot.name,
-                "mode": str(order.mode),
-                "symbol": order.symbol,
-                "side": str(order.side),
-                "reason": order.reason,
-                "amount": str(amount),
-                "price": str(price),
-                **extra,
-            },
         )
     )
 
@@ -453,29 +459,29 @@ async def record_rejection(
     """The order was refused (by the exchange, or before sending): the bot carries on, told why."""
     order.status = OrderStatus.REJECTED
     order.error = (f"{reason}: {detail}" if detail else reason)[:255]
-    payload: dict[str, object] = {
-        "bot_id": bot.id,
-        "bot": bot.name,
-        "symbol": order.symbol,
-        "side": str(order.side),
-        "reason": reason,
-    }
+    limits = None
     dedupe_key = f"rejected:{order.client_order_id}"
     if reason in RULE_REFUSALS:
-        payload["limits"] = detail[:200]
+        limits = detail[:200]
         day = utcnow().date().isoformat()
         dedupe_key = f"rejected:{order.bot_id}:{order.symbol}:{reason}:{day}"
     await add_notification(
         session,
         user_id=order.user_id,
-        kind="order_rejected",
+        notice=OrderRejectedNotice(
+            bot_id=bot.id,
+            bot=bot.name,
+            symbol=order.symbol,
+            side=order.side,
+            reason=reason,
+            limits=limits,
+        ),
         priority=bot.priority,
         dedupe_key=dedupe_key,
-        payload=payload,
     )
 
 
-async def pause_bot(session: AsyncSession, bot: BotRef, reason: str, **details: str) -> None:
+async def pause_bot(session: AsyncSession, bot: BotRef, reason: str) -> None:
     """Pause a bot and tell its owner why (auth refused, daily loss, no market data...)."""
     row = await session.get(Bot, bot.id, with_for_update=True)
     if row is None or row.status != BotStatus.RUNNING:
@@ -485,8 +491,7 @@ async def pause_bot(session: AsyncSession, bot: BotRef, reason: str, **details: 
     await add_notification(
         session,
         user_id=bot.user_id,
-        kind="bot_paused",
+        notice=BotPausedNotice(bot_id=bot.id, bot=bot.name, reason=reason),
         priority=bot.priority,
         dedupe_key=f"paused:{bot.id}:{reason}:{utcnow().isoformat(timespec='minutes')}",
-        payload={"bot_id": bot.id, "bot": bot.name, "reason": reason, **details},
     )

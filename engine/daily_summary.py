@@ -9,6 +9,7 @@ from decimal import Decimal
 from sqlalchemy import String, cast, exists, func, literal, select
 
 from db.models import Bot, Notification, Position, Trade, User
+from db.notifications import DailySummaryNotice
 from db.outbox import add_notification
 from db.session import Database
 
@@ -58,13 +59,12 @@ async def write_daily_summaries(database: Database, now: datetime | None = None)
             written += await add_notification(
                 session,
                 user_id=user_id,
-                kind="daily_summary",
+                notice=DailySummaryNotice(
+                    date=day,
+                    pnl=sum(pnl[user_id], Decimal(0)).quantize(Decimal("0.01")),
+                    trades=len(pnl[user_id]),
+                    open_positions=int(open_positions.get(user_id, 0)),
+                ),
                 dedupe_key=f"summary:{user_id}:{day}",
-                payload={
-                    "date": day,
-                    "pnl": str(sum(pnl[user_id], Decimal(0)).quantize(Decimal("0.01"))),
-                    "trades": len(pnl[user_id]),
-                    "open_positions": int(open_positions.get(user_id, 0)),
-                },
             )
         return written

@@ -42,6 +42,7 @@ from db.models import (
     Trade,
     User,
 )
+from db.notifications import DataFallbackNotice, SignalExpiredNotice
 from db.outbox import NewNotification, add_notifications
 from db.session import Database
 from db.types import utcnow
@@ -493,10 +494,9 @@ async def _note_sources(
     notices = [
         NewNotification(
             user_id=bot.user_id,
-            kind="data_fallback",
+            notice=DataFallbackNotice(bot_id=bot.id, bot=bot.name),
             priority=bot.ref.priority,
             dedupe_key=f"fallback:{bot.id}:{now.isoformat(timespec='minutes')}",
-            payload={"bot_id": bot.id, "bot": bot.name},
         )
         for bot in changed.get("replay", [])
     ]
@@ -532,17 +532,16 @@ async def _note_stale_signals(session: AsyncSession, bots: list[BotState], now: 
         notices.append(
             NewNotification(
                 user_id=bot.user_id,
-                kind="signal_expired",
+                notice=SignalExpiredNotice(
+                    bot_id=bot.id,
+                    bot=bot.name,
+                    action=latest.action,
+                    received=latest.received_at.strftime("%H:%M"),
+                    minutes=int((now - latest.received_at).total_seconds() // 60),
+                    limit=int(SIGNAL_MAX_AGE.total_seconds() // 60),
+                ),
                 priority=bot.ref.priority,
                 dedupe_key=f"signal_expired:{bot.id}:{latest.id}",
-                payload={
-                    "bot_id": bot.id,
-                    "bot": bot.name,
-                    "action": latest.action,
-                    "received": latest.received_at.strftime("%H:%M"),
-                    "minutes": int((now - latest.received_at).total_seconds() // 60),
-                    "limit": int(SIGNAL_MAX_AGE.total_seconds() // 60),
-                },
             )
         )
     await add_notifications(session, notices)

@@ -10,7 +10,6 @@ client sends no allowed mentions) and never an amount or a balance.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from discord.utils import escape_markdown
@@ -20,6 +19,7 @@ from bots.core.replies import Paragraph, Reply, Title
 from db.models import Platform
 from robotrader.formatting import percent
 from robotrader.i18n import Translator
+from robotrader.notifications import TradeClosedNotice, TradeOpenedNotice, read_notice
 from robotrader.use_cases.community import leaderboard, set_community_channel, set_sharing
 
 
@@ -82,13 +82,6 @@ async def show_leaderboard(
     return Reply(blocks=[title, Paragraph("\n".join(lines))], personal=False)
 
 
-def _decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)) if value is not None else None
-    except InvalidOperation:
-        return None
-
-
 def trade_post(
     kind: str, payload: dict[str, Any], platform_user_id: str, language: str
 ) -> str | None:
@@ -96,15 +89,16 @@ def trade_post(
 
     None for notifications that are not trades.
     """
+    notice = read_notice(kind, payload)
+    if not isinstance(notice, TradeOpenedNotice | TradeClosedNotice):
+        return None
     t = Translator(language)
-    symbol = escape_markdown(str(payload.get("symbol", "")))[:32]
-    mode = t(f"mode.{payload.get('mode', 'paper')}")
+    symbol = escape_markdown(notice.symbol)[:32]
+    mode = t(f"mode.{notice.mode}")
     member = mention(platform_user_id)
-    if kind == "trade_opened":
+    if isinstance(notice, TradeOpenedNotice):
         return t("community.post_bought", member=member, symbol=symbol, mode=mode)
-    if kind == "trade_closed":
-        pnl_pct = _decimal(payload.get("pnl_pct"))
-        losing = pnl_pct is not None and pnl_pct < 0
-        key = "community.post_sold_loss" if losing else "community.post_sold_win"
-        return t(key, member=member, symbol=symbol, mode=mode, pnl_pct=percent(pnl_pct, t.language))
-    return None
+    key = "community.post_sold_loss" if notice.pnl_pct < 0 else "community.post_sold_win"
+    return t(
+        key, member=member, symbol=symbol, mode=mode, pnl_pct=percent(notice.pnl_pct, t.language)
+    )

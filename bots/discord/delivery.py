@@ -38,6 +38,7 @@ from db.models import Platform
 from db.outbox import ClaimedNotification
 from robotrader.app import App
 from robotrader.i18n import DEFAULT_LANGUAGE, Translator
+from robotrader.notifications import NotificationKind
 from robotrader.use_cases.accounts import language_from_client
 from robotrader.use_cases.community import share_targets
 from robotrader.use_cases.notification_channel import goes_to_channel, notification_channel_lost
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 CANNOT_MESSAGE_USER = 50007
 # A picked channel refused for good: Unknown Channel, Missing Access, Missing Permissions.
 CHANNEL_GONE = frozenset({10003, 50001, 50013})
-TRADE_KINDS = frozenset({"trade_opened", "trade_closed"})
+TRADE_KINDS = frozenset({NotificationKind.TRADE_OPENED, NotificationKind.TRADE_CLOSED})
 
 
 class Pacer:

@@ -35,6 +35,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import Backtest, BacktestStatus
+from db.notifications import BacktestDoneNotice, BacktestFailedNotice
 from db.outbox import add_notification
 from db.session import Database
 from db.types import utcnow
@@ -183,16 +184,6 @@ def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _notice(job_id: str, spec: BacktestSpec) -> dict[str, Any]:
-    return {
-        "job": job_id,
-        "strategy": spec.strategy,
-        "symbol": spec.symbol,
-        "days": spec.days,
-        "bot": spec.bot or "",
-    }
-
-
 async def _finish(
     database: Database,
     job_id: str,
@@ -246,16 +237,18 @@ async def _notify(
     summary: BacktestSummary | None,
     error: str | None,
 ) -> None:
-    payload = _notice(job_id, spec)
+    notice: BacktestDoneNotice | BacktestFailedNotice
     if summary is not None:
-        kind = "backtest_done"
-        payload |= {"pnl_pct": str(summary.total_pnl_pct), "trades": summary.trade_count}
+        notice = BacktestDoneNotice(
+            job=job_id, strategy=spec.strategy, symbol=spec.symbol, days=spec.days,
+            bot=spec.bot or "", pnl_pct=summary.total_pnl_pct, trades=summary.trade_count,
+        )  # fmt: skip
     else:
-        kind = "backtest_failed"
-        payload |= {"error": error or "internal"}
-    await add_notification(
-        session, user_id=user_id, kind=kind, payload=payload, dedupe_key=f"backtest:{job_id}"
-    )
+        notice = BacktestFailedNotice(
+            job=job_id, strategy=spec.strategy, symbol=spec.symbol, days=spec.days,
+            bot=spec.bot or "", error=error or "internal",
+        )  # fmt: skip
+    await add_notification(session, user_id=user_id, notice=notice, dedupe_key=f"backtest:{job_id}")
 
 
 async def run_backtest_job(

@@ -311,11 +311,16 @@ def _limit_error(exc: LimitReached) -> UserError:
     limits = limits_of(exc.plan)
     field_name = "max_backtest_days" if exc.limit == "backtest_days" else "max_concurrent_backtests"
     better = next_plan_with_more(limits, field_name)
-    key = "backtest_period_limit" if exc.limit == "backtest_days" else "backtest_concurrency_limit"
+    days = exc.limit == "backtest_days"
+    # Keys written out (not composed): the test of web/errors.py reads them from the source.
     if better is None:
-        return UserError(f"{key}_top", maximum=exc.maximum, current=exc.current)
+        return UserError(
+            "backtest_period_limit_top" if days else "backtest_concurrency_limit_top",
+            maximum=exc.maximum,
+            current=exc.current,
+        )
     return UserError(
-        key,
+        "backtest_period_limit" if days else "backtest_concurrency_limit",
         plan=str(exc.plan),
         maximum=exc.maximum,
         current=exc.current,

@@ -16,6 +16,7 @@ from billing.plans import PlanLimits, Usage, limits_of
 from billing.stripe_gateway import BillingUnavailable, StripeConfig, StripeGateway
 from billing.subscriptions import RANK, PlanChange, effective_plan, record_subscription, superseded
 from db.models import ChatIdentity, Plan, StripeEvent, Subscription, User
+from db.notifications import PaymentFailedNotice, PlanChangedNotice
 from db.outbox import add_notification
 from db.session import upsert
 from db.types import utcnow
@@ -226,10 +227,9 @@ async def handle_stripe_webhook(app: App, payload: bytes, signature: str) -> str
             await add_notification(
                 session,
                 user_id=user_id,
-                kind="payment_failed",
+                notice=PaymentFailedNotice(portal_url=portal),
                 priority=2,
                 dedupe_key=f"stripe:{event_id}:payment_failed",
-                payload={"portal_url": portal},
             )
     # Bought a better plan: stop billing the one it replaces. The event is stored, so
     # this must not fail the webhook (Stripe's redelivery would be a duplicate): what
@@ -310,16 +310,15 @@ async def _announce(session: Any, event_id: str, change: PlanChange) -> None:
     await add_notification(
         session,
         user_id=change.user_id,
-        kind="plan_changed",
+        notice=PlanChangedNotice(
+            plan=change.new,
+            old_plan=change.old,
+            downgrade=change.is_downgrade,
+            paused=tuple(paused),
+            renews_at=change.renews_at,
+        ),
         priority=2,
         dedupe_key=f"stripe:{event_id}:plan_changed",
-        payload={
-            "plan": str(change.new),
-            "old_plan": str(change.old),
-            "downgrade": change.is_downgrade,
-            "paused": paused,
-            "renews_at": change.renews_at.isoformat() if change.renews_at else None,
-        },
     )
 
 

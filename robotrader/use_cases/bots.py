@@ -29,6 +29,7 @@ from db.models import (
     Position,
     User,
 )
+from db.notifications import KillSwitchNotice
 from db.outbox import add_notification
 from db.types import utcnow
 from engine.exchanges.catalog import EXCHANGES, exchange_spec
@@ -488,13 +489,10 @@ async def kill_switch(app: App, user_id: int, *, close_positions: bool) -> KillS
         await add_notification(
             session,
             user_id=user_id,
-            kind="kill_switch",
+            notice=KillSwitchNotice(
+                bots=result.bots_stopped, sold=result.positions_sold, waiting=result.waiting
+            ),
             dedupe_key=f"panic:{user_id}:{now.isoformat()}",
-            payload={
-                "bots": result.bots_stopped,
-                "sold": result.positions_sold,
-                "waiting": result.waiting,
-            },
         )
     return result
 

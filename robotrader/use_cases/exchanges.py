@@ -20,6 +20,7 @@ from db.models import (
     User,
 )
 from db.models.credentials import new_credential_id
+from db.notifications import ExchangeConnectedNotice
 from db.outbox import add_notification
 from db.types import utcnow
 from engine.exchanges.catalog import EXCHANGES, ExchangeSpec, exchange_spec
@@ -148,14 +149,13 @@ async def connect_exchange(
             await add_notification(
                 session,
                 user_id=user_id,
-                kind="exchange_connected",
-                payload={
-                    "exchange": spec.id,
-                    "title": spec.title,
-                    "trade": credential.permissions.get("trade"),
-                    "withdraw": credential.permissions.get("withdraw"),
-                    "egress_ips": list(app.settings.egress_ips),
-                },
+                notice=ExchangeConnectedNotice(
+                    exchange=spec.id,
+                    title=spec.title,
+                    trade=credential.permissions.get("trade"),
+                    withdraw=credential.permissions.get("withdraw"),
+                    egress_ips=tuple(app.settings.egress_ips),
+                ),
                 # One notice per stored key: a key connected again is a new fact.
                 dedupe_key=f"exchange_connected:{credential.id}:{validated_at.isoformat()}",
             )

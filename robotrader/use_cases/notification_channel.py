@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 
 from db.models import AuditEntry, ChatIdentity, Platform
 from db.models.users import NOTIFY_CHANNEL, notify_channel_id
+from db.notifications import NotificationKind
 from robotrader.app import App
 from robotrader.errors import UserError
 
@@ -27,16 +28,16 @@ from robotrader.errors import UserError
 # whoever clicks it). A kind added later goes to the private chat until listed here.
 CHANNEL_KINDS = frozenset(
     {
-        "trade_opened",
-        "trade_closed",
-        "order_rejected",
-        "bot_paused",
-        "data_fallback",
-        "signal_expired",
-        "kill_switch",
-        "daily_summary",
-        "backtest_done",
-        "backtest_failed",
+        NotificationKind.TRADE_OPENED,
+        NotificationKind.TRADE_CLOSED,
+        NotificationKind.ORDER_REJECTED,
+        NotificationKind.BOT_PAUSED,
+        NotificationKind.DATA_FALLBACK,
+        NotificationKind.SIGNAL_EXPIRED,
+        NotificationKind.KILL_SWITCH,
+        NotificationKind.DAILY_SUMMARY,
+        NotificationKind.BACKTEST_DONE,
+        NotificationKind.BACKTEST_FAILED,
     }
 )
 
@@ -62,11 +63,9 @@ def _target(extra: dict[str, Any] | None) -> NotificationTarget:
     return NotificationTarget(channel, str(guild) if guild else None)
 
 
-def _snowflake(value: str, error: str) -> str:
+def _snowflake(value: str) -> str | None:
     value = value.strip()
-    if not value.isdigit() or len(value) > 64:
-        raise UserError(error)
-    return value
+    return value if value.isdigit() and len(value) <= 64 else None
 
 
 async def notification_target(
@@ -94,8 +93,12 @@ async def set_notification_channel(
     bot_can_post: bool,
 ) -> NotificationTarget:
     """Post this chat account's notifications in ``channel_id`` of server ``guild_id``."""
-    guild = _snowflake(guild_id, "notify_channel_server_only")
-    channel = _snowflake(channel_id, "notify_channel_unknown")
+    guild = _snowflake(guild_id)
+    if guild is None:
+        raise UserError("notify_channel_server_only")
+    channel = _snowflake(channel_id)
+    if channel is None:
+        raise UserError("notify_channel_unknown")
     if not user_can_post:
         raise UserError("notify_channel_user_cannot_post")
     if not bot_can_post:

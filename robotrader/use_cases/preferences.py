@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from db.models import User
+from db.notifications import NotificationKind
 from robotrader.app import App
 from robotrader.errors import UserError
 
 # What a user may mute. Pauses, rejections and billing messages always get through.
-MUTABLE_KINDS = ("trade_opened", "trade_closed", "daily_summary", "data_fallback")
+MUTABLE_KINDS = (
+    NotificationKind.TRADE_OPENED,
+    NotificationKind.TRADE_CLOSED,
+    NotificationKind.DAILY_SUMMARY,
+    NotificationKind.DATA_FALLBACK,
+)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 
 from db import outbox
 from db.models import ChatIdentity, Platform, User
+from db.notifications import DailySummaryNotice, DataFallbackNotice, Notice, NotificationKind
 from db.session import Database
 
 
@@ -27,17 +29,20 @@ async def _user(database: Database, *platforms: Platform, muted: list[str] | Non
         return user.id
 
 
+def _payload(key: str) -> dict[str, object]:
+    """What `_notify` stores for ``key`` (a data_fallback of a bot named after it)."""
+    return {"bot_id": 1, "bot": key}
+
+
 async def _notify(
-    database: Database, user_id: int, key: str, kind: str = "trade", priority: int = 0
+    database: Database, user_id: int, key: str, kind: str = "data_fallback", priority: int = 0
 ) -> bool:
+    notice: Notice = DataFallbackNotice(bot_id=1, bot=key)
+    if kind == NotificationKind.DAILY_SUMMARY:
+        notice = DailySummaryNotice(date="2026-12-05", pnl=Decimal(0), trades=0, open_positions=0)
     async with database.transaction() as session:
         return await outbox.add_notification(
-            session,
-            user_id=user_id,
-            kind=kind,
-            payload={"n": key},
-            dedupe_key=key,
-            priority=priority,
+            session, user_id=user_id, notice=notice, dedupe_key=key, priority=priority
         )
 
 
@@ -55,7 +60,7 @@ async def test_one_delivery_per_platform_and_muted_kinds_skip(database: Database
     assert await outbox.pending_count(database, Platform.TELEGRAM) == 1
     assert await outbox.pending_count(database, Platform.DISCORD) == 1
     claimed = await outbox.claim(database, Platform.DISCORD, "w1")
-    assert [c.payload for c in claimed] == [{"n": "a"}]
+    assert [c.payload for c in claimed] == [_payload("a")]
     assert claimed[0].chat_id == f"chat-{user}-discord" and claimed[0].language == "pt-BR"
 
 
@@ -89,10 +94,10 @@ async def test_priority_first_then_age_and_release_with_delay(database: Database
     await _notify(database, user, "old")
     await _notify(database, user, "vip", priority=2)
     claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1)
-    assert claimed[0].payload == {"n": "vip"}
+    assert claimed[0].payload == _payload("vip")
     await outbox.release(database, claimed[0].delivery_id, error="429", retry_in=timedelta(hours=1))
     rest = await outbox.claim(database, Platform.TELEGRAM, "w")
-    assert [c.payload for c in rest] == [{"n": "old"}]
+    assert [c.payload for c in rest] == [_payload("old")]
 
 
 async def test_unreachable_user_closes_pending_and_gets_no_new(database: Database) -> None:

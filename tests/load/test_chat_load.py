@@ -40,6 +40,7 @@ from robotrader.app import App
 from robotrader.settings import Settings
 from tests.conftest import NOWHERE
 from tests.emulators.telegram import DEFAULT_TOKEN, TelegramEmulator
+from tests.notification_samples import SAMPLES  # a trade opened, then one closed
 
 INTERNAL_ERROR = re.compile(r"\(ref [0-9a-f]{8}\)")
 
@@ -212,12 +213,8 @@ async def test_300_notifications_delivered_once_each_without_a_429(
             for n in range(PER_USER):
                 for user_id in users:
                     await outbox.add_notification(
-                        session, user_id=user_id, kind="trade_opened" if n % 2 == 0 else
-                        "trade_closed", dedupe_key=f"load:{user_id}:{n}", priority=0,
-                        payload={"bot_id": 1, "bot": "sma_crossover-1", "mode": "paper",
-                                 "symbol": "BTC/USDT", "side": "buy", "reason": "entry",
-                                 "amount": "0.0051", "price": "97123.5", "entry_price": "96000",
-                                 "pnl": "5.73", "pnl_pct": "1.17", "value": "495.33"},
+                        session, user_id=user_id, notice=SAMPLES[n % 2],
+                        dedupe_key=f"load:{user_id}:{n}", priority=0,
                     )  # fmt: skip
 
         settings = _settings(

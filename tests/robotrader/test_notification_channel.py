@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from db import outbox
 from db.models import AuditEntry, ChatIdentity, Platform
+from db.notifications import DataFallbackNotice
 from db.session import Database
 from robotrader.app import App
 from robotrader.errors import UserError
@@ -48,7 +49,7 @@ async def _pick(app: App, discord_id: str = "11", channel: str = CHANNEL) -> Not
 async def _notify(app: App, user_id: int, key: str) -> None:
     async with app.database.transaction() as session:
         await outbox.add_notification(
-            session, user_id=user_id, kind="trade_opened", payload={}, dedupe_key=key
+            session, user_id=user_id, notice=DataFallbackNotice(bot_id=1, bot=key), dedupe_key=key
         )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 
 from sqlalchemy import select
 
 from db import outbox
 from db.models import ChatIdentity, Platform
+from db.notifications import DailySummaryNotice
 from tests.bots.discord.conftest import RunningBot, message_text
 from tests.emulators.discord_api import DEFAULT_ROUTE_LIMITS
 
@@ -42,8 +44,9 @@ async def test_a_burst_is_paced_by_the_bucket_headers_and_a_429_is_waited_out(
                 await outbox.add_notification(
                     session,
                     user_id=user_id,
-                    kind="daily_summary",
-                    payload={"pnl": str(number), "trades": number, "open_positions": 0},
+                    notice=DailySummaryNotice(
+                        date="2026-12-05", pnl=Decimal(number), trades=number, open_positions=0
+                    ),
                     dedupe_key=f"burst:{user_id}:{number}",
                 )
         delivered = await emulator.wait_for_async(

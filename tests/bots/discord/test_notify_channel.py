@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from db import outbox
 from db.models import ChatIdentity, Platform
+from db.notifications import PaymentFailedNotice
 from robotrader.use_cases.notification_channel import NotificationTarget, notification_target
 from tests.bots.discord.conftest import RunningBot, is_ephemeral, message_text
 from tests.bots.discord.test_e2e import dca_bot, tick
@@ -72,8 +73,7 @@ async def test_a_picked_channel_gets_the_trades_until_dm_is_asked_back(
         await outbox.add_notification(
             session,
             user_id=identity.user_id,
-            kind="payment_failed",
-            payload={"portal_url": "http://127.0.0.1:9/portal/session-ana"},
+            notice=PaymentFailedNotice(portal_url="http://127.0.0.1:9/portal/session-ana"),
             dedupe_key=f"test:payment_failed:{ana}",
         )
     await emulator.wait_for_async(

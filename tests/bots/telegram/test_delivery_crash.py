@@ -14,13 +14,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from db import migrate
-from db.models import ChatIdentity, NotificationDelivery, Platform, User
+from db.models import BotMode, ChatIdentity, NotificationDelivery, OrderSide, Platform, User
+from db.notifications import TradeOpenedNotice
 from db.outbox import add_notification
 from db.session import Database
 from db.vault import generate_master_key
@@ -84,14 +86,13 @@ async def test_killed_delivery_loses_nothing_and_repeats_nothing_acknowledged(
                 await session.flush()
                 for n in range(PER_USER):
                     marker = f"crash-{u}-{n}"
-                    payload = {"bot": marker, "symbol": "BTC/USDT", "amount": "0.01"}
-                    payload.update(price="90000", mode="paper", reason="entry")
+                    notice = TradeOpenedNotice(
+                        bot_id=1, bot=marker, mode=BotMode.PAPER, symbol="BTC/USDT",
+                        side=OrderSide.BUY, reason="entry", amount=Decimal("0.01"),
+                        price=Decimal(90000), value=Decimal(900),
+                    )  # fmt: skip
                     await add_notification(
-                        session,
-                        user_id=user.id,
-                        kind="trade_opened",
-                        dedupe_key=marker,
-                        payload=payload,
+                        session, user_id=user.id, notice=notice, dedupe_key=marker
                     )
         async with database.sessions() as session:
             from db.models import Notification

@@ -18,6 +18,7 @@ from db.models import (
     Position,
     User,
 )
+from db.notifications import DataFallbackNotice
 from db.outbox import add_notification, pending_count
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
@@ -191,9 +192,8 @@ async def test_blocked_user_is_marked_unreachable_and_not_retried(telegram_bot: 
             await add_notification(
                 session,
                 user_id=identity.user_id,
-                kind="data_fallback",
+                notice=DataFallbackNotice(bot_id=1, bot="b"),
                 dedupe_key=f"blocked-{user}-{n}",
-                payload={"bot": "b"},
             )
     deadline = asyncio.get_running_loop().time() + 20
     while await pending_count(telegram_bot.app.database, Platform.TELEGRAM):
@@ -215,8 +215,7 @@ async def test_blocked_user_is_marked_unreachable_and_not_retried(telegram_bot: 
         await add_notification(
             session,
             user_id=identity.user_id,
-            kind="data_fallback",
+            notice=DataFallbackNotice(bot_id=1, bot="de-volta"),
             dedupe_key=f"unblocked-{user}",
-            payload={"bot": "de-volta"},
         )
     await telegram_bot.says(user, "de-volta")
