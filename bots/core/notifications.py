@@ -11,9 +11,9 @@ from typing import Any
 
 from bots.core import actions
 from bots.core.replies import Button, Paragraph, Reply, Title
-from engine.strategies.registry import STRATEGIES
 from robotrader.formatting import amount, percent, price, signed_money
 from robotrader.i18n import Translator
+from robotrader.reference import STRATEGIES
 
 
 def _dec(value: Any) -> Decimal | None:

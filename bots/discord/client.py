@@ -46,9 +46,9 @@ from bots.discord.rendering import (
     render_files,
     render_view,
 )
-from db.credential_secrets import CredentialSecrets
-from db.models import Platform
 from robotrader.app import App
+from robotrader.credentials import CredentialSecrets
+from robotrader.enums import Platform
 from robotrader.errors import UserError
 from robotrader.i18n import Translator
 from robotrader.use_cases.community import forget_community
