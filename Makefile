@@ -28,8 +28,10 @@ test: $(STAMP) lint typecheck browser
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+## Style, and the import contracts of DESIGN.md ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy robotrader bots engine billing db web

@@ -12,9 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
-from engine.exchanges.catalog import EXCHANGES
-from engine.market_data.timeframes import TIMEFRAME_MS
-from engine.strategies.registry import STRATEGIES
+from robotrader.reference import EXCHANGES, STRATEGIES, TIMEFRAME_MS
 from robotrader.use_cases.bots import (
     MAX_CAPITAL,
     MAX_SYMBOLS_PER_BOT,

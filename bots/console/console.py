@@ -16,11 +16,12 @@ from typing import TextIO
 
 from bots.core.context import ChatContext
 from bots.core.core import ChatCore
+from bots.core.delivery import OutboxDelivery
 from bots.core.notifications import render_notification
 from bots.core.replies import Button, Code, Paragraph, Reply, Table, Title
-from db import outbox
-from db.models import Platform
 from robotrader.app import App
+from robotrader.enums import Platform
+from robotrader.use_cases.notification_delivery import ClaimedNotification
 
 PROMPT = "robotrader> "
 
@@ -52,6 +53,24 @@ def render_plain(reply: Reply, numbered: list[Button]) -> str:
     return "\n".join(lines)
 
 
+class ConsoleDelivery(OutboxDelivery):
+    """Notifications printed to the terminal, through the same claim-and-settle loop as chats."""
+
+    platform = Platform.CONSOLE
+
+    def __init__(self, app: App, out: TextIO) -> None:
+        # One at a time: lines printed to a terminal keep the order they were written in.
+        super().__init__(app, worker="console", concurrency=1)
+        self.out = out
+
+    async def send(self, notification: ClaimedNotification) -> None:
+        reply = render_notification(
+            notification.kind, notification.payload, notification.language or "en"
+        )
+        print("\n🔔 " + render_plain(reply, []), file=self.out, flush=True)
+        await self.accepted(notification)
+
+
 class Console:
     def __init__(self, app: App, *, out: TextIO = sys.stdout, user: str | None = None) -> None:
         self.app = app
@@ -68,6 +87,7 @@ class Console:
         )
         self.buttons: list[Button] = []
         self.charts = 0
+        self.delivery = ConsoleDelivery(app, out)
 
     async def progress(self, reply: Reply) -> None:
         """A terminal cannot edit a line already printed: each step is a line of its own."""
@@ -105,14 +125,8 @@ class Console:
         self.show(await self.core.handle_text(self.ctx, line))
 
     async def deliver_notifications(self) -> int:
-        claimed = await outbox.claim(self.app.database, Platform.CONSOLE, "console")
-        for notification in claimed:
-            reply = render_notification(
-                notification.kind, notification.payload, notification.language or "en"
-            )
-            print("\n🔔 " + render_plain(reply, []), file=self.out, flush=True)
-            await outbox.acknowledge(self.app.database, notification.delivery_id)
-        return len(claimed)
+        """Print what is pending for this user; returns how many were claimed."""
+        return await self.delivery.deliver_pending()
 
 
 def _read_stdin(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:

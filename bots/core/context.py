@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from db.models import Platform
+from robotrader.enums import Platform
 
 if TYPE_CHECKING:
     from bots.core.replies import Reply

@@ -27,8 +27,8 @@ from bots.core.rate_limit import RateLimiter
 from bots.core.registry import ACTIONS, COMMANDS, DIALOGS, Handler
 from bots.core.replies import Button, Reply
 from bots.core.secret_detector import looks_like_secret
-from db.credential_secrets import CredentialSecrets
 from robotrader.app import App
+from robotrader.credentials import CredentialSecrets
 from robotrader.errors import UserError
 from robotrader.i18n import Translator
 from robotrader.text import clean_text

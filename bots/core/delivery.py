@@ -22,11 +22,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
-from db import outbox
-from db.models import Platform
-from db.outbox import ClaimedNotification
 from robotrader.app import App
+from robotrader.enums import Platform
 from robotrader.metrics import count_notification
+from robotrader.use_cases.notification_delivery import (
+    ClaimedNotification,
+    acknowledge_notification,
+    claim_notifications,
+    release_notification,
+)
 from robotrader.use_cases.reachability import chat_refused
 
 log = logging.getLogger(__name__)
@@ -95,8 +99,8 @@ class OutboxDelivery(ABC):
         return total
 
     async def _claim(self, limit: int) -> list[ClaimedNotification]:
-        return await outbox.claim(
-            self.app.database, self.platform, self.worker, limit=limit, lease=self.lease
+        return await claim_notifications(
+            self.app, self.platform, self.worker, limit=limit, lease=self.lease
         )
 
     async def _deliver(self, notification: ClaimedNotification) -> None:
@@ -113,7 +117,7 @@ class OutboxDelivery(ABC):
     async def accepted(self, notification: ClaimedNotification) -> None:
         """The platform took it: never sent again."""
         accepted_at = self.clock()
-        await outbox.acknowledge(self.app.database, notification.delivery_id)
+        await acknowledge_notification(self.app, notification.delivery_id)
         self.stats.sent += 1
         self.stats.latencies.append((accepted_at - notification.created_at).total_seconds())
         count_notification(self.platform, "sent")
@@ -124,8 +128,8 @@ class OutboxDelivery(ABC):
         """Rate limited or the platform is unwell: released, claimable again in ``seconds``."""
         self.stats.retried += 1
         count_notification(self.platform, "retried")
-        await outbox.release(
-            self.app.database,
+        await release_notification(
+            self.app,
             notification.delivery_id,
             error=error,
             retry_in=timedelta(seconds=seconds),
@@ -141,11 +145,11 @@ class OutboxDelivery(ABC):
             notification.notification_id,
             error,
         )
-        await outbox.acknowledge(self.app.database, notification.delivery_id, "failed")
+        await acknowledge_notification(self.app, notification.delivery_id, "failed")
 
     async def no_chat(self, notification: ClaimedNotification) -> None:
         """The user has no private chat on this platform yet: nothing to send it to."""
-        await outbox.acknowledge(self.app.database, notification.delivery_id, "no_chat")
+        await acknowledge_notification(self.app, notification.delivery_id, "no_chat")
 
     async def unreachable(self, notification: ClaimedNotification) -> None:
         """The user blocked the bot or closed their private chat: stop trying it.

@@ -11,7 +11,6 @@ from typing import Any, assert_never
 
 from bots.core import actions
 from bots.core.replies import Block, Button, Paragraph, Reply, Title
-from engine.strategies.registry import STRATEGIES
 from robotrader.formatting import amount, percent, price, signed_money
 from robotrader.i18n import Translator
 from robotrader.notifications import (
@@ -31,6 +30,7 @@ from robotrader.notifications import (
     TradeOpenedNotice,
     read_notice,
 )
+from robotrader.reference import STRATEGIES
 
 
 def render_notification(kind: str, payload: dict[str, Any], language: str) -> Reply:

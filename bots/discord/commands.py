@@ -27,9 +27,8 @@ from bots.core.registry import COMMANDS, Command, Handler
 from bots.discord.community import set_channel, share, show_leaderboard
 from bots.discord.localization import text, texts
 from bots.discord.notification_channel import back_to_dm, channel_access, pick_channel, show_target
-from engine.exchanges.catalog import EXCHANGES
-from engine.strategies.registry import STRATEGIES
 from robotrader.i18n import DEFAULT_LANGUAGE, catalog, translate
+from robotrader.reference import EXCHANGES, STRATEGIES
 from robotrader.use_cases.accounts import LANGUAGES
 from robotrader.use_cases.community import LEADERBOARD_DAYS
 

@@ -16,7 +16,7 @@ from discord.utils import escape_markdown
 
 from bots.core.invocation import Invocation
 from bots.core.replies import Paragraph, Reply, Title
-from db.models import Platform
+from robotrader.enums import Platform
 from robotrader.formatting import percent
 from robotrader.i18n import Translator
 from robotrader.notifications import TradeClosedNotice, TradeOpenedNotice, read_notice

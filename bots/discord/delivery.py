@@ -34,14 +34,14 @@ from bots.core.delivery import DeliveryStats, OutboxDelivery
 from bots.core.notifications import render_notification
 from bots.core.replies import Reply
 from bots.discord.community import channel_mention, trade_post
-from db.models import Platform
-from db.outbox import ClaimedNotification
 from robotrader.app import App
+from robotrader.enums import Platform
 from robotrader.i18n import DEFAULT_LANGUAGE, Translator
 from robotrader.notifications import NotificationKind
 from robotrader.use_cases.accounts import language_from_client
 from robotrader.use_cases.community import share_targets
 from robotrader.use_cases.notification_channel import goes_to_channel, notification_channel_lost
+from robotrader.use_cases.notification_delivery import ClaimedNotification
 
 if TYPE_CHECKING:
     from bots.discord.client import DiscordFrontEnd

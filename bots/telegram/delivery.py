@@ -17,9 +17,9 @@ from bots.core.delivery import OutboxDelivery
 from bots.core.notifications import render_notification
 from bots.telegram.rate_limiter import retry_seconds
 from bots.telegram.rendering import render_keyboard, render_messages
-from db.models import Platform
-from db.outbox import ClaimedNotification
 from robotrader.app import App
+from robotrader.enums import Platform
+from robotrader.use_cases.notification_delivery import ClaimedNotification
 
 
 class TelegramDelivery(OutboxDelivery):

@@ -30,7 +30,7 @@ from bots.core.core import ChatCore
 from bots.core.registry import COMMANDS
 from bots.core.replies import Reply
 from bots.telegram.rendering import render_keyboard, render_messages
-from db.models import Platform
+from robotrader.enums import Platform
 from robotrader.i18n import LANGUAGES, Translator
 
 log = logging.getLogger(__name__)

@@ -9,17 +9,14 @@ the work, the outbox queue depth and the last tick of each engine runner.
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
-from sqlalchemy import func, select, text
 
 import robotrader.metrics  # noqa: F401  (registers the engine and notification series)
-from db import outbox
-from db.models import EngineHeartbeat, Platform
+from robotrader.use_cases.health import check_health, outbox_backlog, runner_ticks
 from web.dependencies import AppDep
 from web.errors import ApiError
 
@@ -32,47 +29,17 @@ LAST_TICK_AGE = Gauge(
 LAST_TICK_SECONDS = Gauge(
     "robotrader_engine_last_tick_seconds", "Duration of a runner's last tick", ["runner"]
 )
-# A tick older than this many tick intervals means the engine is not running.
-STALE_TICKS = 6
 
 
 @router.get("/healthz", include_in_schema=False)
 async def healthz(app: AppDep) -> JSONResponse:
-    checks: dict[str, Any] = {}
-    healthy = True
-    try:
-        async with app.database.sessions() as session:
-            await session.execute(text("SELECT 1"))
-            last_tick = await session.scalar(select(func.max(EngineHeartbeat.last_tick_at)))
-        checks["database"] = "ok"
-    except Exception as exc:  # the probe reports, it never raises
-        checks["database"] = f"down: {type(exc).__name__}"
-        healthy, last_tick = False, None
-    if app.settings.redis_url:
-        try:
-            import redis.asyncio as aioredis
-
-            client = aioredis.Redis.from_url(app.settings.redis_url, socket_timeout=2)
-            await client.ping()
-            await client.aclose()
-            checks["redis"] = "ok"
-        except Exception as exc:
-            checks["redis"] = f"down: {type(exc).__name__}"
-            healthy = False
-    else:
-        checks["redis"] = "not configured"
-    if last_tick is None:
-        checks["engine"] = "no tick yet"
-    else:
-        age = (datetime.now(UTC) - last_tick).total_seconds()
-        checks["engine_last_tick_seconds"] = round(age, 1)
-        if age > STALE_TICKS * app.settings.tick_seconds:
-            checks["engine"] = "stale"
-            healthy = False
-        else:
-            checks["engine"] = "ok"
-    checks["status"] = "ok" if healthy else "degraded"
-    return JSONResponse(checks, status_code=200 if healthy else 503)
+    health = await check_health(app)
+    checks: dict[str, Any] = {"database": health.database, "redis": health.redis}
+    if health.engine_last_tick_seconds is not None:
+        checks["engine_last_tick_seconds"] = round(health.engine_last_tick_seconds, 1)
+    checks["engine"] = health.engine
+    checks["status"] = "ok" if health.healthy else "degraded"
+    return JSONResponse(checks, status_code=200 if health.healthy else 503)
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -84,12 +51,9 @@ async def metrics(app: AppDep, request: Request) -> Response:
         expected = token.get_secret_value().encode()
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
             raise ApiError(401, "metrics_token_needed")
-    for channel in (Platform.TELEGRAM, Platform.DISCORD):
-        QUEUE_DEPTH.labels(str(channel)).set(await outbox.pending_count(app.database, channel))
-    async with app.database.sessions() as session:
-        beats = (await session.scalars(select(EngineHeartbeat))).all()
-    now = datetime.now(UTC)
-    for beat in beats:
-        LAST_TICK_AGE.labels(beat.runner).set((now - beat.last_tick_at).total_seconds())
-        LAST_TICK_SECONDS.labels(beat.runner).set(beat.last_tick_seconds)
+    for channel, pending in (await outbox_backlog(app)).items():
+        QUEUE_DEPTH.labels(str(channel)).set(pending)
+    for tick in await runner_ticks(app):
+        LAST_TICK_AGE.labels(tick.runner).set(tick.age_seconds)
+        LAST_TICK_SECONDS.labels(tick.runner).set(tick.duration_seconds)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ import logging
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from billing.stripe_gateway import BillingUnavailable, InvalidSignature
+from robotrader.stripe_webhook_errors import BillingUnavailable, InvalidSignature
 from robotrader.use_cases.billing import handle_stripe_webhook
 from web.dependencies import AppDep
 from web.request_bodies import STRIPE_MAX_BODY

@@ -27,13 +27,12 @@ from bots.core.commands.bots import POPULAR_SYMBOLS
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Block, Button, Image, Paragraph, Reply, Table, Title
-from db.models import BacktestStatus
-from engine.backtest.jobs import STAGES
-from engine.backtest.summary import BacktestSpec, BacktestSummary
-from engine.strategies.registry import STRATEGIES
+from robotrader.backtesting import STAGES, BacktestSpec, BacktestSummary
+from robotrader.enums import BacktestStatus
 from robotrader.errors import UserError
 from robotrader.formatting import day, money, number, percent, share, signed_money
 from robotrader.i18n import Translator, error_text
+from robotrader.reference import STRATEGIES
 from robotrader.use_cases.backtests import (
     BacktestJob,
     BacktestRequest,

@@ -6,17 +6,15 @@ import time
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from billing.plans import limits_of
 from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
 from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
-from db.models import BotMode, BotStatus
-from engine.exchanges.catalog import EXCHANGES
-from engine.market_data.feed import MarketKey
-from engine.strategies.registry import STRATEGIES, get_strategy
+from robotrader.enums import BotMode, BotStatus
 from robotrader.errors import UserError
 from robotrader.formatting import age, money, percent
+from robotrader.plans import limits_of
+from robotrader.reference import EXCHANGES, STRATEGIES, MarketKey, get_strategy
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,

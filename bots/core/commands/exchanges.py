@@ -14,10 +14,10 @@ from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
 from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
-from db.credential_secrets import CredentialSecrets
-from engine.exchanges.catalog import EXCHANGES
+from robotrader.credentials import CredentialSecrets
 from robotrader.errors import UserError
 from robotrader.formatting import when
+from robotrader.reference import EXCHANGES
 from robotrader.use_cases.exchanges import (
     connect_exchange,
     disconnect_exchange,

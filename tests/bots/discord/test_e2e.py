@@ -383,6 +383,6 @@ async def test_buttons_grey_out_after_a_while_and_work_with_no_view_alive(
     client.view_timeout = 600
     record = await discord_bot.run(user, "language")
     [menu] = discord_bot.replies(record)
-    for view in list(client._views.values()):
+    for view in list(client.views.by_message.values()):
         view.stop()
     await discord_bot.press(user, menu, "Português", until="Idioma definido para português.")

@@ -10,8 +10,8 @@ from bots.core.context import ChatContext
 from bots.core.core import split_arguments
 from bots.core.registry import COMMANDS
 from bots.core.replies import Button, Code, Image, Paragraph, Reply, Table, Title
-from bots.discord.client import form_values, key_form_exchange
 from bots.discord.commands import SLASH_PATHS, command_label, core_text, slash_path
+from bots.discord.key_form import form_values, key_form_exchange
 from bots.discord.localization import CatalogTranslator, text, texts
 from bots.discord.rendering import (
     MAX_DESCRIPTION,
