@@ -42,6 +42,8 @@ STORED_TODAY: list[tuple[str, dict[str, Any]]] = [
     ("signal_expired", {"bot_id": 7, "bot": "tv", "action": "buy", "received": "14:05",
                         "minutes": 9, "limit": 5}),
     ("kill_switch", {"bots": 2, "sold": 1, "waiting": 0}),
+    ("exchange_connected", {"exchange": "binance", "title": "Binance", "trade": True,
+                            "withdraw": False, "egress_ips": ["127.0.0.1"]}),
     ("daily_summary", {"date": "2026-12-05", "pnl": "12.40", "trades": 3,
                        "open_positions": 1}),
     ("backtest_done", {"job": "5f0c3a9e", "strategy": "sma_crossover", "symbol": "BTC/USDT",
