@@ -42,8 +42,6 @@ STORED_TODAY: list[tuple[str, dict[str, Any]]] = [
     ("signal_expired", {"bot_id": 7, "bot": "tv", "action": "buy", "received": "14:05",
                         "minutes": 9, "limit": 5}),
     ("kill_switch", {"bots": 2, "sold": 1, "waiting": 0}),
-    ("exchange_connected", {"exchange": "binance", "title": "Binance", "trade": True,
-                            "withdraw": False, "egress_ips": ["127.0.0.1"]}),
     ("daily_summary", {"date": "2026-12-05", "pnl": "12.40", "trades": 3,
                        "open_positions": 1}),
     ("backtest_done", {"job": "5f0c3a9e", "strategy": "sma_crossover", "symbol": "BTC/USDT",
@@ -55,6 +53,8 @@ STORED_TODAY: list[tuple[str, dict[str, Any]]] = [
     ("plan_changed", {"plan": "free", "old_plan": "premium", "downgrade": True,
                       "paused": ["grid-eth"], "renews_at": None}),
     ("payment_failed", {"portal_url": "https://billing.stripe.com/p/session/test_123"}),
+    ("exchange_connected", {"exchange": "binance", "title": "Binance", "trade": True,
+                            "withdraw": False, "egress_ips": ["127.0.0.1"]}),
 ]  # fmt: skip
 
 
