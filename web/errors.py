@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
+from robotrader import languages
 from robotrader.errors import UserError
 from robotrader.i18n import Translator, error_text, translate
-from robotrader.use_cases.accounts import language_from_client
 from web.pages import message_page
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,7 @@ def request_language(request: Request) -> str:
     language: str | None = getattr(request.state, "language", None)
     if language:
         return language
-    accept = request.headers.get("accept-language", "")
-    return language_from_client(accept.split(",", 1)[0].strip() or None)
+    return languages.from_client(request.headers.get("accept-language"))
 
 
 def user_error_message(language: str, exc: UserError) -> str:

@@ -119,7 +119,7 @@ def render_notification(kind: str, payload: dict[str, Any], language: str) -> Re
 def _backtest_notice(t: Translator, kind: str, payload: dict[str, Any]) -> Reply:
     """A backtest that ended while nobody waited for it in a chat."""
     strategy = STRATEGIES.get(str(payload.get("strategy", "")))
-    title = strategy.info.title.get(t.language, strategy.info.name) if strategy else ""
+    title = t(strategy.info.title_key) if strategy else ""
     words = {
         "job": str(payload.get("job", ""))[:8],
         "target": str(payload.get("bot") or title or payload.get("strategy", "")),

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from bots.core.notifications import render_notification
-from robotrader.i18n import LANGUAGES, catalog, placeholders
+from robotrader.i18n import catalog, placeholders
+from robotrader.languages import tags
 
 ROOT = Path(__file__).resolve().parents[3]
 # Kinds passed on positionally or through a variable, which the scan below cannot see.
@@ -50,7 +51,7 @@ class _AnyPayload(dict[str, Any]):
         return self[key]
 
 
-@pytest.mark.parametrize("language", list(LANGUAGES))
+@pytest.mark.parametrize("language", tags())
 def test_every_written_kind_renders_without_a_missing_key(
     language: str, caplog: pytest.LogCaptureFixture
 ) -> None:
