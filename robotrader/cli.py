@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +16,10 @@ from db import migrate as migrations
 from db.credential_secrets import rotate_all
 from db.session import Database
 from db.vault import generate_master_key
+from robotrader import languages
 from robotrader.app import App
+from robotrader.i18n import Translator
+from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.logging_setup import configure_logging
 from robotrader.master_key import MasterKeyMissing, load_vault, rotate_development_key
 from robotrader.runtime import Service
@@ -26,10 +30,36 @@ if TYPE_CHECKING:
     from engine.backtest.summary import BacktestSummary
     from robotrader.errors import UserError
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="RoboTrader: chat-first trading bots."
-)
+app = typer.Typer(no_args_is_help=True, add_completion=False)
 log = logging.getLogger("robotrader")
+# The messages' language, as --lang or the shell's LANG chose it (English until then).
+_language: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
+
+
+@app.callback()
+def main(
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            envvar="LANG",
+            show_envvar=True,
+            help="Language of the messages, e.g. en or pt-BR (default: the shell's, else English)",
+        ),
+    ] = None,
+) -> None:
+    """RoboTrader: chat-first trading bots."""
+    _language.set(languages.resolve(lang))
+
+
+def _t() -> Translator:
+    return Translator(_language.get())
+
+
+def _fail(key: str, /, **args: object) -> typer.Exit:
+    """A message of the catalog on stderr, and the exit (status 2: bad input) to raise."""
+    typer.echo(_t()(key, **args), err=True)
+    return typer.Exit(2)
 
 
 def _settings() -> Settings:
@@ -41,9 +71,8 @@ def _settings() -> Settings:
 def _require_vault(settings: Settings) -> None:
     try:
         load_vault(settings)
-    except MasterKeyMissing as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+    except MasterKeyMissing:
+        raise _fail("cli.master_key_missing", setting="ROBOTRADER_MASTER_KEY") from None
 
 
 @app.command()
@@ -131,8 +160,7 @@ def telegram() -> None:
 
     settings = _settings()
     if settings.telegram_token is None:
-        typer.echo("ROBOTRADER_TELEGRAM_TOKEN is not set", err=True)
-        raise typer.Exit(2)
+        raise _fail("cli.not_set", setting="ROBOTRADER_TELEGRAM_TOKEN")
 
     def build(application: App) -> list[Service]:
         services = [telegram_service(application)]
@@ -150,8 +178,7 @@ def discord() -> None:
 
     settings = _settings()
     if settings.discord_token is None:
-        typer.echo("ROBOTRADER_DISCORD_TOKEN is not set", err=True)
-        raise typer.Exit(2)
+        raise _fail("cli.not_set", setting="ROBOTRADER_DISCORD_TOKEN")
     _serve(settings, lambda application: [discord_service(application)])
 
 
@@ -194,11 +221,6 @@ def worker(
     if beat:
         argv.append("--beat")
     celery.worker_main(argv)
-
-
-def _bad_input(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
 
 
 @app.command()
@@ -247,13 +269,13 @@ def backtest(
             try:
                 last_day = datetime.strptime(end, "%Y-%m-%d").replace(tzinfo=UTC)
             except ValueError:
-                raise _bad_input(f"--end {end!r} is not a date like 2025-01-31") from None
+                raise _fail("cli.bad_end", end=repr(end)) from None
             end_ms = int(last_day.timestamp() * 1000) + 86_400_000
         parameters: dict[str, str] = {}
         for pair in param or []:
             name, sep, value = pair.partition("=")
             if not sep or not name.strip():
-                raise _bad_input(f"--param {pair!r} is not name=value")
+                raise _fail("cli.bad_param", param=repr(pair))
             parameters[name.strip()] = value.strip()
         risk = RiskSettings(
             stop_loss_pct=positive_pct(stop_loss, "stop_loss"),
@@ -265,7 +287,7 @@ def backtest(
             offline=offline or settings.market_data == "replay",
         )  # fmt: skip
     except UserError as exc:
-        raise _bad_input(_user_error_text(exc)) from None
+        raise _user_error(exc) from None
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
@@ -278,7 +300,8 @@ def backtest(
         disable=json_output or not sys.stderr.isatty(),
         transient=True,
     )
-    stages = {"candles": "loading candles", "simulating": "simulating"}
+    t = _t()
+    stages = {"candles": t("cli.backtest.loading"), "simulating": t("cli.backtest.simulating")}
 
     async def _run() -> Execution:
         pool = ClientPool(settings.exchange_api_urls)
@@ -286,7 +309,7 @@ def backtest(
             history = HistoricalCandles(
                 pool, settings.data_dir / "candles", max_bytes=settings.candle_cache_bytes
             )
-            task = bar.add_task("loading candles", total=1.0)
+            task = bar.add_task(stages["candles"], total=1.0)
 
             def progress(stage: str, fraction: float) -> None:
                 bar.update(task, description=stages.get(stage, stage), completed=fraction)
@@ -299,13 +322,12 @@ def backtest(
         with bar:
             execution = asyncio.run(_run())
     except JobFailed as failed:
+        where = {"timeframe": spec.timeframe, "symbol": spec.symbol, "exchange": spec.exchange}
         if failed.key == "no_candles":
-            raise _bad_input(
-                f"no {spec.timeframe} candles of {spec.symbol} on {spec.exchange} in that period"
-            ) from None
+            raise _fail("cli.backtest.no_candles", **where) from None
         if failed.key == "exchange_error":
-            raise _bad_input(f"{spec.exchange} refused the history of {spec.symbol}") from None
-        typer.echo(f"error: the backtest failed ({failed.key})", err=True)
+            raise _fail("cli.backtest.history_refused", **where) from None
+        typer.echo(t("cli.backtest.failed", key=failed.key), err=True)
         raise typer.Exit(1) from None
     summary = BacktestSummary.of(spec, execution.result, execution.source)
     if chart is not None:
@@ -318,11 +340,12 @@ def backtest(
     _print_summary(summary, chart)
 
 
-def _user_error_text(exc: UserError) -> str:
-    """A UserError in English, as the chat would say it."""
-    from robotrader.i18n import Translator, error_text
+def _user_error(exc: UserError) -> typer.Exit:
+    """A UserError as the chat would say it, in the command line's language."""
+    from robotrader.i18n import error_text
 
-    return error_text(Translator("en"), exc)
+    typer.echo(_t()("cli.error", message=error_text(_t(), exc)), err=True)
+    return typer.Exit(2)
 
 
 def _print_summary(summary: BacktestSummary, chart: Path | None) -> None:

@@ -8,11 +8,11 @@ from decimal import Decimal
 from babel.dates import format_date, format_datetime, format_timedelta
 from babel.numbers import format_decimal
 
-_LOCALES = {"en": "en_US", "pt-BR": "pt_BR"}
+from robotrader import languages
 
 
 def _locale(language: str) -> str:
-    return _LOCALES.get(language, "en_US")
+    return languages.get(language).formats
 
 
 def money(value: Decimal | None, language: str, currency: str = "USDT") -> str:

@@ -1,4 +1,4 @@
-"""The message catalog: English and Brazilian Portuguese, kept as gettext .po files.
+"""The message catalog: every language of ``robotrader.languages``, kept as gettext .po files.
 
 One catalog for every front end (chat, web, the command line), so it lives here,
 below them: a front end never imports another. Message ids are stable keys
@@ -18,21 +18,19 @@ from typing import Any
 
 from babel.messages.pofile import read_po
 
+from robotrader import languages
 from robotrader.errors import UserError
-from robotrader.use_cases.accounts import language_from_client
+from robotrader.languages import DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
 
 LOCALE_DIR = Path(__file__).with_name("locale")
-LANGUAGES = {"en": "en", "pt-BR": "pt_BR"}  # our language tag -> locale folder
-DEFAULT_LANGUAGE = "en"
 
 
 @cache
 def catalog(language: str) -> dict[str, str]:
     """key -> text for one language (cached for the process)."""
-    folder = LANGUAGES.get(language, LANGUAGES[DEFAULT_LANGUAGE])
-    path = LOCALE_DIR / folder / "LC_MESSAGES" / "messages.po"
+    path = LOCALE_DIR / languages.get(language).folder / "LC_MESSAGES" / "messages.po"
     with path.open("rb") as handle:
         po = read_po(handle)
     return {str(m.id): str(m.string) for m in po if m.id and m.string}
@@ -65,7 +63,7 @@ class Translator:
 
     def __init__(self, language: str | None) -> None:
         # Accepts client codes too: Telegram's "pt-br", Discord's "pt-BR", plain "pt".
-        self.language = language if language in LANGUAGES else language_from_client(language)
+        self.language = languages.resolve(language)
 
     def __call__(self, key: str, /, **args: Any) -> str:
         return translate(self.language, key, **args)
@@ -82,3 +80,14 @@ def error_text(t: Translator, exc: UserError) -> str:
         if name in args:
             args[name] = t(f"{prefix}.{args[name]}")
     return t(f"error.{exc.key}", **args)
+
+
+def keywords(key: str) -> frozenset[str]:
+    """A word of a command's syntax (``off``, ``status``) as users may type it in any language.
+
+    The word is ``key``'s text in every catalog, so a user writes ``/live bot off`` or
+    ``/live robô desligar`` whatever language their client says.
+    """
+    return frozenset(
+        catalog(tag)[key].strip().lower() for tag in languages.tags() if key in catalog(tag)
+    )

@@ -19,9 +19,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
+from robotrader import languages
 from robotrader.errors import UserError
 from robotrader.i18n import Translator, error_text, translate
-from robotrader.use_cases.accounts import language_from_client
 from web.pages import message_page
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,9 @@ STATUS_OF_ERROR: dict[str, int] = {
     "key_allows_withdrawals": 422,
     "key_permissions_unknown": 422,
     "key_refused": 422,
+    "key_malformed": 422,
+    "key_link_invalid": 404,  # used, expired or never issued: nothing to open
+    "key_form_expired": 401,  # the form's session is over: a new link from the chat
     "passphrase_required": 422,
     "unknown_exchange": 422,
     # Bots and signals.
@@ -141,8 +144,7 @@ def request_language(request: Request) -> str:
     language: str | None = getattr(request.state, "language", None)
     if language:
         return language
-    accept = request.headers.get("accept-language", "")
-    return language_from_client(accept.split(",", 1)[0].strip() or None)
+    return languages.from_client(request.headers.get("accept-language"))
 
 
 def user_error_message(language: str, exc: UserError) -> str:
@@ -190,12 +192,18 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return details
 
 
-async def _on_user_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, UserError)
+def status_of(exc: UserError) -> int:
+    """The HTTP status of a use case's refusal: the one table above decides."""
     status = STATUS_OF_ERROR.get(exc.key)
     if status is None:  # a bug (the test of the table missed a key): still the user's error
         log.error("web.unmapped_error key=%s", exc.key)
         status = 422
+    return status
+
+
+async def _on_user_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UserError)
+    status = status_of(exc)
     message = user_error_message(request_language(request), exc)
     if _is_dashboard(request):
         return _page(request, status, message)

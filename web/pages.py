@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from robotrader import formatting
+from robotrader import formatting, languages
 from robotrader.i18n import translate
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -39,7 +39,7 @@ SECURITY_HEADERS = {
 
 
 def _html_language(language: str) -> str:
-    return "pt-BR" if language == "pt-BR" else "en"
+    return languages.get(language).tag
 
 
 def helpers(language: str) -> dict[str, Callable[..., str]]:

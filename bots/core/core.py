@@ -98,7 +98,7 @@ class ChatCore:
         self, ctx: ChatContext, work: str, run: Handler, inv_args: tuple[list[str], str]
     ) -> list[Reply]:
         """Resolve the account, then run; a bug becomes an apology with a trace id."""
-        t = Translator(ctx.client_language or "en")
+        t = Translator(ctx.client_language)
         self._in_flight += 1
         self._idle.clear()
         try:
@@ -132,7 +132,7 @@ class ChatCore:
             if parsed is None:
                 return []  # ordinary group chatter is none of our business
         if not self.rate_limiter.allow(ctx.identity_key):
-            return [Reply.text(Translator(ctx.client_language or "en")("error.rate_limited"))]
+            return [Reply.text(Translator(ctx.client_language)("error.rate_limited"))]
         if parsed is None:
             dialog = self.dialogs.get(ctx.identity_key)
             handler = DIALOGS.get(dialog.name) if dialog else None
@@ -153,7 +153,7 @@ class ChatCore:
     async def handle_action(self, ctx: ChatContext, payload: str) -> list[Reply]:
         """A button press; ``payload`` is what the button carried."""
         if not self.rate_limiter.allow(ctx.identity_key):
-            return [Reply.text(Translator(ctx.client_language or "en")("error.rate_limited"))]
+            return [Reply.text(Translator(ctx.client_language)("error.rate_limited"))]
         decoded = actions.decode(clean_text(payload, max_length=64))
         handler = ACTIONS.get(decoded.verb) if decoded else None
         if decoded is None or handler is None:
@@ -170,7 +170,7 @@ class ChatCore:
         account, errors in the user's language and an apology with a trace id for bugs.
         """
         if not self.rate_limiter.allow(ctx.identity_key):
-            return [Reply.text(Translator(ctx.client_language or "en")("error.rate_limited"))]
+            return [Reply.text(Translator(ctx.client_language)("error.rate_limited"))]
         return await self._guarded(ctx, work, handler, (list(args), ""))
 
     async def connect_with_secrets(
@@ -184,7 +184,7 @@ class ChatCore:
         return await self.run(ctx, "connect:form", handler, [exchange])
 
     async def _secret_in_public(self, ctx: ChatContext) -> list[Reply]:
-        t = Translator(ctx.client_language or "en")
+        t = Translator(ctx.client_language)
         deleted = await ctx.delete_incoming()
         public = t("secret.deleted_public") if deleted else t("secret.seen_public")
         return [

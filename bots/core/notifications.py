@@ -166,7 +166,7 @@ def _exchange_connected(t: Translator, notice: ExchangeConnectedNotice) -> Reply
 def _backtest_notice(t: Translator, notice: BacktestDoneNotice | BacktestFailedNotice) -> Reply:
     """A backtest that ended while nobody waited for it in a chat."""
     strategy = STRATEGIES.get(notice.strategy)
-    title = strategy.info.title.get(t.language, strategy.info.name) if strategy else ""
+    title = t(strategy.info.title_key) if strategy else ""
     words = {
         "job": notice.job[:8],
         "target": notice.bot or title or notice.strategy,

@@ -27,9 +27,10 @@ from bots.core.registry import COMMANDS, Command, Handler
 from bots.discord.community import set_channel, share, show_leaderboard
 from bots.discord.localization import text, texts
 from bots.discord.notification_channel import back_to_dm, channel_access, pick_channel, show_target
-from robotrader.i18n import DEFAULT_LANGUAGE, catalog, translate
+from robotrader import languages
+from robotrader.i18n import catalog, translate
+from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.reference import EXCHANGES, STRATEGIES
-from robotrader.use_cases.accounts import LANGUAGES
 from robotrader.use_cases.community import LEADERBOARD_DAYS
 
 Interaction = discord.Interaction[discord.Client]
@@ -105,11 +106,10 @@ class CommandRunner(Protocol):
 
 EXCHANGE_CHOICES = [app_commands.Choice(name=s.title, value=s.id) for s in EXCHANGES.values()]
 STRATEGY_CHOICES = [
-    app_commands.Choice(name=texts(s.info.title), value=name) for name, s in STRATEGIES.items()
+    app_commands.Choice(name=text(s.info.title_key), value=name) for name, s in STRATEGIES.items()
 ]
 LANGUAGE_CHOICES = [
-    app_commands.Choice(name={"en": "English", "pt-BR": "Português (Brasil)"}.get(c, c), value=c)
-    for c in LANGUAGES
+    app_commands.Choice(name=language.name, value=language.tag) for language in languages.LANGUAGES
 ]
 PLAN_CHOICES = [app_commands.Choice(name=text(f"plan.{p}"), value=p) for p in ("pro", "premium")]
 PERIOD_CHOICES = [
@@ -293,7 +293,7 @@ def _account_commands(runner: CommandRunner) -> list[app_commands.Command[Any, A
 BACKTEST_DAYS = (7, 30, 90, 180, 365, 1095)
 BACKTEST_PERIOD_CHOICES = [
     app_commands.Choice(
-        name=texts({lang: translate(lang, "backtest.days", days=d) for lang in LANGUAGES}),
+        name=texts({lang: translate(lang, "backtest.days", days=d) for lang in languages.tags()}),
         value=d,
     )
     for d in BACKTEST_DAYS

@@ -34,11 +34,12 @@ from bots.core.delivery import DeliveryStats, OutboxDelivery
 from bots.core.notifications import render_notification
 from bots.core.replies import Reply
 from bots.discord.community import channel_mention, trade_post
+from robotrader import languages
 from robotrader.app import App
 from robotrader.enums import Platform
-from robotrader.i18n import DEFAULT_LANGUAGE, Translator
+from robotrader.i18n import Translator
+from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.notifications import NotificationKind
-from robotrader.use_cases.accounts import language_from_client
 from robotrader.use_cases.community import share_targets
 from robotrader.use_cases.notification_channel import goes_to_channel, notification_channel_lost
 from robotrader.use_cases.notification_delivery import ClaimedNotification
@@ -196,7 +197,7 @@ class DiscordDelivery(OutboxDelivery):
             guild = self.client.get_guild(int(target.community_id))
             if guild is None:
                 continue  # the bot is no longer in that server
-            language = language_from_client(str(guild.preferred_locale))
+            language = languages.from_client(str(guild.preferred_locale))
             text = trade_post(
                 notification.kind, notification.payload, target.platform_user_id, language
             )

@@ -15,16 +15,18 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from robotrader.i18n import DEFAULT_LANGUAGE, LANGUAGES, catalog
+from robotrader import languages
+from robotrader.i18n import catalog
+from robotrader.languages import DEFAULT_LANGUAGE
 
 
 def _discord_locales() -> dict[discord.Locale, str]:
     locales = {}
-    for language in LANGUAGES:
-        if language == DEFAULT_LANGUAGE:
+    for language in languages.LANGUAGES:
+        if language.tag == DEFAULT_LANGUAGE or language.discord_locale is None:
             continue  # the default texts are English already
         try:
-            locales[discord.Locale(language)] = language
+            locales[discord.Locale(language.discord_locale)] = language.tag
         except ValueError:  # a language Discord has no locale for
             continue
     return locales
@@ -39,7 +41,7 @@ def text(key: str) -> app_commands.locale_str:
 
 
 def texts(by_language: Mapping[str, str]) -> app_commands.locale_str:
-    """A text that is not in the catalog but carries its own translations (strategy titles)."""
+    """A text that is not a catalog key but carries its own translations (formatted ones)."""
     default = by_language.get(DEFAULT_LANGUAGE) or next(iter(by_language.values()))
     return app_commands.locale_str(default, texts=dict(by_language))
 

@@ -30,8 +30,9 @@ from bots.core.core import ChatCore
 from bots.core.registry import COMMANDS
 from bots.core.replies import Reply
 from bots.telegram.rendering import render_keyboard, render_messages
+from robotrader import languages
 from robotrader.enums import Platform
-from robotrader.i18n import LANGUAGES, Translator
+from robotrader.i18n import Translator
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,7 @@ async def on_membership(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     member = change.new_chat_member
     joined = member.status in (ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR)
     if joined and not getattr(member, "can_delete_messages", False):
-        t = Translator(change.from_user.language_code or "en")
+        t = Translator(change.from_user.language_code)
         with contextlib.suppress(TelegramError):
             await context.bot.send_message(change.chat.id, t("group.need_delete_rights"))
 
@@ -209,12 +210,12 @@ def register_handlers(
 
 
 async def publish_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """The command menu, in English by default and in Portuguese for pt clients."""
+    """The command menu in each language: the default one, and one per Telegram language code."""
     bot = application.bot
-    for language in LANGUAGES:
-        t = Translator(language)
+    for language in languages.LANGUAGES:
+        t = Translator(language.tag)
         private = [BotCommand(c.name, t(c.help_key)[:256]) for c in COMMANDS.values() if c.menu]
         public = [BotCommand(n, t(COMMANDS[n].help_key)[:256]) for n in PUBLIC_COMMANDS]
-        code = None if language == "en" else language.split("-")[0]
+        code = language.telegram_code
         await bot.set_my_commands(private, scope=BotCommandScopeDefault(), language_code=code)
         await bot.set_my_commands(public, scope=BotCommandScopeAllGroupChats(), language_code=code)

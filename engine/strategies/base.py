@@ -75,7 +75,6 @@ class Param:
     default: ParamValue
     minimum: ParamValue
     maximum: ParamValue
-    help: Mapping[str, str]  # language -> text; "en" and "pt-BR" required
 
     def validate(self, value: Any) -> ParamValue:
         """The value converted to ``kind``; ValueError naming the range otherwise."""
@@ -125,10 +124,20 @@ EXIT = Intent("sell", 1.0, "exit")
 
 @dataclass(frozen=True)
 class StrategyInfo:
+    """What users see of a strategy. Its words are catalog keys: the front ends translate them."""
+
     name: str
     basic: bool  # available on the Free plan
-    title: Mapping[str, str]
     params: tuple[Param, ...] = field(default_factory=tuple)
+
+    @property
+    def title_key(self) -> str:
+        """The catalog key of the strategy's name as users read it."""
+        return f"strategy.{self.name}.title"
+
+    def help_key(self, param: str) -> str:
+        """The catalog key of what parameter ``param`` does."""
+        return f"strategy.{self.name}.param.{param}.help"
 
 
 class Strategy(ABC):

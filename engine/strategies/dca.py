@@ -35,7 +35,6 @@ class Dca(Strategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="dca",
         basic=False,
-        title={"en": "DCA with safety orders", "pt-BR": "DCA com ordens de segurança"},
         params=(
             Param(
                 name="base_order_pct",
@@ -43,10 +42,6 @@ class Dca(Strategy):
                 default=20.0,
                 minimum=1.0,
                 maximum=100.0,
-                help={
-                    "en": "Percent of the capital spent on the first buy.",
-                    "pt-BR": "Porcentagem do capital usada na primeira compra.",
-                },
             ),
             Param(
                 name="safety_orders",
@@ -54,12 +49,6 @@ class Dca(Strategy):
                 default=4,
                 minimum=0,
                 maximum=20,
-                help={
-                    "en": "How many extra buys (safety orders) to make as price falls; "
-                    "they share the rest of the capital equally.",
-                    "pt-BR": "Quantas compras extras (ordens de segurança) fazer quando o "
-                    "preço cai; elas dividem igualmente o restante do capital.",
-                },
             ),
             Param(
                 name="safety_step_pct",
@@ -67,11 +56,6 @@ class Dca(Strategy):
                 default=2.0,
                 minimum=0.1,
                 maximum=50.0,
-                help={
-                    "en": "Price drop, in percent below the average entry, between safety orders.",
-                    "pt-BR": "Queda do preço, em % abaixo do preço médio, entre uma ordem "
-                    "de segurança e a próxima.",
-                },
             ),
             Param(
                 name="take_profit_pct",
@@ -79,12 +63,6 @@ class Dca(Strategy):
                 default=1.5,
                 minimum=0.1,
                 maximum=100.0,
-                help={
-                    "en": "Sell the whole position when price is this percent above "
-                    "the average entry.",
-                    "pt-BR": "Vende a posição inteira quando o preço estiver esta % acima "
-                    "do preço médio.",
-                },
             ),
         ),
     )

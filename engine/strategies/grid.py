@@ -42,7 +42,6 @@ class Grid(Strategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="grid",
         basic=False,
-        title={"en": "Grid trading", "pt-BR": "Grid trading (grade de ordens)"},
         params=(
             Param(
                 name="lower",
@@ -50,12 +49,6 @@ class Grid(Strategy):
                 default=80_000.0,
                 minimum=0.00000001,
                 maximum=10_000_000.0,
-                help={
-                    "en": "Bottom price of the grid, in the quote currency. "
-                    "Set it for your market: the default suits BTC/USDT.",
-                    "pt-BR": "Preço do piso da grade, na moeda de cotação. "
-                    "Ajuste ao seu mercado: o padrão serve para BTC/USDT.",
-                },
             ),
             Param(
                 name="upper",
@@ -63,11 +56,6 @@ class Grid(Strategy):
                 default=100_000.0,
                 minimum=0.00000001,
                 maximum=10_000_000.0,
-                help={
-                    "en": "Top price of the grid, in the quote currency; must be above the bottom.",
-                    "pt-BR": "Preço do teto da grade, na moeda de cotação; "
-                    "precisa ficar acima do piso.",
-                },
             ),
             Param(
                 name="levels",
@@ -75,12 +63,6 @@ class Grid(Strategy):
                 default=10,
                 minimum=2,
                 maximum=100,
-                help={
-                    "en": "Number of grid lines from bottom to top; each buy uses the "
-                    "capital divided by this number.",
-                    "pt-BR": "Quantidade de linhas da grade, do piso ao teto; cada compra usa "
-                    "o capital dividido por esse número.",
-                },
             ),
         ),
     )

@@ -40,7 +40,6 @@ class RsiReversion(Strategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="rsi",
         basic=True,
-        title={"en": "RSI reversion", "pt-BR": "Reversão pelo IFR (RSI)"},
         params=(
             Param(
                 name="period",
@@ -48,11 +47,6 @@ class RsiReversion(Strategy):
                 default=14,
                 minimum=2,
                 maximum=50,
-                help={
-                    "en": "Candles in the RSI calculation (Wilder's classic is 14).",
-                    "pt-BR": "Quantidade de candles usada no cálculo do IFR "
-                    "(o clássico de Wilder é 14).",
-                },
             ),
             Param(
                 name="oversold",
@@ -60,11 +54,6 @@ class RsiReversion(Strategy):
                 default=30.0,
                 minimum=1.0,
                 maximum=50.0,
-                help={
-                    "en": "Buy when RSI climbs back above this level.",
-                    "pt-BR": "Compra quando o IFR volta a subir acima deste nível "
-                    "(zona de sobrevenda).",
-                },
             ),
             Param(
                 name="overbought",
@@ -72,11 +61,6 @@ class RsiReversion(Strategy):
                 default=70.0,
                 minimum=50.0,
                 maximum=99.0,
-                help={
-                    "en": "Sell when RSI drops back below this level.",
-                    "pt-BR": "Vende quando o IFR volta a cair abaixo deste nível "
-                    "(zona de sobrecompra).",
-                },
             ),
         ),
     )

@@ -33,7 +33,6 @@ class WebhookSignal(Strategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="signal",
         basic=False,
-        title={"en": "Webhook signals", "pt-BR": "Sinais por webhook"},
         params=(),
     )
     decides_on_signal_and_holding: ClassVar[bool] = True

@@ -31,7 +31,6 @@ class SmaCrossover(Strategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="sma_crossover",
         basic=True,
-        title={"en": "Moving average crossover", "pt-BR": "Cruzamento de médias móveis"},
         params=(
             Param(
                 name="fast",
@@ -39,10 +38,6 @@ class SmaCrossover(Strategy):
                 default=9,
                 minimum=2,
                 maximum=100,
-                help={
-                    "en": "Candles in the fast moving average (reacts quickly to price).",
-                    "pt-BR": "Quantidade de candles da média rápida (reage rápido ao preço).",
-                },
             ),
             Param(
                 name="slow",
@@ -50,12 +45,6 @@ class SmaCrossover(Strategy):
                 default=21,
                 minimum=3,
                 maximum=200,
-                help={
-                    "en": "Candles in the slow moving average (shows the trend); "
-                    "must be greater than fast.",
-                    "pt-BR": "Quantidade de candles da média lenta (mostra a tendência); "
-                    "precisa ser maior que a rápida.",
-                },
             ),
         ),
     )

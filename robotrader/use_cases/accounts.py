@@ -8,18 +8,10 @@ from sqlalchemy import select
 
 from db.models import AuditEntry, ChatIdentity, Plan, Platform, User
 from db.session import upsert
+from robotrader import languages
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.text import clean_text
-
-LANGUAGES = ("en", "pt-BR")
-
-
-def language_from_client(code: str | None) -> str:
-    """Telegram's ``language_code`` / Discord's locale -> one of our catalog languages."""
-    if code and code.lower().startswith("pt"):
-        return "pt-BR"
-    return "en"
 
 
 @dataclass(frozen=True)
@@ -90,19 +82,19 @@ async def register(
             identity.display_name = clean_text(display_name, max_length=128)
         if client_language:
             identity.client_language = client_language[:16]
-        language = user.language or language_from_client(
+        language = user.language or languages.from_client(
             client_language or identity.client_language
         )
         return Account(user.id, Plan(user.plan), language, created)
 
 
 async def set_language(app: App, user_id: int, language: str) -> str:
-    """Pin the user's language (``en`` / ``pt-BR``); any case and ``pt``/``pt-br`` accepted."""
-    normalized = {"en": "en", "pt": "pt-BR", "pt-br": "pt-BR", "pt_br": "pt-BR"}.get(
-        language.strip().lower()
-    )
+    """Pin the user's language (one of ``languages.tags()``); any case, ``pt`` for ``pt-BR``."""
+    normalized = languages.parse(language)
     if normalized is None:
-        raise UserError("unknown_language", language=language[:16], choices=", ".join(LANGUAGES))
+        raise UserError(
+            "unknown_language", language=language[:16], choices=", ".join(languages.tags())
+        )
     async with app.database.transaction() as session:
         user = await session.get(User, user_id)
         assert user is not None

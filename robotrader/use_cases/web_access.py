@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.plans import limits_of
 from db.models import ApiToken, AuditEntry, ChatIdentity, Plan, User, WebSession
 from db.types import utcnow
+from robotrader import languages
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.settings import Settings
 from robotrader.use_cases import one_time_codes
-from robotrader.use_cases.accounts import language_from_client
 
 TOKEN_PREFIX = "rt_"  # noqa: S105 - a marker that tells our tokens apart, not a secret
 PREFIX_LENGTH = 10  # "rt_" and 7 characters: enough to tell a user's tokens apart
@@ -53,7 +53,7 @@ async def _user_language(session: AsyncSession, user: User) -> str:
         .order_by(ChatIdentity.id)
         .limit(1)
     )
-    return language_from_client(client)
+    return languages.from_client(client)
 
 
 def _require_rest_api(user: User) -> None:

@@ -11,7 +11,8 @@ import bots.core.commands  # noqa: F401  (registers the commands)
 from bots.core.registry import COMMANDS
 from db.models import BotMode, BotStatus
 from engine.strategies.registry import STRATEGIES
-from robotrader.i18n import LANGUAGES, catalog, placeholders
+from robotrader.i18n import catalog, placeholders
+from robotrader.languages import DEFAULT_LANGUAGE, tags
 from robotrader.use_cases.preferences import MUTABLE_KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ def _user_error_keys() -> set[str]:
     return keys
 
 
-@pytest.mark.parametrize("language", list(LANGUAGES))
+@pytest.mark.parametrize("language", tags())
 def test_every_literal_key_is_translated(language: str) -> None:
     literals, _ = _calls_to_t()
     missing = sorted(k for k in literals if k not in catalog(language))
@@ -83,31 +84,49 @@ def test_dynamic_key_families_are_complete() -> None:
         "error.": sorted(_user_error_keys()),
     }  # fmt: skip
     assert set(families) <= prefixes | {"error."}
-    for language in LANGUAGES:
+    for language in tags():
         for prefix, values in families.items():
             missing = [prefix + v for v in values if prefix + v not in catalog(language)]
             assert not missing, f"{language} lacks {missing}"
 
 
 def test_every_command_has_help_in_both_languages() -> None:
-    for language in LANGUAGES:
+    for language in tags():
         for command in COMMANDS.values():
             assert command.help_key in catalog(language), (language, command.name)
 
 
-def test_portuguese_matches_english_key_for_key_and_placeholder_for_placeholder() -> None:
-    english, portuguese = catalog("en"), catalog("pt-BR")
-    assert set(english) == set(portuguese)
+@pytest.mark.parametrize("language", [t for t in tags() if t != DEFAULT_LANGUAGE])
+def test_each_language_matches_english_key_for_key_and_placeholder_for_placeholder(
+    language: str,
+) -> None:
+    english, other = catalog(DEFAULT_LANGUAGE), catalog(language)
+    assert set(english) == set(other), sorted(set(english) ^ set(other))
     for key, text in english.items():
-        assert placeholders(text) == placeholders(portuguese[key]), key
-        assert portuguese[key].strip(), key
+        assert placeholders(text) == placeholders(other[key]), key
+        assert other[key].strip(), key
 
 
-def test_strategies_document_parameters_in_both_languages() -> None:
-    for strategy in STRATEGIES.values():
-        assert {"en", "pt-BR"} <= set(strategy.info.title)
-        for param in strategy.info.params:
-            assert param.help.get("en") and param.help.get("pt-BR"), (
-                strategy.info.name,
-                param.name,
-            )
+def _strategy_keys() -> list[str]:
+    return [
+        key
+        for strategy in STRATEGIES.values()
+        for key in [strategy.info.title_key]
+        + [strategy.info.help_key(p.name) for p in strategy.info.params]
+    ]
+
+
+@pytest.mark.parametrize("language", tags())
+def test_strategies_have_a_title_and_parameter_help_in_every_language(language: str) -> None:
+    missing = [key for key in _strategy_keys() if not catalog(language).get(key, "").strip()]
+    assert not missing, f"{language} lacks {missing}"
+
+
+def test_parameter_help_is_translated_not_copied() -> None:
+    english = catalog(DEFAULT_LANGUAGE)
+    for language in tags():
+        if language == DEFAULT_LANGUAGE:
+            continue
+        theirs = catalog(language)
+        copied = [k for k in _strategy_keys() if ".param." in k and theirs[k] == english[k]]
+        assert not copied, f"{language} copies {copied}"

@@ -19,6 +19,7 @@ ROBOTRADER = [sys.executable, "-m", "robotrader"]
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOTRADER_")}
+    env["LANG"] = "C.UTF-8"  # English messages, whatever the machine's shell says
     env.update(
         ROBOTRADER_DATA_DIR=str(tmp_path / "data"),
         ROBOTRADER_MARKET_DATA="replay",
@@ -160,3 +161,23 @@ def test_backtest_refuses_bad_input_with_exit_code_2(
     )  # fmt: skip
     assert result.returncode == 2, result.stdout
     assert message in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("before", "env", "message"),
+    [
+        ([], {}, "error: --param 'fast' is not name=value"),
+        (["--lang", "pt-BR"], {}, "erro: --param 'fast' não está no formato nome=valor"),
+        ([], {"LANG": "pt_BR.UTF-8"}, "erro: --param 'fast' não está no formato nome=valor"),
+        (["--lang", "en"], {"LANG": "pt_BR.UTF-8"}, "error: --param 'fast' is not name=value"),
+    ],
+)
+def test_errors_speak_the_language_of_lang_or_the_shell(
+    tmp_path: Path, before: list[str], env: dict[str, str], message: str
+) -> None:
+    result = subprocess.run(
+        [*ROBOTRADER, *before, "backtest", "sma_crossover", "BTC/USDT", "-p", "fast", "--offline"],
+        env=_env(tmp_path, **env), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == message

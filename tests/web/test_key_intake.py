@@ -164,7 +164,7 @@ async def test_link_form_key_checked_stored_encrypted_and_told_in_chat(
     assert (await web.client.get("/connect")).status_code == 401
     web.client.cookies.clear()
     again = await web.client.get(link)
-    assert again.status_code == 400 and "already used" in again.text
+    assert again.status_code == 404 and "already used" in again.text
 
 
 async def test_a_used_or_expired_link_is_refused(web: Web) -> None:
@@ -174,7 +174,7 @@ async def test_a_used_or_expired_link_is_refused(web: Web) -> None:
     assert (await web.client.get(link)).status_code == 303
     web.client.cookies.clear()
     reused = await web.client.get(link)
-    assert reused.status_code == 400 and "already used" in reused.text
+    assert reused.status_code == 404 and "already used" in reused.text
     assert "set-cookie" not in reused.headers
 
     expired = _link_in(await core.handle_text(_ctx(), "/connect bybit"))
@@ -183,9 +183,9 @@ async def test_a_used_or_expired_link_is_refused(web: Web) -> None:
             update(OneTimeCode).values(expires_at=utcnow() - timedelta(seconds=1))
         )
     answer = await web.client.get(expired)
-    assert answer.status_code == 400 and "expired" in answer.text
+    assert answer.status_code == 404 and "expired" in answer.text
     for bogus in ("/connect/open/NOPE", "/connect/open/" + "A" * 200):
-        assert (await web.client.get(bogus)).status_code == 400
+        assert (await web.client.get(bogus)).status_code == 404
     # Without a form cookie there is no form.
     assert (await web.client.get("/connect")).status_code == 401
 
@@ -249,7 +249,7 @@ async def test_a_refused_key_gets_the_chats_own_message_and_the_form_again(
             "/connect",
             data={"csrf_token": csrf, "exchange": "binance", "api_key": key, "secret": secret},
         )
-        assert refused.status_code == 400
+        assert refused.status_code == 422  # the REST API's status for the same refusal
         assert _error_on(refused.text) == expected
         assert key not in refused.text and secret not in refused.text
         assert 'value="FAKE' not in refused.text  # the fields come back empty
@@ -262,7 +262,7 @@ async def test_a_refused_key_gets_the_chats_own_message_and_the_form_again(
         data={"csrf_token": csrf, "exchange": "binance", "api_key": "FAKEKEY with space",
               "secret": "FAKESECRETx"},
     )  # fmt: skip
-    assert spaced.status_code == 400
+    assert spaced.status_code == 422
     await core.handle_text(chat, "/connect binance")
     [bad] = await core.handle_text(chat, "FAKEKEY with space")
     assert _error_on(spaced.text) == bad.plain()
@@ -283,5 +283,5 @@ async def test_one_form_cannot_spend_the_servers_exchange_budget(
     data = {"csrf_token": csrf, "exchange": "binance", "api_key": "FAKEKEYnobody9999",
             "secret": "FAKESECRETnobody9999"}  # fmt: skip
     answers = [(await web.client.post("/connect", data=data)) for _ in range(11)]
-    assert [a.status_code for a in answers[:10]] == [400] * 10
+    assert [a.status_code for a in answers[:10]] == [422] * 10
     assert answers[10].status_code == 429 and int(answers[10].headers["retry-after"]) >= 1

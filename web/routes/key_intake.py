@@ -30,7 +30,7 @@ from robotrader.use_cases.key_intake import (
 )
 from web.api_rate_limit import ApiRateLimit
 from web.dependencies import AppDep
-from web.errors import ApiError, request_language, user_error_message
+from web.errors import ApiError, request_language, status_of, user_error_message
 from web.pages import SECURITY_HEADERS, page
 
 router = APIRouter(prefix="/connect", include_in_schema=False)
@@ -116,7 +116,7 @@ async def open_form(
         opened = await open_key_form(app, clean_text(code, max_length=80))
     except UserError as exc:
         language = request_language(request)
-        return _message(language, 400, user_error_message(language, exc))
+        return _message(language, status_of(exc), user_error_message(language, exc))
     selected = _preselected(exchange)
     response = RedirectResponse(
         COOKIE_PATH + (f"?exchange={selected}" if selected else ""), status_code=303
@@ -167,10 +167,9 @@ async def submit(
         del api_key, secret, passphrase
         if exc.key == "key_form_expired":
             raise
-        status = 400 if exc.key != "limit_reached" else 403
         return _form_page(
             user, _preselected(exchange), error=user_error_message(user.language, exc),
-            status=status,
+            status=status_of(exc),
         )  # fmt: skip
     response = _message(
         user.language, 200, translate(user.language, "keyform.done", exchange=connected.title)

@@ -20,7 +20,7 @@ def _onboarding(inv: Invocation) -> Reply:
     t = inv.t
     return Reply(
         blocks=[
-            Title(t("start.welcome", name=inv.ctx.display_name or "trader")),
+            Title(t("start.welcome", name=inv.ctx.display_name or t("start.someone"))),
             Paragraph(t("start.pitch")),
             Paragraph(t("start.steps")),
         ],

@@ -31,7 +31,7 @@ from robotrader.backtesting import STAGES, BacktestSpec, BacktestSummary
 from robotrader.enums import BacktestStatus
 from robotrader.errors import UserError
 from robotrader.formatting import day, money, number, percent, share, signed_money
-from robotrader.i18n import Translator, error_text
+from robotrader.i18n import Translator, error_text, keywords
 from robotrader.reference import STRATEGIES
 from robotrader.use_cases.backtests import (
     BacktestJob,
@@ -54,7 +54,6 @@ FIRST_POLL_SECONDS = 0.3
 POLL_SECONDS = 1.0
 EDIT_EVERY_SECONDS = 1.0  # Telegram allows about one edit a second per chat
 BAR_CELLS = 10
-STATUS_WORDS = frozenset({"status", "estado"})
 # Refusals of the plan that another plan lifts: answered with an upgrade button.
 UPGRADE_KEYS = frozenset(
     {"backtest_period_limit", "backtest_concurrency_limit", "strategy_not_in_plan"}
@@ -94,7 +93,7 @@ def _target_of(ref: str) -> str | int:
 
 def _strategy_title(t: Translator, name: str) -> str:
     strategy = STRATEGIES.get(name)
-    return strategy.info.title.get(t.language, name) if strategy else name
+    return t(strategy.info.title_key) if strategy else name
 
 
 def _target_title(t: Translator, choice: BotChoice | str) -> str:
@@ -180,7 +179,7 @@ def _fresh(reply: Reply) -> Reply:
 async def backtest(inv: Invocation) -> Reply | list[Reply]:
     if not inv.args:
         return _fresh(await _ask_target(inv))
-    if inv.args[0].lower() in STATUS_WORDS:
+    if inv.args[0].lower() in keywords("command.word.status"):
         return await _status(inv, inv.args[1] if len(inv.args) > 1 else None)
     request = parse_request(inv.args)
     step = await _next_step(inv, request)

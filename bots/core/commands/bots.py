@@ -13,6 +13,7 @@ from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
 from robotrader.enums import BotMode, BotStatus
 from robotrader.errors import UserError
 from robotrader.formatting import age, money, percent
+from robotrader.i18n import keywords
 from robotrader.plans import limits_of
 from robotrader.reference import EXCHANGES, STRATEGIES, MarketKey, get_strategy
 from robotrader.use_cases.bots import (
@@ -67,7 +68,7 @@ def _step_strategy(inv: Invocation) -> Reply:
         [
             Button(
                 ("" if s.info.basic or all_allowed else "🔒 ")
-                + s.info.title.get(inv.t.language, s.info.name),
+                + inv.t(s.info.title_key),
                 action=actions.encode("nbt", name),
             )
         ]
@@ -97,7 +98,7 @@ def _step_params(inv: Invocation, data: dict[str, Any]) -> Reply:
         [
             p.name,
             str(data["parameters"].get(p.name, p.default)),
-            p.help.get(inv.t.language, p.help["en"]),
+            inv.t(strategy.info.help_key(p.name)),
         ]
         for p in strategy.info.params
     ]
@@ -139,7 +140,7 @@ def _step_confirm(inv: Invocation, data: dict[str, Any]) -> Reply:
     rows = [
         [inv.t("field.exchange"), EXCHANGES[data["exchange"]].title],
         [inv.t("field.symbols"), ", ".join(data["symbols"])],
-        [inv.t("field.strategy"), strategy.info.title.get(inv.t.language, strategy.info.name)],
+        [inv.t("field.strategy"), inv.t(strategy.info.title_key)],
         [inv.t("field.parameters"), params],
         [inv.t("field.capital"), money(Decimal(data["capital"]), inv.t.language)],
         [inv.t("field.mode"), inv.t(f"mode.{data['mode']}")],
@@ -481,7 +482,7 @@ async def delete_confirmed(inv: Invocation) -> Reply:
 @command("live", private_only=True, args=("bot", "off"))
 async def live(inv: Invocation) -> Reply:
     """``/live <bot>`` asks to confirm going live; ``/live <bot> off`` goes back to paper."""
-    if inv.args and inv.args[-1].lower() in ("off", "paper", "desligar"):
+    if inv.args and inv.args[-1].lower() in keywords("command.word.off") | {"paper"}:
         inv.args = inv.args[:-1]
         bot = await set_mode(
             inv.app, inv.user_id, _bot_ref(inv, "usage.live"), BotMode.PAPER, confirmed=True

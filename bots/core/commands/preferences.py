@@ -6,6 +6,7 @@ from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Button, Paragraph, Reply, Title
+from robotrader import languages
 from robotrader.i18n import Translator
 from robotrader.use_cases.accounts import set_language
 from robotrader.use_cases.preferences import (
@@ -23,8 +24,8 @@ async def language(inv: Invocation) -> Reply:
             blocks=[Paragraph(inv.t("language.choose"))],
             buttons=[
                 [
-                    Button("English", action=actions.encode("lang", "en")),
-                    Button("Português (Brasil)", action=actions.encode("lang", "pt-BR")),
+                    Button(language.name, action=actions.encode("lang", language.tag))
+                    for language in languages.LANGUAGES
                 ]
             ],
         )

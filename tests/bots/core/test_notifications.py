@@ -20,7 +20,7 @@ from bots.core.replies import Reply
 from bots.discord.community import trade_post
 from bots.discord.rendering import message_kwargs, render_view
 from bots.telegram.rendering import render_keyboard, render_messages
-from robotrader.i18n import LANGUAGES
+from robotrader.languages import tags
 from robotrader.notifications import (
     Notice,
     NotificationKind,
@@ -30,7 +30,7 @@ from robotrader.notifications import (
 )
 from tests.notification_samples import SAMPLES
 
-CASES = [(notice, language) for notice in SAMPLES for language in LANGUAGES]
+CASES = [(notice, language) for notice in SAMPLES for language in tags()]
 
 
 def _case_id(case: Any) -> str:
