@@ -221,9 +221,7 @@ def test_max_position_caps_the_buy_like_the_tick() -> None:
 class Scripted(Strategy):
     """A strategy whose signals are given: buy when flat on +1, sell all when holding on -1."""
 
-    info: ClassVar[StrategyInfo] = StrategyInfo(
-        name="scripted", basic=True, title={"en": "Scripted", "pt-BR": "Roteiro"}
-    )
+    info: ClassVar[StrategyInfo] = StrategyInfo(name="scripted", basic=True)
     signal_driven = True
     decides_on_signal_and_holding = True
 
@@ -384,9 +382,7 @@ def test_strategies_that_act_on_price_alone_are_asked_on_every_candle() -> None:
 class Tabled(Strategy):
     """Given signals; ``decide`` looks the answer up by signal, flat or holding."""
 
-    info: ClassVar[StrategyInfo] = StrategyInfo(
-        name="tabled", basic=True, title={"en": "Tabled", "pt-BR": "Tabelado"}
-    )
+    info: ClassVar[StrategyInfo] = StrategyInfo(name="tabled", basic=True)
     signal_driven = True
     decides_on_signal_and_holding = True
 
