@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -31,7 +31,6 @@ from db.types import utcnow
 from engine.backtest.jobs import expire_stale_jobs, stale_error
 from engine.backtest.summary import BacktestSpec, BacktestSummary
 from engine.exchanges.catalog import EXCHANGES
-from engine.market_data.feed import MarketKey
 from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.risk import RiskSettings
 from engine.strategies.registry import STRATEGIES, get_strategy
@@ -44,6 +43,7 @@ from robotrader.use_cases.bots import (
     parse_capital,
     positive_amount,
     positive_pct,
+    suggested_parameters,
 )
 
 DAY_MS = 86_400_000
@@ -247,21 +247,6 @@ async def _bot(app: App, user_id: int, ref: str | int) -> Bot | None:
         return await session.scalar(query.limit(1))
 
 
-async def _grid_bounds(app: App, exchange: str, symbol: str) -> dict[str, float]:
-    """A grid around today's price (±10 %), as /newbot suggests one."""
-    key = MarketKey(exchange, symbol, "1m")
-    fetched = await app.feed.fetch({key: 2}, set(), int(time.time() * 1000))
-    snapshot = fetched.snapshots.get(key)
-    if snapshot is None:
-        return {}
-    price = Decimal(repr(snapshot.last_close))
-    cent = Decimal("0.01")
-    return {
-        "lower": float((price * Decimal("0.9")).quantize(cent, ROUND_HALF_UP)),
-        "upper": float((price * Decimal("1.1")).quantize(cent, ROUND_HALF_UP)),
-    }
-
-
 async def resolve_spec(
     app: App, user_id: int, request: BacktestRequest, *, end_ms: int | None = None
 ) -> tuple[BacktestSpec, int | None]:
@@ -295,8 +280,7 @@ async def resolve_spec(
     parameters = _strategy_parameters(options)
     exchange = options.get("exchange") or DEFAULT_EXCHANGE
     symbol = normalize_symbol(request.symbol)
-    if strategy == "grid" and not {"lower", "upper"} & set(parameters):
-        parameters = {**await _grid_bounds(app, exchange.lower(), symbol), **parameters}
+    parameters = await suggested_parameters(app, exchange.lower(), symbol, strategy, parameters)
     spec = backtest_spec(
         strategy, symbol, days, parameters=parameters, exchange=exchange,
         timeframe=timeframe or DEFAULT_TIMEFRAME,

@@ -6,9 +6,10 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -50,6 +51,11 @@ NAME = re.compile(r"^[\w\-. ]{1,32}$", re.UNICODE)
 MAX_SYMBOLS_PER_BOT = 10
 MIN_CAPITAL = Decimal(10)
 MAX_CAPITAL = Decimal(10_000_000)
+# Parameters whose default only makes sense around the live price (a grid's range):
+# strategy -> parameter -> factor of the last price. Set together or not at all.
+PRICE_RELATIVE_DEFAULTS: dict[str, dict[str, Decimal]] = {
+    "grid": {"lower": Decimal("0.9"), "upper": Decimal("1.1")},
+}
 
 
 @dataclass(frozen=True)
@@ -194,6 +200,37 @@ async def known_symbol(app: App, exchange: str, symbol: str) -> bool:
     return listed_offline(exchange, symbol)
 
 
+async def _last_price(app: App, exchange: str, symbol: str) -> Decimal | None:
+    key = MarketKey(exchange, symbol, "1m")
+    fetched = await app.feed.fetch({key: 2}, set(), int(time.time() * 1000))
+    snapshot = fetched.snapshots.get(key)
+    return None if snapshot is None else Decimal(repr(snapshot.last_close))
+
+
+async def suggested_parameters(
+    app: App, exchange: str, symbol: str, strategy: str, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The parameters a new bot or backtest of ``strategy`` on ``symbol`` starts from.
+
+    ``given`` first, then the strategy's defaults, except those that only make sense
+    around the live price (a grid's range, ±10 %): those come from the last price
+    unless ``given`` sets any of them (no price: the static defaults). The chat's
+    /newbot, the REST API and /backtest all ask here.
+    """
+    given = dict(given or {})
+    parameters: dict[str, Any] = {**get_strategy(strategy).defaults(), **given}
+    relative = PRICE_RELATIVE_DEFAULTS.get(strategy, {})
+    if not relative or set(relative) & set(given):
+        return parameters
+    price = await _last_price(app, exchange, symbol)
+    if price is None:
+        return parameters
+    cent = Decimal("0.01")
+    for name, factor in relative.items():
+        parameters[name] = float((price * factor).quantize(cent, ROUND_HALF_UP))
+    return parameters
+
+
 async def _owned_bot(session: AsyncSession, user_id: int, bot_ref: str | int) -> Bot:
     """The user's bot by id or name; NotFound otherwise (never reveals other users' bots)."""
     query = select(Bot).where(
@@ -249,6 +286,13 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
     for symbol in symbols:
         if not await known_symbol(app, exchange.id, symbol):
             raise UserError("unknown_symbol", symbol=symbol, exchange=exchange.title)
+    suggested = await suggested_parameters(
+        app, exchange.id, symbols[0], strategy.info.name, spec.parameters
+    )
+    try:
+        parameters = strategy.validate(suggested)
+    except ValueError as exc:
+        raise UserError("bad_parameter", detail=str(exc)[:200]) from None
     async with app.database.transaction() as session:
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from billing.plans import limits_of
@@ -13,7 +12,6 @@ from bots.core.registry import action, command, dialog
 from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
 from db.models import BotMode, BotStatus
 from engine.exchanges.catalog import EXCHANGES
-from engine.market_data.feed import MarketKey
 from engine.strategies.registry import STRATEGIES, get_strategy
 from robotrader.errors import UserError
 from robotrader.formatting import age, money, percent
@@ -29,6 +27,7 @@ from robotrader.use_cases.bots import (
     show_bot,
     start_bot,
     stop_bot,
+    suggested_parameters,
 )
 from robotrader.use_cases.portfolio import positions
 
@@ -79,16 +78,9 @@ def _step_strategy(inv: Invocation) -> Reply:
 
 
 async def _suggested_params(inv: Invocation, data: dict[str, Any]) -> dict[str, Any]:
-    """Defaults, except where a default only makes sense relative to the price (grid bounds)."""
-    strategy = get_strategy(data["strategy"])
-    params: dict[str, Any] = strategy.defaults()
-    if data["strategy"] == "grid":
-        key = MarketKey(data["exchange"], data["symbols"][0], "1m")
-        fetched = await inv.app.feed.fetch({key: 2}, set(), int(time.time() * 1000))
-        price = Decimal(repr(fetched.snapshots[key].last_close))
-        params["lower"] = float((price * Decimal("0.9")).quantize(Decimal("0.01"), ROUND_HALF_UP))
-        params["upper"] = float((price * Decimal("1.1")).quantize(Decimal("0.01"), ROUND_HALF_UP))
-    return params
+    return await suggested_parameters(
+        inv.app, data["exchange"], data["symbols"][0], data["strategy"]
+    )
 
 
 def _step_params(inv: Invocation, data: dict[str, Any]) -> Reply:
@@ -243,6 +235,8 @@ async def newbot_symbol(inv: Invocation) -> Reply:
 @action("nbt")
 async def newbot_strategy(inv: Invocation) -> Reply:
     data = _dialog_data(inv, "exchange", "symbols")
+    if not data["symbols"]:  # an old button: a strategy needs a symbol first
+        return _step_symbols(inv, data)
     name = inv.args[0] if inv.args else ""
     if name not in STRATEGIES:
         raise UserError("dialog_expired")
