@@ -25,7 +25,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from billing.plans import LimitReached, check_backtest_allowed, limits_of, next_plan_with_more
+from billing.plans import (
+    LimitReached,
+    check_backtest_allowed,
+    limits_of,
+    next_plan_with_more,
+    strategy_allowed,
+)
 from db.models import Backtest, BacktestStatus, Bot, User
 from db.types import utcnow
 from engine.backtest.jobs import expire_stale_jobs, stale_error
@@ -38,6 +44,7 @@ from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.use_cases.bot_refs import parse_bot_ref
 from robotrader.use_cases.bots import (
+    check_strategy_in_plan,
     known_symbol,
     normalize_symbol,
     parse_capital,
@@ -324,9 +331,8 @@ async def start_backtest(
         await expire_stale_jobs(session, user_id, now)  # a write first: see its docstring
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None
+        check_strategy_in_plan(user.plan, spec.strategy)
         limits = limits_of(user.plan)
-        if not limits.all_strategies and not STRATEGIES[spec.strategy].info.basic:
-            raise UserError("strategy_not_in_plan", plan=str(user.plan))
         active = await session.scalar(
             select(func.count())
             .select_from(Backtest)
@@ -443,7 +449,8 @@ async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
         strategies=[
             name
             for name, strategy in STRATEGIES.items()
-            if name not in NOT_BACKTESTABLE and (strategy.info.basic or limits.all_strategies)
+            if name not in NOT_BACKTESTABLE
+            and strategy_allowed(limits, strategy_is_basic=strategy.info.basic)
         ],
     )
 

@@ -15,7 +15,13 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.plans import LimitReached, check_bot_allowed, limits_of
+from billing.plans import (
+    LimitReached,
+    check_bot_allowed,
+    limits_of,
+    next_plan_with_more,
+    strategy_allowed,
+)
 from db.models import (
     AuditEntry,
     Bot,
@@ -26,6 +32,7 @@ from db.models import (
     ExchangeCredential,
     Order,
     OrderStatus,
+    Plan,
     Position,
     User,
 )
@@ -198,6 +205,33 @@ async def known_symbol(app: App, exchange: str, symbol: str) -> bool:
         else:
             return symbol in markets
     return listed_offline(exchange, symbol)
+
+
+@dataclass(frozen=True)
+class StrategyChoice:
+    """A strategy as a new bot's owner may pick it: locked when the plan lacks it."""
+
+    name: str
+    locked: bool
+    unlocked_by: Plan | None  # the cheapest plan that includes it, when locked
+
+
+def strategy_choices(plan: Plan | str) -> list[StrategyChoice]:
+    """Every strategy, and which of them ``plan`` locks (the chat shows them with a lock)."""
+    limits = limits_of(plan)
+    better = next_plan_with_more(limits, "all_strategies")
+    choices = []
+    for name, strategy in STRATEGIES.items():
+        locked = not strategy_allowed(limits, strategy_is_basic=strategy.info.basic)
+        choices.append(StrategyChoice(name, locked, better.plan if locked and better else None))
+    return choices
+
+
+def check_strategy_in_plan(plan: Plan | str, strategy: str) -> None:
+    """UserError if ``plan`` lacks ``strategy``: said at once, before a dialog's other steps
+    (`create_bot` checks it again, with the rest of the plan's limits)."""
+    if not strategy_allowed(limits_of(plan), strategy_is_basic=get_strategy(strategy).info.basic):
+        raise UserError("strategy_not_in_plan", plan=str(Plan(plan)))
 
 
 async def _last_price(app: App, exchange: str, symbol: str) -> Decimal | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from billing.plans import limits_of
 from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
@@ -18,6 +17,7 @@ from robotrader.formatting import age, money, percent
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,
+    check_strategy_in_plan,
     create_bot,
     delete_bot,
     list_bots,
@@ -27,6 +27,7 @@ from robotrader.use_cases.bots import (
     show_bot,
     start_bot,
     stop_bot,
+    strategy_choices,
     suggested_parameters,
 )
 from robotrader.use_cases.portfolio import positions
@@ -63,18 +64,21 @@ def _step_symbols(inv: Invocation, data: dict[str, Any]) -> Reply:
 
 
 def _step_strategy(inv: Invocation) -> Reply:
-    all_allowed = limits_of(inv.account.plan).all_strategies
     rows = [
         [
             Button(
-                ("" if s.info.basic or all_allowed else "🔒 ")
-                + s.info.title.get(inv.t.language, s.info.name),
-                action=actions.encode("nbt", name),
+                ("🔒 " if choice.locked else "") + _strategy_title(inv, choice.name),
+                action=actions.encode("nbt", choice.name),
             )
         ]
-        for name, s in STRATEGIES.items()
+        for choice in strategy_choices(inv.account.plan)
     ]
     return Reply(blocks=[Paragraph(inv.t("newbot.ask_strategy"))], buttons=rows, edit=True)
+
+
+def _strategy_title(inv: Invocation, name: str) -> str:
+    info = STRATEGIES[name].info
+    return info.title.get(inv.t.language, info.name)
 
 
 async def _suggested_params(inv: Invocation, data: dict[str, Any]) -> dict[str, Any]:
@@ -150,12 +154,6 @@ def _step_confirm(inv: Invocation, data: dict[str, Any]) -> Reply:
     )
 
 
-def _check_strategy_allowed(inv: Invocation, name: str) -> None:
-    """Say so at once rather than after every other step (create_bot checks it again)."""
-    if not STRATEGIES[name].info.basic and not limits_of(inv.account.plan).all_strategies:
-        raise UserError("strategy_not_in_plan", plan=str(inv.account.plan))
-
-
 def _dialog_data(inv: Invocation, *required: str) -> dict[str, Any]:
     """The /newbot dialog's answers so far; an old button pressed out of order restarts it."""
     if inv.dialog is None or inv.dialog.name != "newbot":
@@ -186,7 +184,7 @@ async def newbot(inv: Invocation) -> Reply:
             raise UserError(
                 "unknown_strategy", strategy=strategy[:32], choices=", ".join(STRATEGIES)
             )
-        _check_strategy_allowed(inv, data["strategy"])
+        check_strategy_in_plan(inv.account.plan, data["strategy"])
         data["parameters"] = await _suggested_params(inv, data)
         inv.start_dialog("newbot", "confirm", **data)
         reply = _step_confirm(inv, data)
@@ -240,7 +238,7 @@ async def newbot_strategy(inv: Invocation) -> Reply:
     name = inv.args[0] if inv.args else ""
     if name not in STRATEGIES:
         raise UserError("dialog_expired")
-    _check_strategy_allowed(inv, name)
+    check_strategy_in_plan(inv.account.plan, name)
     data["strategy"] = name
     data["parameters"] = await _suggested_params(inv, data)
     return _step_params(inv, data)
