@@ -22,6 +22,7 @@ from db.types import utcnow
 from engine.strategies.registry import basic_strategies
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.public_links import public_url
 from robotrader.settings import Settings
 from robotrader.use_cases.usage import plan_usage
 
@@ -68,11 +69,6 @@ def _require_gateway(app: App) -> StripeGateway:
     if gateway is None:
         raise UserError("billing_not_configured")
     return gateway
-
-
-def _public_url(app: App, path: str) -> str:
-    base = app.settings.public_url or f"http://{app.settings.web_host}:{app.settings.web_port}"
-    return base.rstrip("/") + path
 
 
 @dataclass(frozen=True)
@@ -141,8 +137,8 @@ async def start_upgrade(app: App, user_id: int, plan_name: str) -> str:
             user_id=user_id,
             customer_id=customer,
             plan=plan,
-            success_url=_public_url(app, "/billing/thanks"),
-            cancel_url=_public_url(app, "/billing/canceled"),
+            success_url=public_url(app.settings, "/billing/thanks"),
+            cancel_url=public_url(app.settings, "/billing/canceled"),
         )
     except BillingUnavailable:
         raise UserError("billing_unavailable") from None
@@ -158,7 +154,7 @@ async def billing_portal(app: App, user_id: int) -> str:
     if not customer:
         raise UserError("no_subscription")
     try:
-        return await gateway.portal_url(customer, _public_url(app, "/billing/return"))
+        return await gateway.portal_url(customer, public_url(app.settings, "/billing/return"))
     except BillingUnavailable:
         raise UserError("billing_unavailable") from None
 
@@ -201,7 +197,7 @@ async def handle_stripe_webhook(app: App, payload: bytes, signature: str) -> str
     portal = None
     if kind == "invoice.payment_failed" and event["data"]["object"].get("customer"):
         portal = await gateway.portal_url(
-            str(event["data"]["object"]["customer"]), _public_url(app, "/billing/return")
+            str(event["data"]["object"]["customer"]), public_url(app.settings, "/billing/return")
         )
     async with app.database.transaction() as session:
         stored = await session.execute(

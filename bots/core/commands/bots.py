@@ -14,6 +14,7 @@ from engine.exchanges.catalog import EXCHANGES
 from engine.strategies.registry import STRATEGIES, get_strategy
 from robotrader.errors import UserError
 from robotrader.formatting import age, money, percent
+from robotrader.public_links import signal_url
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,
@@ -315,18 +316,9 @@ async def newbot_create(inv: Invocation) -> Reply:
         Paragraph(inv.t("newbot.paper_first")),
     ]
     if bot.signal_secret:
-        blocks.append(
-            Paragraph(inv.t("newbot.signal_url", url=_signal_url(inv, bot.signal_secret)))
-        )
+        url = signal_url(inv.app.settings, bot.signal_secret)
+        blocks.append(Paragraph(inv.t("newbot.signal_url", url=url)))
     return Reply(blocks=blocks, buttons=buttons, edit=True)
-
-
-def _signal_url(inv: Invocation, secret: str) -> str:
-    base = (
-        inv.app.settings.public_url
-        or f"http://{inv.app.settings.web_host}:{inv.app.settings.web_port}"
-    )
-    return f"{base.rstrip('/')}/signals/{secret}"
 
 
 # --- bot list and lifecycle ----------------------------------------------------------------
