@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from billing.downgrade import bots_over_limits, pause_over_limits
-from billing.plans import PlanLimits, Usage, limits_of
+from billing.plans import PLANS, PlanLimits, Usage, limits_of
 from billing.stripe_gateway import BillingUnavailable, StripeConfig, StripeGateway
 from billing.subscriptions import RANK, PlanChange, effective_plan, record_subscription, superseded
 from db.models import ChatIdentity, Plan, StripeEvent, Subscription, User
@@ -95,9 +95,17 @@ async def plan_overview(app: App, user_id: int) -> PlanOverview:
         return PlanOverview(Plan(user.plan), limits_of(user.plan), usage, renews, bool(canceling))
 
 
+def paid_plans() -> list[PlanLimits]:
+    """The plans one can /upgrade to, cheapest first, with their prices and limits."""
+    return sorted(
+        (limits for limits in PLANS.values() if limits.price_usd_month > 0),
+        key=lambda limits: limits.price_usd_month,
+    )
+
+
 def parse_plan(name: str) -> Plan:
     normalized = name.strip().lower()
-    if normalized not in ("pro", "premium"):
+    if normalized not in {str(limits.plan) for limits in paid_plans()}:
         raise UserError("unknown_plan", name=name[:20])
     return Plan(normalized)
 
