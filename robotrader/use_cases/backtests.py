@@ -57,6 +57,9 @@ DAY_MS = 86_400_000
 PERIOD = re.compile(r"^(\d{1,5})\s*([dwy])$", re.IGNORECASE)
 UNIT_DAYS = {"d": 1, "w": 7, "y": 365}
 MAX_DAYS = 3650
+# The periods offered as choices (Telegram's buttons, Discord's options): up to each
+# plan's longest (billing/plans.py); any other period can still be typed.
+BACKTEST_PERIODS = (7, 30, 90, 180, 365, 1095)
 DEFAULT_DAYS = 30
 DEFAULT_CAPITAL = Decimal(1000)
 DEFAULT_TIMEFRAME = "1m"  # what a new bot trades on

@@ -35,6 +35,7 @@ from robotrader.errors import UserError
 from robotrader.formatting import day, money, number, percent, share, signed_money
 from robotrader.i18n import Translator, error_text
 from robotrader.use_cases.backtests import (
+    BACKTEST_PERIODS,
     BacktestJob,
     BacktestRequest,
     BotChoice,
@@ -49,7 +50,6 @@ from robotrader.use_cases.backtests import (
 from robotrader.use_cases.bots import normalize_symbol
 from robotrader.use_cases.equity import bot_equity_chart
 
-PERIOD_CHOICES = (7, 30, 90, 365)
 WAIT_SECONDS = 300.0  # then the outbox says when it is done
 FIRST_POLL_SECONDS = 0.3
 POLL_SECONDS = 1.0
@@ -136,13 +136,14 @@ async def _ask_period(inv: Invocation, choice: BotChoice | str, symbol: str) -> 
     symbol = normalize_symbol(symbol)  # a well-formed pair, short enough for a button
     choices = await backtest_choices(inv.app, inv.user_id)
     ref = _ref(choice)
-    row = [
+    periods = [
         Button(
             ("" if days <= choices.max_days else "🔒 ") + inv.t("backtest.days", days=days),
             action=actions.encode("btp", ref, symbol, days),
         )
-        for days in PERIOD_CHOICES
+        for days in BACKTEST_PERIODS
     ]
+    rows = [periods[i : i + 3] for i in range(0, len(periods), 3)]
     text = inv.t(
         "backtest.ask_period",
         target=_target_title(inv.t, choice),
@@ -150,7 +151,7 @@ async def _ask_period(inv: Invocation, choice: BotChoice | str, symbol: str) -> 
         plan=inv.t(f"plan.{choices.plan}"),
         maximum=choices.max_days,
     )
-    return Reply(blocks=[Paragraph(text)], buttons=[row], edit=True)
+    return Reply(blocks=[Paragraph(text)], buttons=rows, edit=True)
 
 
 async def _next_step(inv: Invocation, request: BacktestRequest) -> Reply | None:
