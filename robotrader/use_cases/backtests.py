@@ -14,10 +14,12 @@ the notification outbox.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -75,6 +77,9 @@ RISK_OPTIONS = {
 }
 OPTIONS = frozenset({"capital", "timeframe", "tf", "exchange", *RISK_OPTIONS})
 ACTIVE = (BacktestStatus.QUEUED, BacktestStatus.RUNNING)
+FOLLOW_SECONDS = 300.0  # how long a chat follows a job; then the outbox says when it is done
+FIRST_POLL_SECONDS = 0.3
+POLL_SECONDS = 1.0
 
 
 def is_period(text: str) -> bool:
@@ -428,6 +433,53 @@ async def notify_when_done(app: App, user_id: int, job_id: str) -> bool:
             .values(notify_when_done=True)
         )
     return int(getattr(result, "rowcount", 0) or 0) == 1
+
+
+@dataclass(frozen=True)
+class FollowedBacktest:
+    """Where following a job ended: finished, or handed over to the outbox."""
+
+    job: BacktestJob
+    handed_over: bool  # True: the engine will say when it is done (notification outbox)
+
+
+async def _pause(seconds: float, stopping: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+async def follow_backtest(
+    app: App,
+    user_id: int,
+    job: BacktestJob,
+    *,
+    on_progress: Callable[[BacktestJob], Awaitable[None]] | None = None,
+    stopping: asyncio.Event | None = None,
+    wait_seconds: float = FOLLOW_SECONDS,
+) -> FollowedBacktest:
+    """Follow ``job`` until it finishes, telling ``on_progress`` each state it reads.
+
+    Nobody to tell (no ``on_progress``), the caller ``stopping`` (a shutdown) or
+    ``wait_seconds`` gone: the job is handed over to the outbox (`notify_when_done`)
+    unless it finished meanwhile. The caller renders what it gets back.
+    """
+    if on_progress is None:
+        if await notify_when_done(app, user_id, job.id):
+            return FollowedBacktest(job, handed_over=True)
+        return FollowedBacktest(await get_backtest(app, user_id, job.id), handed_over=False)
+    stopping = stopping or asyncio.Event()
+    deadline = time.monotonic() + wait_seconds
+    delay = FIRST_POLL_SECONDS
+    while not job.finished:
+        await on_progress(job)
+        if stopping.is_set() or time.monotonic() >= deadline:
+            if await notify_when_done(app, user_id, job.id):
+                return FollowedBacktest(job, handed_over=True)
+        else:
+            await _pause(delay, stopping)
+            delay = POLL_SECONDS
+        job = await get_backtest(app, user_id, job.id)
+    return FollowedBacktest(job, handed_over=False)
 
 
 async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
