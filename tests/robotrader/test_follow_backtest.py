@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
 from db.models import Backtest, Plan
-from db.session import Database
 from robotrader.app import App
-from robotrader.settings import Settings
 from robotrader.use_cases.backtests import (
     BacktestJob,
     BacktestRequest,
@@ -19,14 +15,6 @@ from robotrader.use_cases.backtests import (
     start_backtest,
 )
 from tests.robotrader.test_backtests import user_on
-
-
-@pytest.fixture
-async def app(settings: Settings, database: Database) -> AsyncIterator[App]:
-    application = App.from_settings(settings.model_copy(update={"market_data": "replay"}), database)
-    yield application
-    await application.backtests.close()
-    await application.pool.close()
 
 
 async def _job(app: App) -> tuple[int, BacktestJob]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -11,11 +10,9 @@ from bots.core.context import ChatContext
 from bots.core.core import ChatCore
 from bots.core.rate_limit import RateLimiter
 from db.models import Plan, Platform, User
-from db.session import Database
 from engine.strategies.registry import STRATEGIES
 from robotrader.app import App
 from robotrader.errors import UserError
-from robotrader.settings import Settings
 from robotrader.use_cases.accounts import register
 from robotrader.use_cases.backtests import NOT_BACKTESTABLE, backtest_choices
 from robotrader.use_cases.bots import (
@@ -24,14 +21,6 @@ from robotrader.use_cases.bots import (
     create_bot,
     strategy_choices,
 )
-
-
-@pytest.fixture
-async def app(settings: Settings, database: Database) -> AsyncIterator[App]:
-    application = App.from_settings(settings.model_copy(update={"market_data": "replay"}), database)
-    yield application
-    await application.backtests.close()
-    await application.pool.close()
 
 
 async def user_on(app: App, plan: Plan) -> tuple[int, str]:

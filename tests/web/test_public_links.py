@@ -32,13 +32,10 @@ def test_public_url_falls_back_to_the_listening_address(settings: Settings) -> N
 
 async def test_chat_api_and_dashboard_links_share_the_public_url(web: Web) -> None:
     user_id, headers = await web.premium()
-    response = await web.client.post(
-        "/api/v1/bots", headers=headers,
-        json={"exchange": "binance", "symbols": ["BTC/USDT"], "strategy": "signal",
-              "capital": "100"},
-    )  # fmt: skip
-    assert response.status_code == 201, response.text
-    api_url = response.json()["signal_webhook_url"]
+    made = await web.api_bot(
+        headers, exchange="binance", symbols=["BTC/USDT"], strategy="signal", capital="100"
+    )
+    api_url = made["signal_webhook_url"]
     assert api_url.startswith("https://trade.example.com/signals/")
 
     account = await register(web.app, Platform.TELEGRAM, "links-chat", chat_id="links-chat")

@@ -34,13 +34,10 @@ async def test_the_api_chat_and_backtest_suggest_the_same_grid_range(web: Web) -
     static = get_strategy("grid").defaults()
 
     async def created() -> dict[str, Any]:
-        response = await web.client.post(
-            "/api/v1/bots", headers=headers,
-            json={"exchange": "binance", "symbols": ["ETH/USDT"], "strategy": "grid",
-                  "capital": "500"},
-        )  # fmt: skip
-        assert response.status_code == 201, response.text
-        parameters: dict[str, Any] = response.json()["parameters"]
+        made = await web.api_bot(
+            headers, exchange="binance", symbols=["ETH/USDT"], strategy="grid", capital="500"
+        )
+        parameters: dict[str, Any] = made["parameters"]
         return parameters
 
     suggested, api = await _same_minute(web, "ETH/USDT", created)
