@@ -64,11 +64,16 @@ class LimitReached(Exception):
         self.current = current
 
 
+def strategy_allowed(limits: PlanLimits, *, strategy_is_basic: bool) -> bool:
+    """Whether the plan includes a strategy (basic ones are in every plan)."""
+    return strategy_is_basic or limits.all_strategies
+
+
 def check_bot_allowed(
     limits: PlanLimits, usage: Usage, *, new_symbols: int, strategy_is_basic: bool
 ) -> None:
     """Raise LimitReached if a new bot (adding ``new_symbols`` distinct symbols) breaks a limit."""
-    if not limits.all_strategies and not strategy_is_basic:
+    if not strategy_allowed(limits, strategy_is_basic=strategy_is_basic):
         raise LimitReached("strategy", limits.plan, 0, 0)
     if usage.bots + 1 > limits.max_bots:
         raise LimitReached("bots", limits.plan, limits.max_bots, usage.bots)

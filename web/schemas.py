@@ -12,7 +12,9 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
+from robotrader.public_links import signal_url
 from robotrader.reference import EXCHANGES, STRATEGIES, TIMEFRAME_MS
+from robotrader.settings import Settings
 from robotrader.use_cases.bots import (
     MAX_CAPITAL,
     MAX_SYMBOLS_PER_BOT,
@@ -125,7 +127,7 @@ class BotOut(BaseModel):
     waiting_for_exchange: list[OrderInFlightOut] = []
 
     @classmethod
-    def of(cls, bot: BotSummary, base_url: str) -> BotOut:
+    def of(cls, bot: BotSummary, settings: Settings) -> BotOut:
         return cls(
             id=bot.id, name=bot.name, exchange=bot.exchange, symbols=bot.symbols,
             timeframe=bot.timeframe, strategy=bot.strategy, parameters=bot.parameters,
@@ -135,7 +137,7 @@ class BotOut(BaseModel):
             take_profit_pct=bot.take_profit_pct, max_position=bot.max_position,
             daily_loss_limit_pct=bot.daily_loss_limit_pct,
             signal_webhook_url=(
-                f"{base_url}/signals/{bot.signal_secret}" if bot.signal_secret else None
+                signal_url(settings, bot.signal_secret) if bot.signal_secret else None
             ),
             waiting_for_exchange=[OrderInFlightOut.of(o) for o in bot.in_flight],
         )  # fmt: skip

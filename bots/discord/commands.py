@@ -31,6 +31,8 @@ from robotrader import languages
 from robotrader.i18n import catalog, translate
 from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.reference import EXCHANGES, STRATEGIES
+from robotrader.use_cases.backtests import BACKTEST_PERIODS
+from robotrader.use_cases.bots import MAX_CAPITAL, MIN_CAPITAL
 from robotrader.use_cases.community import LEADERBOARD_DAYS
 
 Interaction = discord.Interaction[discord.Client]
@@ -143,7 +145,7 @@ def _bot_group(runner: CommandRunner) -> app_commands.Group:
         exchange: str | None = None,
         symbols: app_commands.Range[str, 1, 200] | None = None,
         strategy: str | None = None,
-        capital: app_commands.Range[int, 1, 1_000_000_000] | None = None,
+        capital: app_commands.Range[int, int(MIN_CAPITAL), int(MAX_CAPITAL)] | None = None,
     ) -> None:
         """Guided with buttons, or in one go when every option is given (as /newbot takes it)."""
         if exchange is None or symbols is None or strategy is None or capital is None:
@@ -290,13 +292,12 @@ def _account_commands(runner: CommandRunner) -> list[app_commands.Command[Any, A
     ]
 
 
-BACKTEST_DAYS = (7, 30, 90, 180, 365, 1095)
 BACKTEST_PERIOD_CHOICES = [
     app_commands.Choice(
         name=texts({lang: translate(lang, "backtest.days", days=d) for lang in languages.tags()}),
         value=d,
     )
-    for d in BACKTEST_DAYS
+    for d in BACKTEST_PERIODS
 ]
 
 

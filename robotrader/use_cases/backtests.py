@@ -14,24 +14,31 @@ the notification outbox.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from billing.plans import LimitReached, check_backtest_allowed, limits_of, next_plan_with_more
+from billing.plans import (
+    LimitReached,
+    check_backtest_allowed,
+    limits_of,
+    next_plan_with_more,
+    strategy_allowed,
+)
 from db.models import Backtest, BacktestStatus, Bot, User
 from db.types import utcnow
 from engine.backtest.jobs import expire_stale_jobs, stale_error
 from engine.backtest.summary import BacktestSpec, BacktestSummary
 from engine.exchanges.catalog import EXCHANGES
-from engine.market_data.feed import MarketKey
 from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.risk import RiskSettings
 from engine.strategies.registry import STRATEGIES, get_strategy
@@ -39,17 +46,22 @@ from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.use_cases.bot_refs import parse_bot_ref
 from robotrader.use_cases.bots import (
+    check_strategy_in_plan,
     known_symbol,
     normalize_symbol,
     parse_capital,
     positive_amount,
     positive_pct,
+    suggested_parameters,
 )
 
 DAY_MS = 86_400_000
 PERIOD = re.compile(r"^(\d{1,5})\s*([dwy])$", re.IGNORECASE)
 UNIT_DAYS = {"d": 1, "w": 7, "y": 365}
 MAX_DAYS = 3650
+# The periods offered as choices (Telegram's buttons, Discord's options): up to each
+# plan's longest (billing/plans.py); any other period can still be typed.
+BACKTEST_PERIODS = (7, 30, 90, 180, 365, 1095)
 DEFAULT_DAYS = 30
 DEFAULT_CAPITAL = Decimal(1000)
 DEFAULT_TIMEFRAME = "1m"  # what a new bot trades on
@@ -65,6 +77,9 @@ RISK_OPTIONS = {
 }
 OPTIONS = frozenset({"capital", "timeframe", "tf", "exchange", *RISK_OPTIONS})
 ACTIVE = (BacktestStatus.QUEUED, BacktestStatus.RUNNING)
+FOLLOW_SECONDS = 300.0  # how long a chat follows a job; then the outbox says when it is done
+FIRST_POLL_SECONDS = 0.3
+POLL_SECONDS = 1.0
 
 
 def is_period(text: str) -> bool:
@@ -247,21 +262,6 @@ async def _bot(app: App, user_id: int, ref: str | int) -> Bot | None:
         return await session.scalar(query.limit(1))
 
 
-async def _grid_bounds(app: App, exchange: str, symbol: str) -> dict[str, float]:
-    """A grid around today's price (±10 %), as /newbot suggests one."""
-    key = MarketKey(exchange, symbol, "1m")
-    fetched = await app.feed.fetch({key: 2}, set(), int(time.time() * 1000))
-    snapshot = fetched.snapshots.get(key)
-    if snapshot is None:
-        return {}
-    price = Decimal(repr(snapshot.last_close))
-    cent = Decimal("0.01")
-    return {
-        "lower": float((price * Decimal("0.9")).quantize(cent, ROUND_HALF_UP)),
-        "upper": float((price * Decimal("1.1")).quantize(cent, ROUND_HALF_UP)),
-    }
-
-
 async def resolve_spec(
     app: App, user_id: int, request: BacktestRequest, *, end_ms: int | None = None
 ) -> tuple[BacktestSpec, int | None]:
@@ -295,8 +295,7 @@ async def resolve_spec(
     parameters = _strategy_parameters(options)
     exchange = options.get("exchange") or DEFAULT_EXCHANGE
     symbol = normalize_symbol(request.symbol)
-    if strategy == "grid" and not {"lower", "upper"} & set(parameters):
-        parameters = {**await _grid_bounds(app, exchange.lower(), symbol), **parameters}
+    parameters = await suggested_parameters(app, exchange.lower(), symbol, strategy, parameters)
     spec = backtest_spec(
         strategy, symbol, days, parameters=parameters, exchange=exchange,
         timeframe=timeframe or DEFAULT_TIMEFRAME,
@@ -345,9 +344,8 @@ async def start_backtest(
         await expire_stale_jobs(session, user_id, now)  # a write first: see its docstring
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None
+        check_strategy_in_plan(user.plan, spec.strategy)
         limits = limits_of(user.plan)
-        if not limits.all_strategies and not STRATEGIES[spec.strategy].info.basic:
-            raise UserError("strategy_not_in_plan", plan=str(user.plan))
         active = await session.scalar(
             select(func.count())
             .select_from(Backtest)
@@ -442,6 +440,53 @@ async def notify_when_done(app: App, user_id: int, job_id: str) -> bool:
     return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
+@dataclass(frozen=True)
+class FollowedBacktest:
+    """Where following a job ended: finished, or handed over to the outbox."""
+
+    job: BacktestJob
+    handed_over: bool  # True: the engine will say when it is done (notification outbox)
+
+
+async def _pause(seconds: float, stopping: asyncio.Event) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+async def follow_backtest(
+    app: App,
+    user_id: int,
+    job: BacktestJob,
+    *,
+    on_progress: Callable[[BacktestJob], Awaitable[None]] | None = None,
+    stopping: asyncio.Event | None = None,
+    wait_seconds: float = FOLLOW_SECONDS,
+) -> FollowedBacktest:
+    """Follow ``job`` until it finishes, telling ``on_progress`` each state it reads.
+
+    Nobody to tell (no ``on_progress``), the caller ``stopping`` (a shutdown) or
+    ``wait_seconds`` gone: the job is handed over to the outbox (`notify_when_done`)
+    unless it finished meanwhile. The caller renders what it gets back.
+    """
+    if on_progress is None:
+        if await notify_when_done(app, user_id, job.id):
+            return FollowedBacktest(job, handed_over=True)
+        return FollowedBacktest(await get_backtest(app, user_id, job.id), handed_over=False)
+    stopping = stopping or asyncio.Event()
+    deadline = time.monotonic() + wait_seconds
+    delay = FIRST_POLL_SECONDS
+    while not job.finished:
+        await on_progress(job)
+        if stopping.is_set() or time.monotonic() >= deadline:
+            if await notify_when_done(app, user_id, job.id):
+                return FollowedBacktest(job, handed_over=True)
+        else:
+            await _pause(delay, stopping)
+            delay = POLL_SECONDS
+        job = await get_backtest(app, user_id, job.id)
+    return FollowedBacktest(job, handed_over=False)
+
+
 async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
     """What a guided /backtest offers: the user's bots, the strategies and the longest period."""
     async with app.database.sessions() as session:
@@ -464,7 +509,8 @@ async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
         strategies=[
             name
             for name, strategy in STRATEGIES.items()
-            if name not in NOT_BACKTESTABLE and (strategy.info.basic or limits.all_strategies)
+            if name not in NOT_BACKTESTABLE
+            and strategy_allowed(limits, strategy_is_basic=strategy.info.basic)
         ],
     )
 

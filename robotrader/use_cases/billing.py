@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from billing.downgrade import bots_over_limits, pause_over_limits
-from billing.plans import PlanLimits, Usage, limits_of
+from billing.plans import PLANS, PlanLimits, Usage, limits_of
 from billing.stripe_gateway import BillingUnavailable, StripeConfig, StripeGateway
 from billing.subscriptions import RANK, PlanChange, effective_plan, record_subscription, superseded
 from db.models import ChatIdentity, Plan, StripeEvent, Subscription, User
@@ -23,6 +23,7 @@ from db.types import utcnow
 from engine.strategies.registry import basic_strategies
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.public_links import public_url
 from robotrader.settings import Settings
 from robotrader.use_cases.usage import plan_usage
 
@@ -71,11 +72,6 @@ def _require_gateway(app: App) -> StripeGateway:
     return gateway
 
 
-def _public_url(app: App, path: str) -> str:
-    base = app.settings.public_url or f"http://{app.settings.web_host}:{app.settings.web_port}"
-    return base.rstrip("/") + path
-
-
 @dataclass(frozen=True)
 class PlanOverview:
     plan: Plan
@@ -100,9 +96,17 @@ async def plan_overview(app: App, user_id: int) -> PlanOverview:
         return PlanOverview(Plan(user.plan), limits_of(user.plan), usage, renews, bool(canceling))
 
 
+def paid_plans() -> list[PlanLimits]:
+    """The plans one can /upgrade to, cheapest first, with their prices and limits."""
+    return sorted(
+        (limits for limits in PLANS.values() if limits.price_usd_month > 0),
+        key=lambda limits: limits.price_usd_month,
+    )
+
+
 def parse_plan(name: str) -> Plan:
     normalized = name.strip().lower()
-    if normalized not in ("pro", "premium"):
+    if normalized not in {str(limits.plan) for limits in paid_plans()}:
         raise UserError("unknown_plan", name=name[:20])
     return Plan(normalized)
 
@@ -142,8 +146,8 @@ async def start_upgrade(app: App, user_id: int, plan_name: str) -> str:
             user_id=user_id,
             customer_id=customer,
             plan=plan,
-            success_url=_public_url(app, "/billing/thanks"),
-            cancel_url=_public_url(app, "/billing/canceled"),
+            success_url=public_url(app.settings, "/billing/thanks"),
+            cancel_url=public_url(app.settings, "/billing/canceled"),
         )
     except BillingUnavailable:
         raise UserError("billing_unavailable") from None
@@ -159,7 +163,7 @@ async def billing_portal(app: App, user_id: int) -> str:
     if not customer:
         raise UserError("no_subscription")
     try:
-        return await gateway.portal_url(customer, _public_url(app, "/billing/return"))
+        return await gateway.portal_url(customer, public_url(app.settings, "/billing/return"))
     except BillingUnavailable:
         raise UserError("billing_unavailable") from None
 
@@ -202,7 +206,7 @@ async def handle_stripe_webhook(app: App, payload: bytes, signature: str) -> str
     portal = None
     if kind == "invoice.payment_failed" and event["data"]["object"].get("customer"):
         portal = await gateway.portal_url(
-            str(event["data"]["object"]["customer"]), _public_url(app, "/billing/return")
+            str(event["data"]["object"]["customer"]), public_url(app.settings, "/billing/return")
         )
     async with app.database.transaction() as session:
         stored = await session.execute(

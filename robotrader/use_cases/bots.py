@@ -6,15 +6,22 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.plans import LimitReached, check_bot_allowed, limits_of
+from billing.plans import (
+    LimitReached,
+    check_bot_allowed,
+    limits_of,
+    next_plan_with_more,
+    strategy_allowed,
+)
 from db.models import (
     UNSETTLED_ORDER_STATUSES,
     AuditEntry,
@@ -26,6 +33,7 @@ from db.models import (
     ExchangeCredential,
     Order,
     OrderStatus,
+    Plan,
     Position,
     User,
 )
@@ -52,6 +60,11 @@ NAME = re.compile(r"^[\w\-. ]{1,32}$", re.UNICODE)
 MAX_SYMBOLS_PER_BOT = 10
 MIN_CAPITAL = Decimal(10)
 MAX_CAPITAL = Decimal(10_000_000)
+# Parameters whose default only makes sense around the live price (a grid's range):
+# strategy -> parameter -> factor of the last price. Set together or not at all.
+PRICE_RELATIVE_DEFAULTS: dict[str, dict[str, Decimal]] = {
+    "grid": {"lower": Decimal("0.9"), "upper": Decimal("1.1")},
+}
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,64 @@ async def known_symbol(app: App, exchange: str, symbol: str) -> bool:
     return listed_offline(exchange, symbol)
 
 
+@dataclass(frozen=True)
+class StrategyChoice:
+    """A strategy as a new bot's owner may pick it: locked when the plan lacks it."""
+
+    name: str
+    locked: bool
+    unlocked_by: Plan | None  # the cheapest plan that includes it, when locked
+
+
+def strategy_choices(plan: Plan | str) -> list[StrategyChoice]:
+    """Every strategy, and which of them ``plan`` locks (the chat shows them with a lock)."""
+    limits = limits_of(plan)
+    better = next_plan_with_more(limits, "all_strategies")
+    choices = []
+    for name, strategy in STRATEGIES.items():
+        locked = not strategy_allowed(limits, strategy_is_basic=strategy.info.basic)
+        choices.append(StrategyChoice(name, locked, better.plan if locked and better else None))
+    return choices
+
+
+def check_strategy_in_plan(plan: Plan | str, strategy: str) -> None:
+    """UserError if ``plan`` lacks ``strategy``: said at once, before a dialog's other steps
+    (`create_bot` checks it again, with the rest of the plan's limits)."""
+    if not strategy_allowed(limits_of(plan), strategy_is_basic=get_strategy(strategy).info.basic):
+        raise UserError("strategy_not_in_plan", plan=str(Plan(plan)))
+
+
+async def _last_price(app: App, exchange: str, symbol: str) -> Decimal | None:
+    key = MarketKey(exchange, symbol, "1m")
+    fetched = await app.feed.fetch({key: 2}, set(), int(time.time() * 1000))
+    snapshot = fetched.snapshots.get(key)
+    return None if snapshot is None else Decimal(repr(snapshot.last_close))
+
+
+async def suggested_parameters(
+    app: App, exchange: str, symbol: str, strategy: str, given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The parameters a new bot or backtest of ``strategy`` on ``symbol`` starts from.
+
+    ``given`` first, then the strategy's defaults, except those that only make sense
+    around the live price (a grid's range, ±10 %): those come from the last price
+    unless ``given`` sets any of them (no price: the static defaults). The chat's
+    /newbot, the REST API and /backtest all ask here.
+    """
+    given = dict(given or {})
+    parameters: dict[str, Any] = {**get_strategy(strategy).defaults(), **given}
+    relative = PRICE_RELATIVE_DEFAULTS.get(strategy, {})
+    if not relative or set(relative) & set(given):
+        return parameters
+    price = await _last_price(app, exchange, symbol)
+    if price is None:
+        return parameters
+    cent = Decimal("0.01")
+    for name, factor in relative.items():
+        parameters[name] = float((price * factor).quantize(cent, ROUND_HALF_UP))
+    return parameters
+
+
 async def _owned_bot(session: AsyncSession, user_id: int, bot_ref: str | int) -> Bot:
     """The user's bot by id or name; NotFound otherwise (never reveals other users' bots)."""
     query = select(Bot).where(
@@ -251,6 +322,13 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
     for symbol in symbols:
         if not await known_symbol(app, exchange.id, symbol):
             raise UserError("unknown_symbol", symbol=symbol, exchange=exchange.title)
+    suggested = await suggested_parameters(
+        app, exchange.id, symbols[0], strategy.info.name, spec.parameters
+    )
+    try:
+        parameters = strategy.validate(suggested)
+    except ValueError as exc:
+        raise UserError("bad_parameter", detail=str(exc)[:200]) from None
     async with app.database.transaction() as session:
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None

@@ -23,13 +23,14 @@ from db.types import utcnow
 from engine.exchanges.catalog import EXCHANGES
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.public_links import public_url
 from robotrader.use_cases import one_time_codes
 from robotrader.use_cases.exchanges import (
     ConnectedExchange,
     connect_exchange,
     supported_exchange,
 )
-from robotrader.use_cases.web_access import _user_language, public_base_url
+from robotrader.use_cases.web_access import _user_language
 
 KEY_LINK_TTL = timedelta(minutes=10)
 KEY_FORM_TTL = timedelta(minutes=10)
@@ -82,7 +83,7 @@ async def issue_key_link(app: App, user_id: int, exchange: str | None = None) ->
     code = one_time_codes.new_code(CODE_LENGTH)
     async with app.database.transaction() as session:
         await one_time_codes.issue(session, user_id, LINK_PURPOSE, ttl=KEY_LINK_TTL, code=code)
-    link = f"{public_base_url(app.settings)}{LINK_PATH}{code}"
+    link = public_url(app.settings, f"{LINK_PATH}{code}")
     return f"{link}?exchange={spec.id}" if spec else link
 
 

@@ -21,7 +21,7 @@ from db.types import utcnow
 from robotrader import languages
 from robotrader.app import App
 from robotrader.errors import UserError
-from robotrader.settings import Settings
+from robotrader.public_links import public_url
 from robotrader.use_cases import one_time_codes
 
 TOKEN_PREFIX = "rt_"  # noqa: S105 - a marker that tells our tokens apart, not a secret
@@ -36,12 +36,6 @@ SESSION_TTL = timedelta(hours=12)
 
 def _sha256(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def public_base_url(settings: Settings) -> str:
-    """Where users reach the web app: PUBLIC_URL, else the local listening address."""
-    base = settings.public_url or f"http://{settings.web_host}:{settings.web_port}"
-    return base.rstrip("/")
 
 
 async def _user_language(session: AsyncSession, user: User) -> str:
@@ -198,7 +192,7 @@ async def issue_dashboard_link(app: App, user_id: int) -> str:
     code = one_time_codes.new_code(DASHBOARD_CODE_LENGTH)
     async with app.database.transaction() as session:
         await one_time_codes.issue(session, user_id, "dashboard", ttl=DASHBOARD_LINK_TTL, code=code)
-    return f"{public_base_url(app.settings)}/dashboard/login/{code}"
+    return public_url(app.settings, f"/dashboard/login/{code}")
 
 
 async def redeem_dashboard_link(app: App, code: str) -> DashboardLogin:

@@ -6,7 +6,6 @@ import asyncio
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -14,7 +13,6 @@ import pytest
 from sqlalchemy import func, select
 
 from db.models import Backtest, BacktestStatus, Bot, BotMode, Plan, Platform, Trade, User
-from db.session import Database
 from db.types import utcnow
 from engine.backtest import run_backtest
 from engine.backtest.jobs import STALE_AFTER
@@ -22,7 +20,6 @@ from engine.market_data.replay import ReplayFeed
 from engine.strategies.registry import get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
-from robotrader.settings import Settings
 from robotrader.use_cases.accounts import register
 from robotrader.use_cases.backtests import (
     KEEP_FINISHED,
@@ -39,14 +36,6 @@ from robotrader.use_cases.equity import bot_equity_chart
 
 T0 = 1_735_689_600_000  # 2025-01-01T00:00Z
 DAY = 86_400_000
-
-
-@pytest.fixture
-async def app(settings: Settings, database: Database) -> AsyncIterator[App]:
-    application = App.from_settings(settings.model_copy(update={"market_data": "replay"}), database)
-    yield application
-    await application.backtests.close()
-    await application.pool.close()
 
 
 async def user_on(app: App, plan: Plan = Plan.FREE, name: str | None = None) -> int:

@@ -56,6 +56,13 @@ class Web:
         user_id = await self.user("premium", language)
         return user_id, {"Authorization": f"Bearer {await self.token(user_id)}"}
 
+    async def api_bot(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+        """A bot made through ``POST /api/v1/bots``, as the API answers it."""
+        response = await self.client.post("/api/v1/bots", headers=headers, json=body)
+        assert response.status_code == 201, response.text
+        made: dict[str, Any] = response.json()
+        return made
+
     async def bot(self, user_id: int, *, running: bool = False, **spec: Any) -> int:
         values: dict[str, Any] = {
             "exchange": "binance", "symbols": ["BTC/USDT"], "strategy": "dca", "capital": "1000",

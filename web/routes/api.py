@@ -15,7 +15,6 @@ from robotrader.i18n import translate
 from robotrader.text import clean_text
 from robotrader.use_cases import bots as bot_cases
 from robotrader.use_cases import portfolio
-from robotrader.use_cases.web_access import public_base_url
 from web.dependencies import ApiUserDep, AppDep
 from web.errors import error_responses
 from web.schemas import (
@@ -38,8 +37,7 @@ BotId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The bot's id")]
 
 @router.get("/bots", summary="Your bots")
 async def list_bots(app: AppDep, user: ApiUserDep) -> list[BotOut]:
-    base = public_base_url(app.settings)
-    return [BotOut.of(b, base) for b in await bot_cases.list_bots(app, user.user_id)]
+    return [BotOut.of(b, app.settings) for b in await bot_cases.list_bots(app, user.user_id)]
 
 
 @router.post(
@@ -63,27 +61,25 @@ async def create_bot(body: BotCreate, app: AppDep, user: ApiUserDep) -> BotOut:
         daily_loss_limit_pct=body.daily_loss_limit_pct,
     )
     summary = await bot_cases.create_bot(app, user.user_id, spec)
-    return BotOut.of(summary, public_base_url(app.settings))
+    return BotOut.of(summary, app.settings)
 
 
 @router.get("/bots/{bot_id}", summary="One of your bots", responses=error_responses(404))
 async def show_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
     summary = await bot_cases.show_bot(app, user.user_id, bot_id)
-    return BotOut.of(summary, public_base_url(app.settings))
+    return BotOut.of(summary, app.settings)
 
 
-@router.post(
-    "/bots/{bot_id}/start", summary="Start a bot", responses=error_responses(404, 409)
-)
+@router.post("/bots/{bot_id}/start", summary="Start a bot", responses=error_responses(404, 409))
 async def start_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
     summary = await bot_cases.start_bot(app, user.user_id, bot_id)
-    return BotOut.of(summary, public_base_url(app.settings))
+    return BotOut.of(summary, app.settings)
 
 
 @router.post("/bots/{bot_id}/stop", summary="Stop a bot", responses=error_responses(404))
 async def stop_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
     summary = await bot_cases.stop_bot(app, user.user_id, bot_id)
-    return BotOut.of(summary, public_base_url(app.settings))
+    return BotOut.of(summary, app.settings)
 
 
 @router.delete(
@@ -93,7 +89,7 @@ async def stop_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
 )
 async def delete_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
     summary = await bot_cases.delete_bot(app, user.user_id, bot_id)
-    return BotOut.of(summary, public_base_url(app.settings))
+    return BotOut.of(summary, app.settings)
 
 
 @router.post(
@@ -103,9 +99,7 @@ async def delete_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
     "orders the exchange has not settled yet; the engine finishes them.",
 )
 async def kill_switch(body: KillSwitchIn, app: AppDep, user: ApiUserDep) -> KillSwitchOut:
-    result = await bot_cases.kill_switch(
-        app, user.user_id, close_positions=body.close_positions
-    )
+    result = await bot_cases.kill_switch(app, user.user_id, close_positions=body.close_positions)
     return KillSwitchOut.of(result)
 
 

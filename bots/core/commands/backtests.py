@@ -4,11 +4,12 @@
 (``key=value`` also sets ``capital``, ``tf``, ``exchange``, ``stop_loss``...), or
 ``/backtest`` alone for buttons: what, which pair, how long. Whatever is missing is
 asked with buttons. The engine runs the job (a Celery worker, or a thread of the
-embedded mode); this handler follows its row and shows the progress in one message
-that it edits (``ChatContext.progress``), then answers with the figures and the chart.
-A front end without progress messages, a shutdown or a very long job hands over to
-the outbox instead (the engine then notifies), and ``/backtest status`` shows the
-latest job, following it again while it runs.
+embedded mode); the use case ``follow_backtest`` follows its row and this handler
+shows the progress in one message that it edits (``ChatContext.progress``), then
+answers with the figures and the chart. A front end without progress messages, a
+shutdown or a very long job is handed over to the outbox instead (the engine then
+notifies), and ``/backtest status`` shows the latest job, following it again while
+it runs.
 
 Button payloads carry the whole choice (``btp:<target>:<symbol>:<days>``, a bot as
 ``b<id>``), so an old button still works after a restart.
@@ -16,8 +17,6 @@ Button payloads carry the whole choice (``btp:<target>:<symbol>:<days>``, a bot 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,24 +33,21 @@ from robotrader.formatting import day, money, number, percent, share, signed_mon
 from robotrader.i18n import Translator, error_text, keywords
 from robotrader.reference import STRATEGIES
 from robotrader.use_cases.backtests import (
+    BACKTEST_PERIODS,
     BacktestJob,
     BacktestRequest,
     BotChoice,
     backtest_chart,
     backtest_choices,
     backtest_target,
+    follow_backtest,
     get_backtest,
     is_period,
-    notify_when_done,
     start_backtest,
 )
 from robotrader.use_cases.bots import normalize_symbol
 from robotrader.use_cases.equity import bot_equity_chart
 
-PERIOD_CHOICES = (7, 30, 90, 365)
-WAIT_SECONDS = 300.0  # then the outbox says when it is done
-FIRST_POLL_SECONDS = 0.3
-POLL_SECONDS = 1.0
 EDIT_EVERY_SECONDS = 1.0  # Telegram allows about one edit a second per chat
 BAR_CELLS = 10
 # Refusals of the plan that another plan lifts: answered with an upgrade button.
@@ -134,13 +130,14 @@ async def _ask_period(inv: Invocation, choice: BotChoice | str, symbol: str) -> 
     symbol = normalize_symbol(symbol)  # a well-formed pair, short enough for a button
     choices = await backtest_choices(inv.app, inv.user_id)
     ref = _ref(choice)
-    row = [
+    periods = [
         Button(
             ("" if days <= choices.max_days else "🔒 ") + inv.t("backtest.days", days=days),
             action=actions.encode("btp", ref, symbol, days),
         )
-        for days in PERIOD_CHOICES
+        for days in BACKTEST_PERIODS
     ]
+    rows = [periods[i : i + 3] for i in range(0, len(periods), 3)]
     text = inv.t(
         "backtest.ask_period",
         target=_target_title(inv.t, choice),
@@ -148,7 +145,7 @@ async def _ask_period(inv: Invocation, choice: BotChoice | str, symbol: str) -> 
         plan=inv.t(f"plan.{choices.plan}"),
         maximum=choices.max_days,
     )
-    return Reply(blocks=[Paragraph(text)], buttons=[row], edit=True)
+    return Reply(blocks=[Paragraph(text)], buttons=rows, edit=True)
 
 
 async def _next_step(inv: Invocation, request: BacktestRequest) -> Reply | None:
@@ -270,39 +267,34 @@ def _progress_reply(t: Translator, job: BacktestJob, *, note: str | None = None)
     return Reply(blocks=blocks)
 
 
-async def _pause(seconds: float, stopping: asyncio.Event) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stopping.wait(), timeout=seconds)
-
-
 async def _follow(inv: Invocation, job: BacktestJob) -> list[Reply]:
     """Show the job's progress in one edited message until it ends; then its outcome."""
     show = inv.ctx.progress
     if show is None:
-        if await notify_when_done(inv.app, inv.user_id, job.id):
+        followed = await follow_backtest(inv.app, inv.user_id, job)
+        if followed.handed_over:
             return [Reply.text(inv.t("backtest.started_background", job=job.short_id))]
-        return await _outcome(inv, await get_backtest(inv.app, inv.user_id, job.id))
-    deadline = time.monotonic() + WAIT_SECONDS
+        return await _outcome(inv, followed.job)
     shown: str | None = None
     shown_at = 0.0
-    delay = FIRST_POLL_SECONDS
-    while not job.finished:
-        reply = _progress_reply(inv.t, job)
+
+    async def progress(current: BacktestJob) -> None:
+        nonlocal shown, shown_at
+        reply = _progress_reply(inv.t, current)
         text = reply.plain()
         if text != shown and time.monotonic() - shown_at >= EDIT_EVERY_SECONDS:
             await show(reply)
             shown, shown_at = text, time.monotonic()
-        if inv.stopping.is_set() or time.monotonic() >= deadline:
-            if await notify_when_done(inv.app, inv.user_id, job.id):
-                note = inv.t("backtest.continues", job=job.short_id)
-                await show(_progress_reply(inv.t, job, note=note))
-                return []
-        else:
-            await _pause(delay, inv.stopping)
-            delay = POLL_SECONDS
-        job = await get_backtest(inv.app, inv.user_id, job.id)
-    await show(_progress_reply(inv.t, job))
-    return await _outcome(inv, job)
+
+    followed = await follow_backtest(
+        inv.app, inv.user_id, job, on_progress=progress, stopping=inv.stopping
+    )
+    if followed.handed_over:
+        note = inv.t("backtest.continues", job=followed.job.short_id)
+        await show(_progress_reply(inv.t, followed.job, note=note))
+        return []
+    await show(_progress_reply(inv.t, followed.job))
+    return await _outcome(inv, followed.job)
 
 
 async def _status(inv: Invocation, job_ref: str | None) -> Reply | list[Reply]:

@@ -7,7 +7,12 @@ from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Button, Paragraph, Reply, Table, Title
 from robotrader.formatting import when
-from robotrader.use_cases.billing import billing_portal, plan_overview, start_upgrade
+from robotrader.use_cases.billing import (
+    billing_portal,
+    paid_plans,
+    plan_overview,
+    start_upgrade,
+)
 
 
 def _limit(value: int | None, t_unlimited: str) -> str:
@@ -42,11 +47,37 @@ async def plan(inv: Invocation) -> Reply:
 
 
 def _choose_plan(inv: Invocation) -> Reply:
+    """Every paid plan's price and limits come from the plan table (billing/plans.py)."""
+    t = inv.t
+    offers = paid_plans()
+    limits_text: dict[str, str] = {}
+    for offer in offers:
+        plan = str(offer.plan)
+        limits_text[f"{plan}_exchanges"] = (
+            t("upgrade.exchanges_unlimited")
+            if offer.max_exchanges is None
+            else t("upgrade.exchanges", count=offer.max_exchanges)
+        )
+        limits_text[f"{plan}_symbols"] = (
+            t("upgrade.symbols_unlimited")
+            if offer.max_symbols is None
+            else t("upgrade.symbols", count=offer.max_symbols)
+        )
+        limits_text[f"{plan}_bots"] = t("upgrade.bots", count=offer.max_bots)
     return Reply(
-        blocks=[Title(inv.t("upgrade.title")), Paragraph(inv.t("upgrade.plans"))],
+        blocks=[Title(t("upgrade.title")), Paragraph(t("upgrade.plans", **limits_text))],
         buttons=[
-            [Button("Pro — $29/mo", action=actions.encode("up", "pro"))],
-            [Button("Premium — $99/mo", action=actions.encode("up", "premium"))],
+            [
+                Button(
+                    t(
+                        "upgrade.plan_button",
+                        plan=t(f"plan.{offer.plan}"),
+                        price=offer.price_usd_month,
+                    ),
+                    action=actions.encode("up", str(offer.plan)),
+                )
+            ]
+            for offer in offers
         ],
     )
 

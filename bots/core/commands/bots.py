@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from decimal import ROUND_HALF_UP, Decimal
+from collections.abc import Callable
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from bots.core import actions
@@ -14,11 +15,12 @@ from robotrader.enums import BotMode, BotStatus
 from robotrader.errors import UserError
 from robotrader.formatting import age, money, percent
 from robotrader.i18n import keywords
-from robotrader.plans import limits_of
-from robotrader.reference import EXCHANGES, STRATEGIES, MarketKey, get_strategy
+from robotrader.public_links import signal_url
+from robotrader.reference import EXCHANGES, STRATEGIES, get_strategy
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,
+    check_strategy_in_plan,
     create_bot,
     delete_bot,
     list_bots,
@@ -28,6 +30,8 @@ from robotrader.use_cases.bots import (
     show_bot,
     start_bot,
     stop_bot,
+    strategy_choices,
+    suggested_parameters,
 )
 from robotrader.use_cases.portfolio import positions
 
@@ -39,7 +43,75 @@ STATUS_ICON = {BotStatus.RUNNING: "🟢", BotStatus.STOPPED: "⚪", BotStatus.PA
 # --- /newbot: a guided dialog ------------------------------------------------------------
 
 
-def _step_exchange(inv: Invocation) -> Reply:
+class Step(StrEnum):
+    """The /newbot dialog's steps, in the order it asks them; ``Dialog.step`` is the current one.
+
+    Each button answers one step. A button of the current or an earlier step (the
+    user scrolled back) is taken, and the dialog goes on from there with the other
+    answers kept; so is one of the next step once the current one is answered
+    (``ANSWERED``: a strategy picked without pressing "next"). A button of a later
+    step is stale (``dialog_expired``). Typed text answers the steps of ``TYPED``;
+    elsewhere the user is asked to use the buttons.
+    """
+
+    EXCHANGE = "exchange"
+    SYMBOLS = "symbols"
+    STRATEGY = "strategy"
+    PARAMS = "params"
+    CAPITAL = "capital"
+    MODE = "mode"
+    CONFIRM = "confirm"
+
+
+STEPS = list(Step)
+BUTTON_STEP = {
+    "nbx": Step.EXCHANGE,
+    "nbs": Step.SYMBOLS,
+    "nbt": Step.STRATEGY,
+    "nbp": Step.PARAMS,
+    "nbk": Step.CAPITAL,
+    "nbm": Step.MODE,
+    "nbc": Step.CONFIRM,
+}
+ANSWERED: dict[Step, Callable[[dict[str, Any]], bool]] = {
+    Step.EXCHANGE: lambda data: "exchange" in data,
+    Step.SYMBOLS: lambda data: bool(data.get("symbols")),
+    Step.STRATEGY: lambda data: "strategy" in data,
+    Step.PARAMS: lambda data: "parameters" in data,
+    Step.CAPITAL: lambda data: "capital" in data,
+    Step.MODE: lambda data: "mode" in data,
+    Step.CONFIRM: lambda data: False,  # the bot is created: the dialog ends
+}
+# Typed text: more symbols (while choosing them or the strategy), or parameters
+# (``fast=5``) and capital (an amount) while either is asked.
+TYPED = {
+    Step.SYMBOLS: "symbols",
+    Step.STRATEGY: "symbols",
+    Step.PARAMS: "params_or_capital",
+    Step.CAPITAL: "params_or_capital",
+}
+
+
+def _ask(inv: Invocation, step: Step) -> Reply:
+    """Move the dialog to ``step`` and show it."""
+    assert inv.dialog is not None
+    data = inv.dialog.data
+    if step == Step.PARAMS and not get_strategy(data["strategy"]).info.params:
+        step = Step.CAPITAL  # nothing to set
+    inv.dialog.step = step
+    views = {
+        Step.EXCHANGE: _step_exchange,
+        Step.SYMBOLS: _step_symbols,
+        Step.STRATEGY: _step_strategy,
+        Step.PARAMS: _step_params,
+        Step.CAPITAL: _step_capital,
+        Step.MODE: _step_mode,
+        Step.CONFIRM: _step_confirm,
+    }
+    return views[step](inv, data)
+
+
+def _step_exchange(inv: Invocation, data: dict[str, Any]) -> Reply:
     return Reply(
         blocks=[Title(inv.t("newbot.title")), Paragraph(inv.t("newbot.ask_exchange"))],
         buttons=[[Button(s.title, action=actions.encode("nbx", s.id))] for s in EXCHANGES.values()]
@@ -62,38 +134,31 @@ def _step_symbols(inv: Invocation, data: dict[str, Any]) -> Reply:
     return Reply(blocks=[Paragraph(text)], buttons=rows, edit=True)
 
 
-def _step_strategy(inv: Invocation) -> Reply:
-    all_allowed = limits_of(inv.account.plan).all_strategies
+def _step_strategy(inv: Invocation, data: dict[str, Any]) -> Reply:
     rows = [
         [
             Button(
-                ("" if s.info.basic or all_allowed else "🔒 ")
-                + inv.t(s.info.title_key),
-                action=actions.encode("nbt", name),
+                ("🔒 " if choice.locked else "") + _strategy_title(inv, choice.name),
+                action=actions.encode("nbt", choice.name),
             )
         ]
-        for name, s in STRATEGIES.items()
+        for choice in strategy_choices(inv.account.plan)
     ]
     return Reply(blocks=[Paragraph(inv.t("newbot.ask_strategy"))], buttons=rows, edit=True)
 
 
+def _strategy_title(inv: Invocation, name: str) -> str:
+    return inv.t(STRATEGIES[name].info.title_key)
+
+
 async def _suggested_params(inv: Invocation, data: dict[str, Any]) -> dict[str, Any]:
-    """Defaults, except where a default only makes sense relative to the price (grid bounds)."""
-    strategy = get_strategy(data["strategy"])
-    params: dict[str, Any] = strategy.defaults()
-    if data["strategy"] == "grid":
-        key = MarketKey(data["exchange"], data["symbols"][0], "1m")
-        fetched = await inv.app.feed.fetch({key: 2}, set(), int(time.time() * 1000))
-        price = Decimal(repr(fetched.snapshots[key].last_close))
-        params["lower"] = float((price * Decimal("0.9")).quantize(Decimal("0.01"), ROUND_HALF_UP))
-        params["upper"] = float((price * Decimal("1.1")).quantize(Decimal("0.01"), ROUND_HALF_UP))
-    return params
+    return await suggested_parameters(
+        inv.app, data["exchange"], data["symbols"][0], data["strategy"]
+    )
 
 
 def _step_params(inv: Invocation, data: dict[str, Any]) -> Reply:
     strategy = get_strategy(data["strategy"])
-    if not strategy.info.params:
-        return _step_capital(inv)
     rows = [
         [
             p.name,
@@ -113,7 +178,7 @@ def _step_params(inv: Invocation, data: dict[str, Any]) -> Reply:
     )
 
 
-def _step_capital(inv: Invocation) -> Reply:
+def _step_capital(inv: Invocation, data: dict[str, Any]) -> Reply:
     return Reply(
         blocks=[Paragraph(inv.t("newbot.ask_capital"))],
         buttons=[[Button(f"{c} USDT", action=actions.encode("nbk", c)) for c in CAPITAL_CHOICES]],
@@ -121,7 +186,7 @@ def _step_capital(inv: Invocation) -> Reply:
     )
 
 
-def _step_mode(inv: Invocation) -> Reply:
+def _step_mode(inv: Invocation, data: dict[str, Any]) -> Reply:
     return Reply(
         blocks=[Paragraph(inv.t("newbot.ask_mode"))],
         buttons=[
@@ -157,18 +222,18 @@ def _step_confirm(inv: Invocation, data: dict[str, Any]) -> Reply:
     )
 
 
-def _check_strategy_allowed(inv: Invocation, name: str) -> None:
-    """Say so at once rather than after every other step (create_bot checks it again)."""
-    if not STRATEGIES[name].info.basic and not limits_of(inv.account.plan).all_strategies:
-        raise UserError("strategy_not_in_plan", plan=str(inv.account.plan))
+def _dialog_data(inv: Invocation, answering: Step | None = None) -> dict[str, Any]:
+    """The /newbot dialog's answers so far, for a button of step ``answering`` (or typed text).
 
-
-def _dialog_data(inv: Invocation, *required: str) -> dict[str, Any]:
-    """The /newbot dialog's answers so far; an old button pressed out of order restarts it."""
+    A button of a step the dialog cannot be at yet is stale (see `Step`).
+    """
     if inv.dialog is None or inv.dialog.name != "newbot":
         raise UserError("dialog_expired")
-    if any(key not in inv.dialog.data for key in required):
-        raise UserError("dialog_expired")
+    if answering is not None:
+        current = Step(inv.dialog.step)
+        ahead = STEPS.index(answering) - STEPS.index(current)
+        if ahead > 1 or (ahead == 1 and not ANSWERED[current](inv.dialog.data)):
+            raise UserError("dialog_expired")
     inv.dialogs.touch(inv.ctx.identity_key, inv.dialog)
     return inv.dialog.data
 
@@ -193,14 +258,14 @@ async def newbot(inv: Invocation) -> Reply:
             raise UserError(
                 "unknown_strategy", strategy=strategy[:32], choices=", ".join(STRATEGIES)
             )
-        _check_strategy_allowed(inv, data["strategy"])
+        check_strategy_in_plan(inv.account.plan, data["strategy"])
         data["parameters"] = await _suggested_params(inv, data)
-        inv.start_dialog("newbot", "confirm", **data)
-        reply = _step_confirm(inv, data)
+        inv.start_dialog("newbot", Step.CONFIRM, **data)
+        reply = _ask(inv, Step.CONFIRM)
         reply.edit = False
         return reply
-    inv.start_dialog("newbot", "exchange")
-    reply = _step_exchange(inv)
+    inv.start_dialog("newbot", Step.EXCHANGE)
+    reply = _ask(inv, Step.EXCHANGE)
     reply.edit = False
     return reply
 
@@ -215,84 +280,84 @@ async def newbot_button(inv: Invocation) -> Reply:
 
 @action("nbx")
 async def newbot_exchange(inv: Invocation) -> Reply:
-    data = _dialog_data(inv)
+    data = _dialog_data(inv, BUTTON_STEP["nbx"])
     if not inv.args or inv.args[0] not in EXCHANGES:
         raise UserError("dialog_expired")
     data["exchange"] = inv.args[0]
-    return _step_symbols(inv, data)
+    return _ask(inv, Step.SYMBOLS)
 
 
 @action("nbs")
 async def newbot_symbol(inv: Invocation) -> Reply:
-    data = _dialog_data(inv, "exchange")
+    data = _dialog_data(inv, BUTTON_STEP["nbs"])
     choice = inv.args[0] if inv.args else ""
     if choice == "next":
-        if not data.get("symbols"):
-            return _step_symbols(inv, data)
-        return _step_strategy(inv)
+        return _ask(inv, Step.STRATEGY if data.get("symbols") else Step.SYMBOLS)
     symbols: list[str] = data.setdefault("symbols", [])
     symbol = normalize_symbol(":".join(inv.args))
     if symbol in symbols:
         symbols.remove(symbol)
     else:
         symbols.append(symbol)
-    return _step_symbols(inv, data)
+    return _ask(inv, Step.SYMBOLS)
 
 
 @action("nbt")
 async def newbot_strategy(inv: Invocation) -> Reply:
-    data = _dialog_data(inv, "exchange", "symbols")
+    data = _dialog_data(inv, BUTTON_STEP["nbt"])
     name = inv.args[0] if inv.args else ""
     if name not in STRATEGIES:
         raise UserError("dialog_expired")
-    _check_strategy_allowed(inv, name)
+    check_strategy_in_plan(inv.account.plan, name)
     data["strategy"] = name
     data["parameters"] = await _suggested_params(inv, data)
-    return _step_params(inv, data)
+    return _ask(inv, Step.PARAMS)
 
 
 @action("nbp")
 async def newbot_params_ok(inv: Invocation) -> Reply:
-    _dialog_data(inv, "strategy")
-    return _step_capital(inv)
+    _dialog_data(inv, BUTTON_STEP["nbp"])
+    return _ask(inv, Step.CAPITAL)
 
 
 @action("nbk")
 async def newbot_capital(inv: Invocation) -> Reply:
-    data = _dialog_data(inv, "strategy")
+    data = _dialog_data(inv, BUTTON_STEP["nbk"])
     data["capital"] = str(parse_capital(inv.args[0] if inv.args else ""))
-    return _step_mode(inv)
+    return _ask(inv, Step.MODE)
 
 
 @action("nbm")
 async def newbot_mode(inv: Invocation) -> Reply:
-    data = _dialog_data(inv, "strategy", "capital")
+    data = _dialog_data(inv, BUTTON_STEP["nbm"])
     data["mode"] = "live" if inv.args and inv.args[0] == "live" else "paper"
-    return _step_confirm(inv, data)
+    return _ask(inv, Step.CONFIRM)
 
 
 @dialog("newbot")
 async def newbot_text(inv: Invocation) -> Reply:
     """Typed answers: symbols, parameters (``fast=5 slow=30``) or an amount of capital."""
     data = _dialog_data(inv)
+    assert inv.dialog is not None
     text = inv.text.strip()
-    if "strategy" not in data and "exchange" in data:
+    answer = TYPED.get(Step(inv.dialog.step))
+    if answer == "symbols":
         for raw in text.replace(",", " ").split():
             symbol = normalize_symbol(raw)
             if symbol not in data.setdefault("symbols", []):
                 data["symbols"].append(symbol)
-        reply = _step_symbols(inv, data)
-    elif "strategy" in data and "capital" not in data and "=" in text:
+        reply = _ask(inv, Step.SYMBOLS)
+    elif answer == "params_or_capital" and "=" in text:
         strategy = get_strategy(data["strategy"])
         changes = dict(part.split("=", 1) for part in text.replace(",", " ").split() if "=" in part)
         try:
             data["parameters"] = strategy.validate({**data["parameters"], **changes})
         except ValueError as exc:
             raise UserError("bad_parameter", detail=str(exc)[:200]) from None
-        reply = _step_params(inv, data)
-    elif "strategy" in data and "capital" not in data:
+        reply = _ask(inv, Step.PARAMS)
+    elif answer == "params_or_capital":
         data["capital"] = str(parse_capital(text))
-        reply = _step_mode(inv)
+        reply = _ask(inv, Step.MODE)
     else:
         return Reply.text(inv.t("newbot.use_buttons"))
     reply.edit = False
@@ -301,7 +366,7 @@ async def newbot_text(inv: Invocation) -> Reply:
 
 @action("nbc")
 async def newbot_create(inv: Invocation) -> Reply:
-    data = _dialog_data(inv, "exchange", "symbols", "strategy", "parameters", "capital")
+    data = _dialog_data(inv, BUTTON_STEP["nbc"])
     bot = await create_bot(
         inv.app,
         inv.user_id,
@@ -322,18 +387,9 @@ async def newbot_create(inv: Invocation) -> Reply:
         Paragraph(inv.t("newbot.paper_first")),
     ]
     if bot.signal_secret:
-        blocks.append(
-            Paragraph(inv.t("newbot.signal_url", url=_signal_url(inv, bot.signal_secret)))
-        )
+        url = signal_url(inv.app.settings, bot.signal_secret)
+        blocks.append(Paragraph(inv.t("newbot.signal_url", url=url)))
     return Reply(blocks=blocks, buttons=buttons, edit=True)
-
-
-def _signal_url(inv: Invocation, secret: str) -> str:
-    base = (
-        inv.app.settings.public_url
-        or f"http://{inv.app.settings.web_host}:{inv.app.settings.web_port}"
-    )
-    return f"{base.rstrip('/')}/signals/{secret}"
 
 
 # --- bot list and lifecycle ----------------------------------------------------------------

@@ -6,12 +6,12 @@ from bots.core.invocation import Invocation
 from bots.core.registry import command
 from bots.core.replies import Block, Button, Code, Paragraph, Reply, Table, Title
 from robotrader.formatting import when
+from robotrader.public_links import public_url
 from robotrader.use_cases.web_access import (
     DASHBOARD_LINK_TTL,
     create_api_token,
     issue_dashboard_link,
     list_api_tokens,
-    public_base_url,
     revoke_api_tokens,
 )
 
@@ -41,7 +41,7 @@ async def token(inv: Invocation) -> Reply:
     if sub not in CREATE:
         return Reply.text(t("token.usage"))
     new = await create_api_token(inv.app, inv.user_id)
-    docs = f"{public_base_url(inv.app.settings)}/docs"
+    docs = public_url(inv.app.settings, "/docs")
     blocks: list[Block] = [
         Title(t("token.created_title")),
         Paragraph(t("token.created")),
