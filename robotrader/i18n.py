@@ -70,7 +70,7 @@ class Translator:
 
 
 # Error arguments that are themselves catalog keys (translated before use).
-TRANSLATED_ARGS = {"limit": "limit", "plan": "plan"}
+TRANSLATED_ARGS = {"limit": "limit", "plan": "plan", "problem": "parameter"}
 
 
 def error_text(t: Translator, exc: UserError) -> str:
@@ -78,7 +78,7 @@ def error_text(t: Translator, exc: UserError) -> str:
     args = dict(exc.args_)
     for name, prefix in TRANSLATED_ARGS.items():
         if name in args:
-            args[name] = t(f"{prefix}.{args[name]}")
+            args[name] = t(f"{prefix}.{args[name]}", **exc.args_)
     return t(f"error.{exc.key}", **args)
 
 

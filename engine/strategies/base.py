@@ -66,6 +66,19 @@ class Candles:
         )
 
 
+class ParameterError(ValueError):
+    """A parameter value a strategy refuses.
+
+    ``problem`` names the catalog text that says why (``parameter.<problem>``, filled
+    with ``args``): the engine knows no language, the front ends translate.
+    """
+
+    def __init__(self, problem: str, **args: object) -> None:
+        super().__init__(f"{problem}: {args}" if args else problem)
+        self.problem = problem
+        self.args_ = args
+
+
 @dataclass(frozen=True)
 class Param:
     """A declared parameter: validated on bot creation, offered with its default in chat."""
@@ -77,15 +90,17 @@ class Param:
     maximum: ParamValue
 
     def validate(self, value: Any) -> ParamValue:
-        """The value converted to ``kind``; ValueError naming the range otherwise."""
+        """The value converted to ``kind``; ParameterError naming the range otherwise."""
         try:
             number = self.kind(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{self.name} must be a number") from None
+            raise ParameterError("not_a_number", name=self.name) from None
         if isinstance(number, float) and not np.isfinite(number):
-            raise ValueError(f"{self.name} must be a finite number")
+            raise ParameterError("not_a_number", name=self.name)
         if not self.minimum <= number <= self.maximum:
-            raise ValueError(f"{self.name} must be between {self.minimum} and {self.maximum}")
+            raise ParameterError(
+                "out_of_range", name=self.name, minimum=self.minimum, maximum=self.maximum
+            )
         return number
 
 
@@ -159,7 +174,9 @@ class Strategy(ABC):
         known = {p.name: p for p in self.info.params}
         unknown = set(params) - set(known)
         if unknown:
-            raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+            raise ParameterError(
+                "unknown", names=", ".join(sorted(unknown)), known=", ".join(known) or "—"
+            )
         values = self.defaults()
         for name, value in params.items():
             values[name] = known[name].validate(value)
@@ -167,7 +184,7 @@ class Strategy(ABC):
         return values
 
     def check(self, params: Params) -> None:
-        """Cross-parameter rules (e.g. fast < slow); raise ValueError. None by default."""
+        """Cross-parameter rules (e.g. fast < slow); raise ParameterError. None by default."""
         return None
 
     @abstractmethod

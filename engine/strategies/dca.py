@@ -10,6 +10,7 @@ from engine.strategies.base import (
     Candles,
     Intent,
     Param,
+    ParameterError,
     Params,
     PositionState,
     SignalArray,
@@ -70,7 +71,7 @@ class Dca(Strategy):
     def check(self, params: Params) -> None:
         # The deepest safety order must still trigger at a positive price.
         if params["safety_step_pct"] * params["safety_orders"] >= 100:
-            raise ValueError("safety_step_pct × safety_orders must stay below 100%")
+            raise ParameterError("safety_too_deep")
 
     def warmup(self, params: Params) -> int:
         return 1

@@ -11,6 +11,7 @@ from engine.strategies.base import (
     FloatArray,
     Intent,
     Param,
+    ParameterError,
     Params,
     PositionState,
     SignalArray,
@@ -69,7 +70,7 @@ class Grid(Strategy):
 
     def check(self, params: Params) -> None:
         if params["lower"] >= params["upper"]:
-            raise ValueError("lower must be smaller than upper")
+            raise ParameterError("lower_not_below_upper")
 
     def warmup(self, params: Params) -> int:
         return 2  # one previous close to compare with

@@ -12,6 +12,7 @@ from engine.strategies.base import (
     Candles,
     Intent,
     Param,
+    ParameterError,
     Params,
     PositionState,
     SignalArray,
@@ -68,7 +69,7 @@ class RsiReversion(Strategy):
 
     def check(self, params: Params) -> None:
         if params["oversold"] >= params["overbought"]:
-            raise ValueError("oversold must be smaller than overbought")
+            raise ParameterError("oversold_not_below_overbought")
 
     def warmup(self, params: Params) -> int:
         # First RSI needs period + 1 closes, a crossing one more; Wilder's smoothing

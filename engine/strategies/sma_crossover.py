@@ -12,6 +12,7 @@ from engine.strategies.base import (
     Candles,
     Intent,
     Param,
+    ParameterError,
     Params,
     PositionState,
     SignalArray,
@@ -52,7 +53,7 @@ class SmaCrossover(Strategy):
 
     def check(self, params: Params) -> None:
         if params["fast"] >= params["slow"]:
-            raise ValueError("fast must be smaller than slow")
+            raise ParameterError("fast_not_below_slow")
 
     def warmup(self, params: Params) -> int:
         # The slow average needs `slow` candles, and a crossing needs one more before it.

@@ -53,6 +53,7 @@ from robotrader.use_cases.bots import (
     positive_amount,
     positive_pct,
     suggested_parameters,
+    validated_parameters,
 )
 
 DAY_MS = 86_400_000
@@ -228,10 +229,7 @@ def backtest_spec(
         raise UserError("unknown_exchange", exchange=exchange[:32], choices=", ".join(EXCHANGES))
     if timeframe not in TIMEFRAME_MS:
         raise UserError("bad_timeframe", choices=", ".join(TIMEFRAME_MS))
-    try:
-        values = get_strategy(name).validate(dict(parameters or {}))
-    except ValueError as exc:
-        raise UserError("bad_parameter", detail=str(exc)[:200]) from None
+    values = validated_parameters(get_strategy(name), dict(parameters or {}))
     days = parse_period(days)
     step = TIMEFRAME_MS[timeframe]
     end = int(time.time() * 1000) if end_ms is None else end_ms

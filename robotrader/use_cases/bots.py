@@ -46,6 +46,7 @@ from engine.live_orders import reconcile, unsettled_orders
 from engine.market_data.feed import MarketKey
 from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.panic import close_paper_positions, open_markets
+from engine.strategies.base import ParameterError, Strategy
 from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
@@ -148,6 +149,14 @@ async def _in_flight(
             OrderInFlight(r.id, r.symbol, str(r.side), OrderStatus(r.status), r.created_at)
         )
     return {bot_id: tuple(orders) for bot_id, orders in found.items()}
+
+
+def validated_parameters(strategy: Strategy, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The strategy's parameters, defaults filled in; UserError naming what is wrong."""
+    try:
+        return strategy.validate(parameters)
+    except ParameterError as exc:
+        raise UserError("bad_parameter", problem=exc.problem, **exc.args_) from None
 
 
 def normalize_symbol(raw: str) -> str:
@@ -310,10 +319,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
         raise UserError(
             "unknown_strategy", strategy=spec.strategy[:32], choices=", ".join(STRATEGIES)
         ) from None
-    try:
-        parameters = strategy.validate(spec.parameters)
-    except ValueError as exc:
-        raise UserError("bad_parameter", detail=str(exc)[:200]) from None
+    validated_parameters(strategy, spec.parameters)
     capital = parse_capital(spec.capital)
     name = (spec.name or "").strip()
     if name and not NAME.match(name):
@@ -325,10 +331,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
     suggested = await suggested_parameters(
         app, exchange.id, symbols[0], strategy.info.name, spec.parameters
     )
-    try:
-        parameters = strategy.validate(suggested)
-    except ValueError as exc:
-        raise UserError("bad_parameter", detail=str(exc)[:200]) from None
+    parameters = validated_parameters(strategy, suggested)
     async with app.database.transaction() as session:
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None

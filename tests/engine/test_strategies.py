@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.strategies.base import Candles, Intent, PositionState, Strategy
+from engine.strategies.base import Candles, Intent, ParameterError, PositionState, Strategy
 from engine.strategies.dca import Dca
 from engine.strategies.grid import Grid, grid_lines
 from engine.strategies.registry import (
@@ -21,6 +21,7 @@ from engine.strategies.registry import (
 from engine.strategies.rsi_reversion import RsiReversion
 from engine.strategies.signal import WebhookSignal
 from engine.strategies.sma_crossover import SmaCrossover
+from robotrader.i18n import Translator
 
 FLAT = PositionState()
 
@@ -124,11 +125,11 @@ def test_the_documented_defaults() -> None:
         (SmaCrossover(), {"fast": 1}, "fast must be between 2 and 100"),
         (SmaCrossover(), {"slow": 500}, "slow must be between 3 and 200"),
         (SmaCrossover(), {"slow": "abc"}, "slow must be a number"),
-        (SmaCrossover(), {"speed": 3}, "unknown parameter(s): speed"),
+        (SmaCrossover(), {"speed": 3}, "this strategy has no speed (it has: fast, slow)"),
         (RsiReversion(), {"oversold": 50, "overbought": 50}, "oversold must be smaller"),
         (RsiReversion(), {"period": 1}, "period must be between 2 and 50"),
         (RsiReversion(), {"overbought": 100}, "overbought must be between 50.0 and 99.0"),
-        (RsiReversion(), {"oversold": float("nan")}, "oversold must be a finite number"),
+        (RsiReversion(), {"oversold": float("nan")}, "oversold must be a number"),
         (Grid(), {"lower": 100, "upper": 90}, "lower must be smaller than upper"),
         (Grid(), {"lower": 0}, "lower must be between"),
         (Grid(), {"levels": 1}, "levels must be between 2 and 100"),
@@ -136,13 +137,15 @@ def test_the_documented_defaults() -> None:
         (Dca(), {"base_order_pct": 0.5}, "base_order_pct must be between 1.0 and 100.0"),
         (Dca(), {"safety_orders": 21}, "safety_orders must be between 0 and 20"),
         (Dca(), {"safety_orders": 10, "safety_step_pct": 10}, "below 100%"),
-        (WebhookSignal(), {"anything": 1}, "unknown parameter(s): anything"),
+        (WebhookSignal(), {"anything": 1}, "this strategy has no anything"),
     ],
 )
 def test_bad_params_are_refused(strategy: Strategy, params: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError) as raised:
+    """The engine names the problem; the catalog says it (here in English)."""
+    with pytest.raises(ParameterError) as raised:
         strategy.validate(params)
-    assert message in str(raised.value)
+    error = raised.value
+    assert message in Translator("en")(f"parameter.{error.problem}", **error.args_)
 
 
 def test_params_are_converted_to_their_kind() -> None:

@@ -32,6 +32,7 @@ from robotrader.use_cases.bots import (
     stop_bot,
     strategy_choices,
     suggested_parameters,
+    validated_parameters,
 )
 from robotrader.use_cases.portfolio import positions
 
@@ -350,10 +351,7 @@ async def newbot_text(inv: Invocation) -> Reply:
     elif answer == "params_or_capital" and "=" in text:
         strategy = get_strategy(data["strategy"])
         changes = dict(part.split("=", 1) for part in text.replace(",", " ").split() if "=" in part)
-        try:
-            data["parameters"] = strategy.validate({**data["parameters"], **changes})
-        except ValueError as exc:
-            raise UserError("bad_parameter", detail=str(exc)[:200]) from None
+        data["parameters"] = validated_parameters(strategy, {**data["parameters"], **changes})
         reply = _ask(inv, Step.PARAMS)
     elif answer == "params_or_capital":
         data["capital"] = str(parse_capital(text))
