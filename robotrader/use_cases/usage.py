@@ -15,17 +15,13 @@ async def plan_usage(session: AsyncSession, user_id: int) -> Usage:
             ExchangeCredential.user_id == user_id
         )
     )
-    symbol_lists = (
-        await session.scalars(select(Bot.symbols).where(Bot.user_id == user_id, Bot.is_active))
-    ).all()
+    symbol_lists = (await session.scalars(_active_symbols(user_id))).all()
     symbols = {s for symbols in symbol_lists for s in symbols}
     return Usage(exchanges=int(exchanges or 0), symbols=len(symbols), bots=len(symbol_lists))
 
 
 async def user_symbols(session: AsyncSession, user_id: int) -> set[str]:
-    lists = (
-        await session.scalars(select(Bot.symbols).where(Bot.user_id == user_id, Bot.is_active))
-    ).all()
+    lists = (await session.scalars(_active_symbols(user_id))).all()
     return {s for symbols in lists for s in symbols}
 
 

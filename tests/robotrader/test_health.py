@@ -8,6 +8,7 @@ import pytest
 
 from db import outbox
 from db.models import EngineHeartbeat, Platform
+from db.notifications import KillSwitchNotice
 from db.session import Database
 from robotrader.app import App
 from robotrader.settings import Settings
@@ -72,6 +73,7 @@ async def test_runner_ticks_and_the_backlog_per_chat_platform(app: App) -> None:
     account = await register(app, Platform.TELEGRAM, "42", chat_id="42", client_language="en")
     async with app.database.transaction() as session:
         await outbox.add_notification(
-            session, user_id=account.user_id, kind="trade_opened", payload={}, dedupe_key="t1"
+            session, user_id=account.user_id, notice=KillSwitchNotice(bots=1, sold=0, waiting=0),
+            dedupe_key="t1",
         )
     assert await outbox_backlog(app) == {Platform.TELEGRAM: 1, Platform.DISCORD: 0}

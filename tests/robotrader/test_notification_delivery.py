@@ -8,6 +8,7 @@ import pytest
 
 from db import outbox
 from db.models import Platform
+from db.notifications import KillSwitchNotice
 from db.session import Database
 from robotrader.app import App
 from robotrader.settings import Settings
@@ -30,7 +31,8 @@ async def _notify(app: App, key: str) -> None:
     account = await register(app, Platform.TELEGRAM, "42", chat_id="42", client_language="en")
     async with app.database.transaction() as session:
         await outbox.add_notification(
-            session, user_id=account.user_id, kind="trade_opened", payload={}, dedupe_key=key
+            session, user_id=account.user_id, notice=KillSwitchNotice(bots=1, sold=0, waiting=0),
+            dedupe_key=key,
         )
 
 
@@ -39,7 +41,7 @@ async def test_a_claim_is_leased_to_one_worker_and_an_acknowledged_one_never_ret
 ) -> None:
     await _notify(app, "n1")
     [claimed] = await claim_notifications(app, Platform.TELEGRAM, "a", limit=10, lease=LEASE)
-    assert claimed.kind == "trade_opened"
+    assert claimed.kind == "kill_switch"
     assert await claim_notifications(app, Platform.TELEGRAM, "b", limit=10, lease=LEASE) == []
     assert await claim_notifications(app, Platform.DISCORD, "b", limit=10, lease=LEASE) == []
     await acknowledge_notification(app, claimed.delivery_id)
