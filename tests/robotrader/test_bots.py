@@ -5,9 +5,18 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from db.models import AuditEntry, Bot, BotMode, BotStatus, Notification, Position
+from db.models import (
+    AuditEntry,
+    Bot,
+    BotMode,
+    BotStatus,
+    Notification,
+    PaperBalance,
+    Position,
+    User,
+)
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.use_cases.bots import (
@@ -192,3 +201,27 @@ async def test_kill_switch_stops_every_bot_and_tells_the_chat(app: App) -> None:
             select(func.count()).select_from(Notification).where(Notification.user_id == user)
         )
     assert notices == 2
+
+
+async def test_a_bot_over_the_plan_after_a_downgrade_cannot_start(app: App) -> None:
+    user = await make_user(app)
+    kept = await create_bot(app, user, spec(strategy="rsi", name="kept"))
+    over = await create_bot(app, user, spec(strategy="rsi", name="over"))
+    async with app.database.transaction() as session:
+        await session.execute(update(User).where(User.id == user).values(plan="free"))
+    assert await refused(start_bot(app, user, over.id)) == "bot_over_plan"
+    assert (await start_bot(app, user, kept.id)).status == BotStatus.RUNNING
+
+
+async def test_kill_switch_can_sell_paper_positions(app: App) -> None:
+    user = await make_user(app)
+    bot = await create_bot(app, user, spec())
+    await start_bot(app, user, bot.id)
+    async with app.database.transaction() as session:
+        session.add(Position(user_id=user, bot_id=bot.id, symbol="BTC/USDT", amount=Decimal("0.01"),
+                             cost=Decimal(900), average_entry=Decimal(90000)))  # fmt: skip
+        session.add(PaperBalance(user_id=user, asset="BTC", amount=Decimal("0.01")))
+    result = await kill_switch(app, user, close_positions=True)
+    assert (result.bots_stopped, result.positions_sold) == (1, 1)
+    async with app.database.sessions() as session:
+        assert await session.scalar(select(Position.id)) is None
