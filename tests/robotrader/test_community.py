@@ -1,4 +1,4 @@
-"""Community use cases: opt-in per server, admins only, PnL % over 7 or 30 days."""
+"""robotrader.use_cases.community: opt-in per server, admins only, PnL % over 7 or 30 days."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from decimal import Decimal
 import pytest
 
 from db.models import Bot, BotMode, ChatIdentity, Platform, Trade, User
-from db.session import Database
 from robotrader.app import App
 from robotrader.errors import UserError
-from robotrader.settings import Settings
 from robotrader.use_cases.community import (
+    community_channel,
     forget_community,
     leaderboard,
     set_community_channel,
@@ -22,11 +21,6 @@ from robotrader.use_cases.community import (
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 GUILD, OTHER_GUILD = "900", "901"
-
-
-@pytest.fixture
-async def app(settings: Settings, database: Database) -> App:
-    return App.from_settings(settings, database)
 
 
 async def _trader(app: App, discord_id: str, trades: list[tuple[str, str, int]]) -> int:
@@ -109,3 +103,12 @@ async def test_leaderboard_ranks_pnl_over_cost_in_the_period(app: App) -> None:
 
     await forget_community(app, Platform.DISCORD, GUILD)
     assert (await leaderboard(app, Platform.DISCORD, GUILD, 7, now=NOW)).entries == []
+
+
+async def test_an_admin_moves_the_channel_and_sharers_learn_where(app: App) -> None:
+    ana = await _trader(app, "31", [])
+    assert await community_channel(app, Platform.DISCORD, GUILD) is None
+    await set_community_channel(app, Platform.DISCORD, GUILD, "55", user_id=ana, can_manage=True)
+    await set_community_channel(app, Platform.DISCORD, GUILD, "77", user_id=ana, can_manage=True)
+    assert await community_channel(app, Platform.DISCORD, GUILD) == "77"
+    assert await set_sharing(app, ana, Platform.DISCORD, GUILD, "31", share=True) == "77"
