@@ -47,7 +47,10 @@ app.conf.update(
     accept_content=["json"],
     task_default_queue="ticks",
     task_routes={
+        # Talking to exchanges about orders can take a request timeout per order: never
+        # in the queue the ticks wait in.
         "engine.place_order": {"queue": "orders"},
+        "engine.reconcile": {"queue": "orders"},
         BACKTEST_TASK: {"queue": BACKTEST_QUEUE},
     },
     broker_connection_retry_on_startup=True,

@@ -113,3 +113,11 @@ async def test_a_backtest_asked_for_in_chat_runs_on_a_worker_once(
     finally:
         await chat.backtests.close()
         await chat.pool.close()
+
+
+def test_exchange_work_never_waits_in_the_ticks_queue() -> None:
+    """Placing and reconciling orders can take a request timeout each: never ahead of a tick."""
+    router = celery_app.app.amqp.router
+    for task in ("engine.place_order", "engine.reconcile"):
+        assert router.route({}, task)["queue"].name == "orders", task
+    assert router.route({}, "engine.tick_shard")["queue"].name == "ticks"
