@@ -19,7 +19,7 @@ from robotrader.use_cases.exchanges import (
 )
 from tests.emulators.exchange import ExchangeEmulator
 from tests.engine.conftest import make_user, running_bot
-from tests.robotrader.conftest import emulator_key
+from tests.engine.test_live_exchange import fake_key
 
 
 async def refused(call: object) -> str:
@@ -37,7 +37,7 @@ async def test_connect_stores_the_key_encrypted(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user = await make_user(live_app)
-    key = emulator_key(exchange_emulator)
+    key = fake_key(exchange_emulator, "UC")
     connected = await connect_exchange(live_app, user, "Binance", key)
     assert (connected.exchange, connected.label, connected.status) == (
         "binance", "default", CredentialStatus.ACTIVE,
@@ -54,7 +54,9 @@ async def test_the_web_form_tells_the_chat(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user = await make_user(live_app)
-    await connect_exchange(live_app, user, "bybit", emulator_key(exchange_emulator), tell_chat=True)
+    await connect_exchange(
+        live_app, user, "bybit", fake_key(exchange_emulator, "UC"), tell_chat=True
+    )
     async with live_app.database.sessions() as session:
         kinds = list(await session.scalars(select(Notification.kind)))
     assert kinds == ["exchange_connected"]
@@ -64,8 +66,8 @@ async def test_connecting_again_replaces_the_key(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user = await make_user(live_app)
-    await connect_exchange(live_app, user, "binance", emulator_key(exchange_emulator))
-    second = emulator_key(exchange_emulator)
+    await connect_exchange(live_app, user, "binance", fake_key(exchange_emulator, "UC"))
+    second = fake_key(exchange_emulator, "UC")
     await connect_exchange(live_app, user, "binance", second)
     async with live_app.database.sessions() as session:
         stored = (await session.scalars(select(ExchangeCredential))).all()
@@ -76,7 +78,7 @@ async def test_keys_that_may_withdraw_or_are_refused_are_not_stored(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user = await make_user(live_app)
-    withdraws = emulator_key(exchange_emulator, can_withdraw=True)
+    withdraws = fake_key(exchange_emulator, "UC", can_withdraw=True)
     assert await refused(connect_exchange(live_app, user, "binance", withdraws)) == (
         "key_allows_withdrawals"
     )
@@ -103,9 +105,9 @@ async def test_the_free_plan_allows_one_exchange(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user = await make_user(live_app, plan="free")
-    await connect_exchange(live_app, user, "binance", emulator_key(exchange_emulator))
+    await connect_exchange(live_app, user, "binance", fake_key(exchange_emulator, "UC"))
     assert await refused(
-        connect_exchange(live_app, user, "bybit", emulator_key(exchange_emulator))
+        connect_exchange(live_app, user, "bybit", fake_key(exchange_emulator, "UC"))
     ) == "limit_reached"  # fmt: skip
 
 
@@ -113,8 +115,8 @@ async def test_disconnect_forgets_the_key_and_pauses_live_bots(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user, other = await make_user(live_app, "u1"), await make_user(live_app, "u2")
-    await connect_exchange(live_app, user, "binance", emulator_key(exchange_emulator))
-    await connect_exchange(live_app, other, "binance", emulator_key(exchange_emulator))
+    await connect_exchange(live_app, user, "binance", fake_key(exchange_emulator, "UC"))
+    await connect_exchange(live_app, other, "binance", fake_key(exchange_emulator, "UC"))
     bot = await running_bot(live_app, user)
     await set_mode(live_app, user, bot, BotMode.LIVE, confirmed=True)
     assert await disconnect_exchange(live_app, user, "binance") == 1

@@ -18,7 +18,7 @@ from robotrader.use_cases.key_intake import (
 )
 from tests.emulators.exchange import ExchangeEmulator
 from tests.engine.conftest import make_user
-from tests.robotrader.conftest import emulator_key
+from tests.engine.test_live_exchange import fake_key
 
 
 async def refused(call: object) -> str:
@@ -55,7 +55,7 @@ async def test_a_stored_key_closes_the_form_and_tells_the_chat(
 ) -> None:
     user = await make_user(live_app)
     form = await open_key_form(live_app, _code(await issue_key_link(live_app, user)))
-    key = emulator_key(exchange_emulator)
+    key = fake_key(exchange_emulator, "UC")
     connected = await submit_key_form(
         live_app, form.token, "binance", f" {key.api_key.get_secret_value()} ",
         key.secret.get_secret_value(),
@@ -75,7 +75,7 @@ async def test_a_refused_key_leaves_the_form_open(
 ) -> None:
     user = await make_user(live_app)
     form = await open_key_form(live_app, _code(await issue_key_link(live_app, user)))
-    withdraws = emulator_key(exchange_emulator, can_withdraw=True)
+    withdraws = fake_key(exchange_emulator, "UC", can_withdraw=True)
     assert await refused(
         submit_key_form(live_app, form.token, "binance", withdraws.api_key.get_secret_value(),
                         withdraws.secret.get_secret_value())

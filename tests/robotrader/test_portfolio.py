@@ -16,7 +16,7 @@ from robotrader.use_cases.exchanges import connect_exchange
 from robotrader.use_cases.portfolio import balances, positions, profit, reset_paper, trades
 from tests.emulators.exchange import ExchangeEmulator
 from tests.engine.conftest import make_user
-from tests.robotrader.conftest import emulator_key
+from tests.engine.test_live_exchange import fake_key
 
 
 async def _bot(app: App, user: int, name: str = "alpha") -> int:
@@ -94,7 +94,7 @@ async def test_balances_read_paper_and_each_connected_exchange(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user = await make_user(live_app)
-    key = emulator_key(exchange_emulator, balances={"USDT": 1234, "BTC": "0.5"})
+    key = fake_key(exchange_emulator, "UC", balances={"USDT": 1234, "BTC": "0.5"})
     await connect_exchange(live_app, user, "binance", key)
     paper, binance = await balances(live_app, user)
     assert (paper.account, paper.assets["USDT"]) == ("paper", Decimal(10_000))
