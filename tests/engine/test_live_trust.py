@@ -212,6 +212,9 @@ async def test_panic_pressed_twice_while_the_sell_answer_is_slow_sells_once(
 ) -> None:
     user, bot_id, key = await _live_position(live_app, exchange_emulator, venue)
     held = exchange_emulator.balances(venue, key)["BTC"].total
+    # The trader also holds a coin of their own: a second sell would not be refused for
+    # lack of funds, it would sell it.
+    exchange_emulator.set_balance(venue, key, "BTC", held + 1)
     slow_orders(exchange_emulator, venue)
 
     first = await kill_switch(live_app, user, close_positions=True)
@@ -220,7 +223,8 @@ async def test_panic_pressed_twice_while_the_sell_answer_is_slow_sells_once(
     assert second.positions_sold == 1 and second.waiting == 0
 
     assert len(_sells(exchange_emulator, venue, key)) == 1
-    assert exchange_emulator.balances(venue, key)["BTC"].total < Decimal("0.00001")
+    # The bot's part sold (to the step's dust), the trader's own coin untouched.
+    assert Decimal(1) <= exchange_emulator.balances(venue, key)["BTC"].total < Decimal("1.00001")
     assert held > 0
     assert await _position(live_app, bot_id) is None
     async with live_app.database.sessions() as session:
@@ -240,6 +244,8 @@ async def test_panic_pressed_ten_times_at_once_sells_each_position_once(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     user, bot_id, key = await _live_position(live_app, exchange_emulator)
+    held = exchange_emulator.balances("binance", key)["BTC"].total
+    exchange_emulator.set_balance("binance", key, "BTC", held + 1)  # the trader's own coin
     slow_orders(exchange_emulator, "binance")
     await asyncio.gather(*(kill_switch(live_app, user, close_positions=True) for _ in range(10)))
     exchange_emulator.clear_faults()
