@@ -132,6 +132,46 @@ class Intent:
     reason: str
 
 
+FLAT = PositionState()
+
+Pane = Literal["price", "oscillator"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """A series the strategy decides on, one value per candle (NaN where it does not exist yet).
+
+    ``name`` is a catalog key suffix (``indicator.<name>``) filled with ``args``,
+    e.g. ``indicator.sma`` with ``{"period": 9}`` reads "SMA 9".
+    """
+
+    name: str
+    values: FloatArray
+    pane: Pane = "price"
+    args: Mapping[str, ParamValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Level:
+    """A value the strategy acts at: an RSI threshold, a grid line, a DCA safety price.
+
+    ``name`` is a catalog key suffix (``indicator.<name>``) filled with ``args``.
+    """
+
+    name: str
+    value: float
+    pane: Pane = "price"
+    args: Mapping[str, ParamValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StrategyView:
+    """What a strategy decides on, for charts (every value) and a bot's status (the last)."""
+
+    lines: tuple[Line, ...] = ()
+    levels: tuple[Level, ...] = ()
+
+
 # Intents are immutable: the common ones are made once, not on every call of decide().
 ENTER = Intent("buy", 1.0, "entry")
 EXIT = Intent("sell", 1.0, "exit")
@@ -186,6 +226,16 @@ class Strategy(ABC):
     def check(self, params: Params) -> None:
         """Cross-parameter rules (e.g. fast < slow); raise ParameterError. None by default."""
         return None
+
+    def view(
+        self, candles: Candles, params: Params, position: PositionState = FLAT
+    ) -> StrategyView:
+        """The indicators and levels the decisions come from, over ``candles``.
+
+        ``position`` matters to strategies whose levels follow the bot's own entries
+        (DCA's safety and take-profit prices). Pure, like ``compute``; nothing by default.
+        """
+        return StrategyView()
 
     @abstractmethod
     def warmup(self, params: Params) -> int:

@@ -7,8 +7,10 @@ from typing import ClassVar
 import numpy as np
 
 from engine.strategies.base import (
+    FLAT,
     Candles,
     Intent,
+    Level,
     Param,
     ParameterError,
     Params,
@@ -16,6 +18,7 @@ from engine.strategies.base import (
     SignalArray,
     Strategy,
     StrategyInfo,
+    StrategyView,
 )
 
 
@@ -78,6 +81,26 @@ class Dca(Strategy):
 
     def compute(self, candles: Candles, params: Params) -> SignalArray:
         return np.zeros(len(candles), dtype=np.int8)
+
+    def view(
+        self, candles: Candles, params: Params, position: PositionState = FLAT
+    ) -> StrategyView:
+        """Holding: the safety prices still to come and the take-profit price (``decide``'s).
+
+        The first safety level and the take-profit price are exact; the later safety
+        levels are as seen from today's average entry, which each safety buy lowers.
+        """
+        if not position.is_open or position.average_entry <= 0:
+            return StrategyView()
+        average = position.average_entry
+        step = float(params["safety_step_pct"]) / 100.0
+        entries = max(position.entries, 1)
+        safety = tuple(
+            Level("safety", average * (1.0 - step * n), "price", {"number": n})
+            for n in range(entries, int(params["safety_orders"]) + 1)
+        )
+        take_profit = average * (1.0 + float(params["take_profit_pct"]) / 100.0)
+        return StrategyView(levels=(*safety, Level("take_profit_price", take_profit)))
 
     def decide(
         self, signal: int, price: float, position: PositionState, params: Params

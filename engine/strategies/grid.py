@@ -7,9 +7,11 @@ from typing import ClassVar
 import numpy as np
 
 from engine.strategies.base import (
+    FLAT,
     Candles,
     FloatArray,
     Intent,
+    Level,
     Param,
     ParameterError,
     Params,
@@ -17,6 +19,7 @@ from engine.strategies.base import (
     SignalArray,
     Strategy,
     StrategyInfo,
+    StrategyView,
 )
 
 
@@ -82,6 +85,13 @@ class Grid(Strategy):
         signal = np.zeros(len(candles), dtype=np.int8)
         signal[1:] = lines_below[:-1] - lines_below[1:]
         return signal
+
+    def view(
+        self, candles: Candles, params: Params, position: PositionState = FLAT
+    ) -> StrategyView:
+        return StrategyView(
+            levels=tuple(Level("grid_line", float(price)) for price in grid_lines(params))
+        )
 
     def decide(
         self, signal: int, price: float, position: PositionState, params: Params

@@ -9,8 +9,11 @@ import numpy as np
 from engine.strategies.base import (
     ENTER,
     EXIT,
+    FLAT,
     Candles,
     Intent,
+    Level,
+    Line,
     Param,
     ParameterError,
     Params,
@@ -18,6 +21,7 @@ from engine.strategies.base import (
     SignalArray,
     Strategy,
     StrategyInfo,
+    StrategyView,
 )
 from engine.strategies.indicators import crossover, crossunder, rsi
 
@@ -83,6 +87,18 @@ class RsiReversion(Strategy):
         signal[crossover(strength, float(params["oversold"]))] = 1
         signal[crossunder(strength, float(params["overbought"]))] = -1
         return signal
+
+    def view(
+        self, candles: Candles, params: Params, position: PositionState = FLAT
+    ) -> StrategyView:
+        period = int(params["period"])
+        return StrategyView(
+            lines=(Line("rsi", rsi(candles.close, period), "oscillator", {"period": period}),),
+            levels=(
+                Level("oversold", float(params["oversold"]), "oscillator"),
+                Level("overbought", float(params["overbought"]), "oscillator"),
+            ),
+        )
 
     def decide(
         self, signal: int, price: float, position: PositionState, params: Params

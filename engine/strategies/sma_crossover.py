@@ -9,8 +9,10 @@ import numpy as np
 from engine.strategies.base import (
     ENTER,
     EXIT,
+    FLAT,
     Candles,
     Intent,
+    Line,
     Param,
     ParameterError,
     Params,
@@ -18,6 +20,7 @@ from engine.strategies.base import (
     SignalArray,
     Strategy,
     StrategyInfo,
+    StrategyView,
 )
 from engine.strategies.indicators import crossover, crossunder, sma
 
@@ -67,6 +70,17 @@ class SmaCrossover(Strategy):
         signal = crossover(fast, slow).astype(np.int8)
         signal -= crossunder(fast, slow)
         return signal
+
+    def view(
+        self, candles: Candles, params: Params, position: PositionState = FLAT
+    ) -> StrategyView:
+        fast, slow = int(params["fast"]), int(params["slow"])
+        return StrategyView(
+            lines=(
+                Line("sma_fast", sma(candles.close, fast), "price", {"period": fast}),
+                Line("sma_slow", sma(candles.close, slow), "price", {"period": slow}),
+            )
+        )
 
     def decide(
         self, signal: int, price: float, position: PositionState, params: Params
