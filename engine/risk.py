@@ -27,6 +27,15 @@ ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
+class Target:
+    """A take-profit target: at ``profit_pct`` over the average entry, sell ``share_pct`` of
+    the position as it was entered (targets of a bot sum to at most 100 %)."""
+
+    profit_pct: Decimal
+    share_pct: Decimal
+
+
+@dataclass(frozen=True)
 class RiskSettings:
     """A bot's limits; each one optional.
 
@@ -39,17 +48,25 @@ class RiskSettings:
     take_profit_pct: Decimal | None = None
     max_position: Decimal | None = None
     daily_loss_limit_pct: Decimal | None = None
+    # Sell everything ``trailing_stop_pct`` under the highest price since entry, once the
+    # position has gained ``trailing_arm_pct`` (from the entry when None).
+    trailing_stop_pct: Decimal | None = None
+    trailing_arm_pct: Decimal | None = None
+    # Partial exits, profits increasing; after the first one, ``breakeven`` moves the stop
+    # to the average entry.
+    targets: tuple[Target, ...] = ()
+    breakeven: bool = False
 
     def __post_init__(self) -> None:
         # Only what would make a rule meaningless: the bot use case validates user input,
         # and a stop loss of 100 % (never reached above a zero price) is allowed there.
         for field in fields(self):
             value = getattr(self, field.name)
-            if value is None:
+            if value is None or field.name in ("targets", "breakeven"):
                 continue
             if not isinstance(value, Decimal) or not value.is_finite():
                 raise ValueError(f"{field.name} must be a finite Decimal or None")
-            if value < 0 or (value == 0 and field.name != "max_position"):
+            if value < 0 or (value == 0 and field.name not in ("max_position", "trailing_arm_pct")):
                 # max_position 0 is a real setting: hold nothing, buy nothing.
                 raise ValueError(f"{field.name} must be positive")
 

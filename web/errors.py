@@ -68,6 +68,7 @@ STATUS_OF_ERROR: dict[str, int] = {
     "bad_bot_name": 422,
     "bad_capital": 422,
     "bad_number": 422,
+    "bad_option": 422,
     "bad_parameter": 422,
     "bad_percent": 422,
     "bad_symbol": 422,

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, ForeignKey, Index, String, text
+from sqlalchemy import Boolean, ColumnElement, ForeignKey, Index, String, text
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -51,6 +51,14 @@ class Bot(Base):
     take_profit_pct: Mapped[Decimal | None] = mapped_column(Money(), default=None)
     max_position: Mapped[Decimal | None] = mapped_column(Money(), default=None)
     daily_loss_limit_pct: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    # Exits (robotrader.use_cases.bot_settings reads and writes them; engine.risk applies them).
+    trailing_stop_pct: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    trailing_arm_pct: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    # [[profit_pct, share_pct], ...] as decimal strings, profits increasing; None = no targets.
+    take_profit_targets: Mapped[list[list[str]] | None] = mapped_column(JSONType, default=None)
+    breakeven_after_target: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
     # Secret part of the signal-webhook URL (signal strategy only).
     signal_secret: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     # Where the last tick's market data came from: "exchange" or "replay".

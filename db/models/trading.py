@@ -92,6 +92,10 @@ class Position(Base):
     average_entry: Mapped[Decimal] = mapped_column(Money())
     cost: Mapped[Decimal] = mapped_column(Money())  # quote spent incl. fees
     entries: Mapped[int] = mapped_column(default=1)  # DCA safety orders count here
+    # What the exit rules remember (engine.risk): the highest price since entry (trailing
+    # stop) and how many take-profit targets have sold their share.
+    highest_price: Mapped[Decimal | None] = mapped_column(Money(), default=None)
+    targets_hit: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
