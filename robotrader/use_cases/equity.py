@@ -128,7 +128,6 @@ async def bot_equity_chart(
         language,
         "chart.bot_title",
         bot=bot.name,
-        mode=translate(language, f"mode.{bot.mode}"),
         equity=formatting.money(points[-1].value, language),
         start=formatting.day(points[0].at, language),
     )
