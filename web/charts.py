@@ -49,7 +49,7 @@ def equity_svg(
         return PAD_TOP + (high - v) / (high - low) * inner_h
 
     corners = [(x(times[0]), y(values[0]))]
-    for t, before, after in zip(times[1:], values, values[1:], strict=True):
+    for t, before, after in zip(times[1:], values[:-1], values[1:], strict=True):
         corners += [(x(t), y(before)), (x(t), y(after))]
     line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in corners)
     colour = "#1a7f37" if values[-1] >= 0 else "#cf222e"
