@@ -18,7 +18,7 @@ from db.session import Database
 from db.vault import generate_master_key
 from robotrader import languages
 from robotrader.app import App
-from robotrader.i18n import Translator
+from robotrader.i18n import Translator, chart_text
 from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.logging_setup import configure_logging
 from robotrader.master_key import MasterKeyMissing, load_vault, rotate_development_key
@@ -333,7 +333,8 @@ def backtest(
     if chart is not None:
         from engine.backtest.chart import render_chart
 
-        chart.write_bytes(render_chart(execution.candles, execution.result))
+        text = chart_text(t.language)
+        chart.write_bytes(render_chart(execution.candles, execution.result, summary, text))
     if json_output:
         typer.echo(json.dumps(summary.to_json(), indent=2))
         return

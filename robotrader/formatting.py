@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from babel.dates import format_date, format_datetime, format_timedelta
+from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_decimal
 
+from engine import number_text
 from robotrader import languages
 
 
@@ -18,22 +19,19 @@ def _locale(language: str) -> str:
 def money(value: Decimal | None, language: str, currency: str = "USDT") -> str:
     if value is None:
         return "—"
-    return f"{format_decimal(value, format='#,##0.00', locale=_locale(language))} {currency}"
+    return number_text.money(value, _locale(language), currency)
 
 
 def signed_money(value: Decimal | None, language: str, currency: str = "USDT") -> str:
     if value is None:
         return "—"
-    text = money(abs(value), language, currency)
-    return f"+{text}" if value > 0 else f"-{text}" if value < 0 else text
+    return number_text.signed_money(value, _locale(language), currency)
 
 
 def percent(value: Decimal | None, language: str) -> str:
     if value is None:
         return "—"
-    text = format_decimal(abs(value), format="#,##0.00", locale=_locale(language))
-    sign = "+" if value > 0 else "-" if value < 0 else ""
-    return f"{sign}{text}%"
+    return number_text.signed_percent(value, _locale(language))
 
 
 def price(value: Decimal | float | None, language: str) -> str:
@@ -82,4 +80,4 @@ def number(value: Decimal | None, language: str, digits: int = 2) -> str:
 def day(moment: datetime | None, language: str) -> str:
     if moment is None:
         return "—"
-    return format_date(moment, format="medium", locale=_locale(language))
+    return number_text.medium_date(moment, _locale(language))

@@ -18,6 +18,7 @@ from typing import Any
 
 from babel.messages.pofile import read_po
 
+from engine.backtest.chart_text import ChartText
 from robotrader import languages
 from robotrader.errors import UserError
 from robotrader.languages import DEFAULT_LANGUAGE
@@ -67,6 +68,24 @@ class Translator:
 
     def __call__(self, key: str, /, **args: Any) -> str:
         return translate(self.language, key, **args)
+
+
+# What a chart may say: its own words, the indicators, the reasons of fills, strategy names.
+CHART_KEY_PREFIXES = ("chart.", "indicator.", "reason.")
+
+
+@cache
+def chart_text(language: str) -> ChartText:
+    """The catalog's chart texts in ``language`` with its number formats, for the engine."""
+    tag = languages.resolve(language)
+    english, own = catalog(DEFAULT_LANGUAGE), catalog(tag)
+    templates = {
+        key: own.get(key) or text
+        for key, text in english.items()
+        if key.startswith(CHART_KEY_PREFIXES)
+        or (key.startswith("strategy.") and key.endswith(".title"))
+    }
+    return ChartText(templates, languages.get(tag).formats)
 
 
 # Error arguments that are themselves catalog keys (translated before use).

@@ -19,8 +19,13 @@ def equity_svg(
     label: Callable[[Decimal], str],
     date: Callable[[EquityPoint], str],
     title: str,
+    note: str | None = None,
 ) -> Markup:
-    """An SVG line chart of ``points`` (time on x, cumulative PnL on y), with a zero line.
+    """An SVG step line of ``points`` (time on x, cumulative PnL on y), with a zero line.
+
+    Each value holds until the next point (equity changes when a trade closes), so the
+    line is drawn flat to the next point's time, then up or down to its value. ``note``
+    is written across the middle (e.g. that nothing was traded yet).
 
     Only presentation attributes are used (no style attributes): the pages' CSP
     allows no inline styles.
@@ -43,7 +48,10 @@ def equity_svg(
     def y(v: float) -> float:
         return PAD_TOP + (high - v) / (high - low) * inner_h
 
-    line = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(times, values, strict=True))
+    corners = [(x(times[0]), y(values[0]))]
+    for t, before, after in zip(times[1:], values[:-1], values[1:], strict=True):
+        corners += [(x(t), y(before)), (x(t), y(after))]
+    line = " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy in corners)
     colour = "#1a7f37" if values[-1] >= 0 else "#cf222e"
     zero = y(0.0)
     parts = [
@@ -68,6 +76,12 @@ def equity_svg(
         f'<text x="{WIDTH - PAD_RIGHT}" y="{HEIGHT - 8}" text-anchor="end" font-size="11" '
         f'fill="#57606a">{escape(date(points[-1]))}</text>'
     )
+    if note:
+        parts.append(
+            f'<text x="{PAD_LEFT + inner_w / 2:.1f}" y="{PAD_TOP + inner_h / 2 - 8:.1f}" '
+            f'text-anchor="middle" font-size="14" fill="#57606a" class="equity-note">'
+            f"{escape(note)}</text>"
+        )
     parts.append("</svg>")
     # Every text above went through escape(); the rest is numbers we formatted.
     return Markup("".join(parts))  # noqa: S704

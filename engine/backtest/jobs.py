@@ -40,6 +40,7 @@ from db.outbox import add_notification
 from db.session import Database
 from db.types import utcnow
 from engine.backtest.candles import HistoricalCandles
+from engine.backtest.chart_text import ChartText
 from engine.backtest.runner import BacktestResult, run_backtest
 from engine.backtest.summary import BacktestSpec, BacktestSummary, Source
 from engine.exchanges.errors import ExchangeError
@@ -278,8 +279,13 @@ async def run_backtest_job(
         writer.report("chart", 0.0)
         from engine.backtest.chart import render_chart  # matplotlib: loaded where charts are drawn
 
-        png = await asyncio.to_thread(render_chart, execution.candles, execution.result)
-        summary = BacktestSummary.of(spec, execution.result, execution.source)
+        done = BacktestSummary.of(spec, execution.result, execution.source)
+        # A job queued without the chart's words (before they travelled with it) shows keys.
+        text = spec.chart_text or ChartText()
+        png = await asyncio.to_thread(
+            render_chart, execution.candles, execution.result, done, text
+        )
+        summary = done
     except JobFailed as failed:
         error = failed.key
     except Exception:

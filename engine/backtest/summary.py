@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Literal
 
+from engine.backtest.chart_text import ChartText
 from engine.backtest.runner import FILL_RULE, BacktestResult
 from engine.risk import RiskSettings
 
@@ -50,9 +51,11 @@ class BacktestSpec:
     risk: RiskSettings = field(default_factory=RiskSettings)
     bot: str | None = None  # the bot's name, when a bot's own settings are backtested
     offline: bool = False  # the shipped replay data, never the exchange
+    # The chart's words in the language of whoever asked (the engine knows no catalog).
+    chart_text: ChartText | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "exchange": self.exchange,
             "symbol": self.symbol,
             "timeframe": self.timeframe,
@@ -66,9 +69,13 @@ class BacktestSpec:
             "bot": self.bot,
             "offline": self.offline,
         }
+        if self.chart_text is not None:
+            data["chart_text"] = self.chart_text.to_json()
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BacktestSpec:
+        text = data.get("chart_text")
         return cls(
             exchange=str(data["exchange"]),
             symbol=str(data["symbol"]),
@@ -82,6 +89,7 @@ class BacktestSpec:
             risk=risk_from_json(data.get("risk")),
             bot=data.get("bot"),
             offline=bool(data.get("offline", False)),
+            chart_text=ChartText.from_json(text) if isinstance(text, dict) else None,
         )
 
 

@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -44,6 +44,8 @@ from engine.risk import RiskSettings
 from engine.strategies.registry import STRATEGIES, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.i18n import chart_text
+from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.use_cases.bot_refs import parse_bot_ref
 from robotrader.use_cases.bots import (
     check_strategy_in_plan,
@@ -327,13 +329,19 @@ def _limit_error(exc: LimitReached) -> UserError:
 
 
 async def start_backtest(
-    app: App, user_id: int, request: BacktestRequest, *, end_ms: int | None = None
+    app: App,
+    user_id: int,
+    request: BacktestRequest,
+    *,
+    end_ms: int | None = None,
+    language: str | None = None,
 ) -> BacktestJob:
     """Validate ``request``, check the plan's limits, queue the job and hand it to the engine.
 
     Limits: the period may not exceed the plan's ``max_backtest_days``, and at most
     ``max_concurrent_backtests`` of the user's backtests may be queued or running.
-    Free-plan users backtest the strategies their plan includes.
+    Free-plan users backtest the strategies their plan includes. The chart is drawn in
+    ``language`` (the chat's; by default the user's own setting, else English).
     """
     spec, bot_id = await resolve_spec(app, user_id, request, end_ms=end_ms)
     await check_symbol(app, spec)
@@ -343,6 +351,8 @@ async def start_backtest(
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None
         check_strategy_in_plan(user.plan, spec.strategy)
+        words = chart_text(language or user.language or DEFAULT_LANGUAGE)
+        spec = replace(spec, chart_text=words)
         limits = limits_of(user.plan)
         active = await session.scalar(
             select(func.count())

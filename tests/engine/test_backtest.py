@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 from db.models import BotMode, Plan
 from engine.backtest import FILL_RULE, BacktestResult, run_backtest, runner
 from engine.backtest.candles import HistoricalCandles
-from engine.backtest.chart import TradeMark, render_chart, render_equity_chart
 from engine.backtest.runner import (
     SIGNAL_DRIVEN,
     _result,
@@ -812,38 +810,3 @@ async def test_history_falls_back_to_replay_when_the_exchange_is_unreachable(
         np.testing.assert_array_equal(answer.candles.close, expected.close)
         np.testing.assert_array_equal(answer.candles.time, expected.time)
     assert offline.exchange_calls == 0
-
-
-# ----------------------------------------------------------------------------------------
-# Charts
-# ----------------------------------------------------------------------------------------
-def _png_size(png: bytes) -> tuple[int, int]:
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", png[16:24])
-    return width, height
-
-
-def _backtest_of_a_week() -> tuple[Candles, BacktestResult]:
-    candles = ReplayFeed().history("BTC/USDT", "15m", T0, T0 + 7 * DAY)
-    result = run_backtest(
-        candles,
-        SmaCrossover(),
-        {},
-        capital=D(1000),
-        risk=RiskSettings(stop_loss_pct=D(1)),
-    )
-    return candles, result
-
-
-def test_backtest_chart_is_a_telegram_sized_png() -> None:
-    candles, result = _backtest_of_a_week()
-    assert result.trade_count > 0
-    assert _png_size(render_chart(candles, result)) == (1280, 900)
-
-
-def test_equity_chart_for_a_live_bot_is_a_png() -> None:
-    candles, result = _backtest_of_a_week()
-    marks = [TradeMark(t.exit_time, t.pnl) for t in result.trades]
-    times = candles.time.tolist()
-    assert _png_size(render_equity_chart(times, result.equity, marks)) == (1280, 900)
-    assert _png_size(render_equity_chart([], [], [])) == (1280, 900)

@@ -20,6 +20,7 @@ from engine.market_data.replay import ReplayFeed
 from engine.strategies.registry import get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.i18n import chart_text
 from robotrader.use_cases.accounts import register
 from robotrader.use_cases.backtests import (
     KEEP_FINISHED,
@@ -151,6 +152,17 @@ async def test_a_strategy_backtest_runs_end_to_end_with_progress_and_a_chart(app
     assert await notify_when_done(app, user, job.id) is False  # finished: nothing to hand over
 
 
+async def test_the_chart_is_drawn_in_the_readers_language(app: App) -> None:
+    user = await user_on(app, Plan.PRO)
+    by_default = await start_backtest(app, user, sma("7d"), end_ms=T0)
+    assert by_default.spec.chart_text == chart_text("en")  # the user's setting, else English
+    await finished(app, user, by_default.id)
+    job = await start_backtest(app, user, sma("7d"), end_ms=T0, language="pt-BR")
+    stored = await get_backtest(app, user, job.id)
+    assert stored.spec.chart_text == chart_text("pt-BR") != chart_text("en")
+    await finished(app, user, job.id)
+
+
 async def test_a_bot_is_backtested_with_its_own_settings(app: App) -> None:
     user = await user_on(app, Plan.PRO)
     bot = await create_bot(
@@ -227,7 +239,8 @@ async def test_a_bots_equity_chart(app: App) -> None:
                            capital="1000", name="chartist"),
     )  # fmt: skip
     empty = await bot_equity_chart(app, user, "chartist")
-    assert empty.png is None and empty.trades == 0
+    assert empty.trades == 0 and png_size(empty.png) == (1280, 900)
+    assert [p.value for p in empty.points] == [Decimal(1000), Decimal(1000)]
 
     async with app.database.transaction() as session:
         assert await session.get(Bot, bot.id) is not None
@@ -244,7 +257,7 @@ async def test_a_bots_equity_chart(app: App) -> None:
     chart = await bot_equity_chart(app, user, bot.id)
     assert chart.trades == 3 and chart.realized_pnl == Decimal("15.25")
     assert chart.unrealized_pnl is None  # nothing open
-    assert chart.png is not None and png_size(chart.png) == (1280, 900)
+    assert png_size(chart.png) == (1280, 900)
     other = await user_on(app, Plan.PRO)
     with pytest.raises(UserError) as refused:
         await bot_equity_chart(app, other, bot.id)

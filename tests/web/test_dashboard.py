@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 from sqlalchemy import func, select, update
 
-from db.models import OneTimeCode, WebSession
+from db.models import Bot, BotMode, OneTimeCode, Trade, WebSession
 from db.types import utcnow
 from robotrader.app import App
 from robotrader.use_cases.web_access import issue_dashboard_link
 from tests.web.conftest import Web
 from web.app import create_app
+from web.charts import PAD_LEFT, PAD_RIGHT, WIDTH
 
 
 async def _login(web: Web, user_id: int, client: httpx.AsyncClient | None = None) -> str:
@@ -234,3 +236,49 @@ async def test_the_kill_switch_stops_every_bot_and_says_what_it_did(web: Web) ->
     for bot_id in bots:
         assert f'id="bot-{bot_id}" data-status="stopped" hx-swap-oob="true"' in answer.text
         assert await web.bot_status(bot_id) == "stopped"
+
+
+def _polyline(html: str) -> list[tuple[float, float]]:
+    match = re.search(r'<polyline [^>]*points="([^"]+)"', html)
+    assert match, html
+    return [(float(x), float(y)) for x, y in (p.split(",") for p in match.group(1).split())]
+
+
+async def test_the_equity_curve_with_one_trade_steps_from_the_start_to_now(web: Web) -> None:
+    user = await web.user("pro")
+    bot_id = await web.bot(user, name="solo")
+    async with web.app.database.transaction() as session:
+        await session.execute(
+            update(Bot).where(Bot.id == bot_id).values(created_at=utcnow() - timedelta(days=10))
+        )
+        session.add(
+            Trade(
+                bot_id=bot_id, user_id=user, symbol="BTC/USDT", mode=BotMode.PAPER,
+                amount=Decimal("0.01"), entry_price=Decimal(90_000), exit_price=Decimal(91_000),
+                pnl=Decimal("12.5"), pnl_pct=Decimal(1), fees=Decimal("0.1"), exit_reason="exit",
+                opened_at=utcnow() - timedelta(days=5, hours=1),
+                closed_at=utcnow() - timedelta(days=5),
+            )
+        )  # fmt: skip
+    await _login(web, user)
+    html = (await web.client.get("/dashboard")).text
+    points = _polyline(html)
+    # Flat from the bot's creation (left edge), a step at the close (mid-way), flat to now.
+    left, right = PAD_LEFT, WIDTH - PAD_RIGHT
+    assert points[0][0] == left and points[-1][0] == right
+    assert len(points) == 5
+    (_, y0), (x1, y1), (x2, y2), (x3, y3), (x4, y4) = points
+    assert y0 == y1 and x1 == x2 and y2 < y1 and y2 == y3 == y4 and x3 == x4 == right
+    assert left + (right - left) * 0.4 < x1 < left + (right - left) * 0.6
+    assert "no trade yet" not in html
+
+
+async def test_the_equity_curve_without_trades_is_flat_and_says_so(web: Web) -> None:
+    user = await web.user("pro", language="pt-br")
+    await web.bot(user, name="quiet")
+    await _login(web, user)
+    html = (await web.client.get("/dashboard")).text
+    points = _polyline(html)
+    assert points[0][0] == PAD_LEFT and points[-1][0] == WIDTH - PAD_RIGHT
+    assert len({y for _, y in points}) == 1
+    assert 'class="equity-note">nenhum trade ainda</text>' in html

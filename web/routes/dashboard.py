@@ -114,10 +114,11 @@ async def dashboard(app: AppDep, user: UserDep) -> HTMLResponse:
     profit = await portfolio.profit(app, user.user_id)
     curve = await equity_curve(app, user.user_id)
     chart = equity_svg(
-        curve,
+        curve.points,
         label=lambda value: formatting.signed_money(value, language),
         date=lambda point: _date(point, language),
         title=translate(language, "web.equity_title"),
+        note=translate(language, "chart.no_trade_yet") if curve.trades == 0 else None,
     )
     return page(
         "dashboard.html",

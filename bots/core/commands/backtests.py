@@ -235,7 +235,7 @@ def _upgrade_offer(inv: Invocation, exc: UserError) -> Reply:
 
 async def _start(inv: Invocation, request: BacktestRequest) -> list[Reply]:
     try:
-        job = await start_backtest(inv.app, inv.user_id, request)
+        job = await start_backtest(inv.app, inv.user_id, request, language=inv.t.language)
     except UserError as exc:
         if exc.key in UPGRADE_KEYS or exc.key.removesuffix("_top") in UPGRADE_KEYS:
             return [_upgrade_offer(inv, exc)]
@@ -383,7 +383,7 @@ def result_reply(t: Translator, summary: BacktestSummary, png: bytes | None) -> 
 
 @command("chart", private_only=True, args=("bot",))
 async def chart(inv: Invocation) -> Reply:
-    """``/chart <bot>``: the bot's equity after each closed trade, as a PNG."""
+    """``/chart <bot>``: the bot's equity from its creation to now, a step at each closed trade."""
     if not inv.args:
         choices = await backtest_choices(inv.app, inv.user_id)
         if not choices.bots:
@@ -392,10 +392,8 @@ async def chart(inv: Invocation) -> Reply:
             blocks=[Paragraph(inv.t("chart.ask_bot"))],
             buttons=[[Button(b.name, action=actions.encode("ch", b.id))] for b in choices.bots],
         )
-    found = await bot_equity_chart(inv.app, inv.user_id, " ".join(inv.args))
     lang = inv.t.language
-    if found.png is None:
-        return Reply.text(inv.t("chart.empty", bot=found.bot))
+    found = await bot_equity_chart(inv.app, inv.user_id, " ".join(inv.args), language=lang)
     rows = [
         [inv.t("field.capital"), money(found.capital, lang)],
         [inv.t("chart.realized"), signed_money(found.realized_pnl, lang)],

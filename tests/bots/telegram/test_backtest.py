@@ -137,3 +137,22 @@ async def test_chart_of_a_bot_is_a_photo(telegram_bot: RunningBot) -> None:
     assert "Lucro/prejuízo realizado" in table["text"] and "+19,50 USDT" in table["text"]
     [photo] = photos(telegram_bot, user)
     assert photo["caption"] == f"{name} (📄 papel): patrimônio 1.019,50 USDT, 1 trades fechados"
+
+
+async def test_chart_of_a_bot_without_trades_is_a_photo_too(telegram_bot: RunningBot) -> None:
+    # It used to answer "nothing to draw": a flat line from the bot's start to now says more.
+    user = await registered(telegram_bot)
+    emu = telegram_bot.emulator
+    emu.user_sends(user, "/newbot binance BTC/USDT sma_crossover 1000")
+    confirm = await telegram_bot.says(user, "Criar este robô?")
+    emu.user_presses(user, confirm, button(confirm, "Criar"))
+    await telegram_bot.says(user, "criado")
+    async with telegram_bot.app.database.sessions() as session:
+        name = await session.scalar(select(Bot.name))
+    emu.user_sends(user, f"/chart {name}")
+    table = await telegram_bot.says(user, f"📈 {name}")
+    assert "Trades fechados" in table["text"]
+    [photo] = photos(telegram_bot, user)
+    largest = photo["photo"][-1]
+    assert (largest["width"], largest["height"]) == (1280, 900)
+    assert photo["caption"] == f"{name} (📄 papel): patrimônio 1.000,00 USDT, 0 trades fechados"
