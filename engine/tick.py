@@ -248,9 +248,13 @@ async def load_bots(
         risk_key = tuple(risk_texts)
         risk = risks.get(risk_key)
         if risk is None:
-            risk = risks[risk_key] = RiskSettings(
-                *(None if text is None else Decimal(text) for text in risk_texts)
+            stop_loss, take_profit, max_position, daily_loss = (
+                None if text is None else Decimal(text) for text in risk_texts
             )
+            risk = risks[risk_key] = RiskSettings(
+                stop_loss_pct=stop_loss, take_profit_pct=take_profit,
+                max_position=max_position, daily_loss_limit_pct=daily_loss,
+            )  # fmt: skip
         bots[bot_id] = BotState(
             id=bot_id, user_id=user_id, name=name, exchange=exchange, symbols=list(symbols),
             timeframe=timeframe, strategy=strategy, parameters=dict(params), capital=capital,
