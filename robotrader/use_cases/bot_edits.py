@@ -89,7 +89,8 @@ class Change:
 @dataclass(frozen=True)
 class EditResult:
     bot: BotSummary
-    settings: dict[str, str | None]  # every option's value now (``bot_settings.option_values``)
+    settings: dict[str, str | None]  # every option's value after (``bot_settings.option_values``)
+    settings_before: dict[str, str | None]
     changes: list[Change]  # empty: nothing changed (and nothing was written)
     applied: bool  # False for a preview
     # The bot runs: the engine reads the new values on its next tick (every tick reads the
@@ -290,7 +291,8 @@ async def edit_bot(
             await session.flush()
         return EditResult(
             bot=BotSummary.of(bot),
-            settings=option_values(after_settings if not apply else settings_of(bot)),
+            settings=option_values(after_settings),
+            settings_before=option_values(before_settings),
             changes=found,
             applied=apply and bool(found),
             from_next_tick=bool(found) and bot.status == BotStatus.RUNNING,
