@@ -102,6 +102,10 @@ def _number(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
+def _order_of(names: list[str]) -> Any:
+    return lambda name: (names.index(name) if name in names else len(names), name)
+
+
 def _parameters_text(parameters: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in parameters.items())
 
@@ -309,7 +313,13 @@ def _changes(bot: Bot, target: _Target, before: BotSettings, after: BotSettings)
     note("field.exchange", bot.exchange, target.exchange.id)
     note("field.symbols", ", ".join(bot.symbols), ", ".join(target.symbols))
     note("field.strategy", bot.strategy, target.strategy.info.name)
-    note("field.parameters", _parameters_text(bot.parameters), _parameters_text(target.parameters))
+    # Compared as values: PostgreSQL's JSONB keeps keys in its own order.
+    if dict(bot.parameters) != target.parameters:
+        order = list(target.parameters)
+        old = {k: bot.parameters[k] for k in sorted(bot.parameters, key=_order_of(order))}
+        found.append(
+            Change("field.parameters", _parameters_text(old), _parameters_text(target.parameters))
+        )
     note("field.capital", _number(bot.capital), _number(target.capital))
     found += [Change(f"bot_setting.{key}", old, new) for key, old, new in changes(before, after)]
     return found

@@ -231,3 +231,16 @@ async def test_capital_lowered_below_what_the_bot_holds_buys_nothing_more(app: A
     # Restarted after a stop, the bot is the same.
     await stop_bot(app, user, bot_id)
     await start_bot(app, user, bot_id)
+
+
+async def test_an_edit_of_nothing_finds_nothing_on_every_database(app: App) -> None:
+    """PostgreSQL's JSONB reorders a DCA's parameters: still the same parameters."""
+    user = await make_user(app)
+    bot_id = await running_bot(app, user, strategy="dca")
+    assert (await edit_bot(app, user, bot_id, BotEdit(), apply=False)).changes == []
+    await stop_bot(app, user, bot_id)
+    result = await edit_bot(app, user, bot_id, BotEdit(options=("safety_orders=2",)))
+    [change] = result.changes
+    assert change.label == "field.parameters" and change.before is not None
+    assert change.before.split()[0].startswith("base_order_pct=")  # the strategy's order
+    assert "safety_orders=2" in (change.after or "")
