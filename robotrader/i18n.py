@@ -89,7 +89,9 @@ def chart_text(language: str) -> ChartText:
 
 
 # Error arguments that are themselves catalog keys (translated before use).
-TRANSLATED_ARGS = {"limit": "limit", "plan": "plan", "problem": "parameter"}
+TRANSLATED_ARGS = {
+    "limit": "limit", "plan": "plan", "problem": "parameter", "what": "edit_what",
+}  # fmt: skip
 
 
 def error_text(t: Translator, exc: UserError) -> str:

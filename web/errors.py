@@ -43,6 +43,8 @@ STATUS_OF_ERROR: dict[str, int] = {
     "stop_bot_first": 409,
     "close_positions_first": 409,
     "bot_orders_in_flight": 409,
+    "edit_needs_stop": 409,
+    "bot_changed_meanwhile": 409,
     "signal_rate_limited": 429,
     # Accounts, languages, preferences and linking.
     "bad_hour": 422,

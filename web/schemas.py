@@ -6,6 +6,7 @@ floats; requests may send them as numbers or strings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -15,6 +16,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
 from robotrader.public_links import signal_url
 from robotrader.reference import EXCHANGES, STRATEGIES, TIMEFRAME_MS
 from robotrader.settings import Settings
+from robotrader.use_cases.bot_edits import EditResult
+from robotrader.use_cases.bot_settings import TIMEFRAMES
 from robotrader.use_cases.bots import (
     MAX_CAPITAL,
     MAX_SYMBOLS_PER_BOT,
@@ -86,6 +89,79 @@ class BotCreate(BaseModel):
     take_profit_pct: Percent | None = None
     max_position: Amount | None = None
     daily_loss_limit_pct: Percent | None = None
+
+
+Setting = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+class BotPatch(BaseModel):
+    """Changes to a bot; a field left out stays as it is, ``null`` switches a setting off.
+
+    Risk, exits and capital may change while the bot runs (from its next tick); strategy,
+    parameters, exchange, symbols and timeframe need it stopped (409). Ranges are the
+    chat's (``/editbot``): a value out of range answers 422 naming every valid one.
+    ``null`` for capital, strategy, exchange, symbols or parameters changes nothing.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"stop_loss_pct": "3", "take_profit": "2:50,4:50", "capital": "800"}]
+        },
+    )
+
+    timeframe: (
+        Annotated[str, StringConstraints(max_length=8), _documented(enum=list(TIMEFRAMES))] | None
+    ) = None
+    stop_loss_pct: Annotated[Setting, _documented(minimum=0.1, maximum=99)] | None = None
+    # "3": everything at +3 %; "2:50,4:50": half at +2 %, half at +4 %.
+    take_profit: Annotated[str, StringConstraints(max_length=64)] | None = None
+    # "1.5": 1.5 % under the high since entry; "1.5@2": armed after +2 %.
+    trailing_stop: Annotated[str, StringConstraints(max_length=32)] | None = None
+    breakeven: bool | None = None  # stop to the entry price after the first target
+    max_position: Annotated[Setting, _documented(exclusiveMinimum=0)] | None = None
+    daily_loss_limit_pct: Annotated[Setting, _documented(minimum=0.1, maximum=100)] | None = None
+    capital: (
+        Annotated[
+            Decimal,
+            Field(allow_inf_nan=False),
+            _documented(minimum=int(MIN_CAPITAL), maximum=int(MAX_CAPITAL)),
+        ]
+        | None
+    ) = None
+    strategy: Annotated[ShortText, _documented(enum=list(STRATEGIES))] | None = None
+    parameters: dict[ShortText, ParamValue] | None = Field(default=None, max_length=20)
+    exchange: Annotated[ShortText, _documented(enum=list(EXCHANGES))] | None = None
+    symbols: (
+        list[Annotated[ShortText, _documented(pattern=r"^[A-Za-z0-9]{1,15}/[A-Za-z0-9]{2,10}$")]]
+        | None
+    ) = Field(default=None, min_length=1, max_length=MAX_SYMBOLS_PER_BOT)
+
+    def option_words(self) -> list[str]:
+        """The settings given, as the chat's ``key=value`` words (``off`` for null)."""
+        keys = {
+            "timeframe": "tf", "stop_loss_pct": "sl", "take_profit": "tp",
+            "trailing_stop": "trail", "breakeven": "be", "max_position": "max",
+            "daily_loss_limit_pct": "dll",
+        }  # fmt: skip
+        words = []
+        for name, key in keys.items():
+            if name not in self.model_fields_set:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, bool):
+                text = "1" if value else "0"
+            else:
+                text = "off" if value is None else str(value).strip() or "off"
+            words.append(f"{key}={text}")
+        return words
+
+
+class ChangeOut(BaseModel):
+    setting: str  # stable code: bot_setting.sl, field.capital ...
+    label: str  # for people, in the caller's language
+    before: str | None  # null: was off
+    after: str | None  # null: now off
 
 
 class OrderInFlightOut(BaseModel):
@@ -270,3 +346,19 @@ def balance_out(balance: AccountBalance, message: str | None) -> BalanceOut:
     return BalanceOut(
         account=balance.account, assets=dict(balance.assets), error=balance.error, message=message
     )
+
+
+class BotEditOut(BaseModel):
+    bot: BotOut
+    settings: dict[str, str | None]  # every setting now, as /editbot takes it (null: off)
+    changes: list[ChangeOut]  # empty: nothing changed
+    from_next_tick: bool  # the bot runs: the engine uses the new values from its next tick
+
+    @classmethod
+    def of(cls, result: EditResult, settings: Settings, label: Callable[[str], str]) -> BotEditOut:
+        return cls(
+            bot=BotOut.of(result.bot, settings), settings=result.settings,
+            changes=[ChangeOut(setting=c.label, label=label(c.label), before=c.before,
+                               after=c.after) for c in result.changes],
+            from_next_tick=result.from_next_tick,
+        )  # fmt: skip

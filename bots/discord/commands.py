@@ -44,6 +44,7 @@ SLASH_PATHS: dict[str, tuple[str, ...]] = {
     "startbot": ("bot", "bot.start"),
     "stopbot": ("bot", "bot.stop"),
     "deletebot": ("bot", "bot.delete"),
+    "editbot": ("bot", "bot.edit"),
     "live": ("bot", "bot.live"),
     "chart": ("bot", "bot.chart"),
     "backtest": ("backtest",),
@@ -171,6 +172,19 @@ def _bot_group(runner: CommandRunner) -> app_commands.Group:
     bot_command("stopbot", "stop")
     bot_command("deletebot", "delete")
     bot_command("chart", "chart")
+
+    @group.command(name=text("discord.cmd.bot.edit"), description=text("help.editbot"))
+    @app_commands.rename(bot=text("discord.opt.bot"), changes=text("discord.opt.changes"))
+    @app_commands.describe(
+        bot=text("discord.opt.bot.desc"), changes=text("discord.opt.changes.desc")
+    )
+    async def edit(
+        interaction: Interaction,
+        bot: BotName,
+        changes: app_commands.Range[str, 1, 300] | None = None,
+    ) -> None:
+        """``/bot edit bot:alpha changes:sl=3 tp=2:50,4:50``; without changes, step by step."""
+        await runner.run_text(interaction, core_text("editbot", bot, *(changes or "").split()))
 
     @group.command(name=text("discord.cmd.bot.live"), description=text("help.live"))
     @app_commands.rename(bot=text("discord.opt.bot"), paper=text("discord.opt.paper"))

@@ -52,6 +52,9 @@ class Run:
     requests: int = 0
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     operations: list[str] = field(default_factory=list)
+    by_operation: collections.defaultdict[str, collections.Counter[int]] = field(
+        default_factory=lambda: collections.defaultdict(collections.Counter)
+    )
 
     def summary(self) -> str:
         codes = ", ".join(f"{code}: {n}" for code, n in sorted(self.statuses.items()))
@@ -73,6 +76,7 @@ def _property(
         response = call(case)
         run.requests += 1
         run.statuses[response.status_code] += 1
+        run.by_operation[operation.label][response.status_code] += 1
         case.validate_response(response, checks=CHECKS)
 
     return check
@@ -105,7 +109,10 @@ async def test_schemathesis_finds_no_server_error(web: Web) -> None:
     async with serving(web.api) as base_url:
         run = await asyncio.to_thread(fuzz, schema_doc, base_url, auth)
     print(f"\nschemathesis: {run.summary()}")
-    assert len(run.operations) == 12  # with DELETE /bots/{id} and POST /kill-switch
+    assert len(run.operations) == 13  # with DELETE and PATCH /bots/{id}, POST /kill-switch
     assert not any(code >= 500 for code in run.statuses)
     # The authenticated paths really ran (not only 401s), and bad input was refused.
     assert run.statuses[200] > 50 and run.statuses[201] > 0 and run.statuses[422] > 50
+    # PATCH edits the small ids for real: some go through, some are refused as invalid.
+    edits = run.by_operation["PATCH /api/v1/bots/{bot_id}"]
+    assert edits[200] > 0 and edits[422] > 0, edits

@@ -15,12 +15,15 @@ from robotrader.i18n import translate
 from robotrader.text import clean_text
 from robotrader.use_cases import bots as bot_cases
 from robotrader.use_cases import portfolio
+from robotrader.use_cases.bot_edits import BotEdit, edit_bot
 from web.dependencies import ApiUserDep, AppDep
 from web.errors import error_responses
 from web.schemas import (
     BalanceOut,
     BotCreate,
+    BotEditOut,
     BotOut,
+    BotPatch,
     KillSwitchIn,
     KillSwitchOut,
     PositionOut,
@@ -68,6 +71,24 @@ async def create_bot(body: BotCreate, app: AppDep, user: ApiUserDep) -> BotOut:
 async def show_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
     summary = await bot_cases.show_bot(app, user.user_id, bot_id)
     return BotOut.of(summary, app.settings)
+
+
+@router.patch(
+    "/bots/{bot_id}",
+    summary="Change a bot: risk, exits and capital any time; the rest while it is stopped",
+    responses=error_responses(404, 409),
+)
+async def edit(bot_id: BotId, body: BotPatch, app: AppDep, user: ApiUserDep) -> BotEditOut:
+    change = BotEdit(
+        options=tuple(clean_text(word, max_length=80) for word in body.option_words()),
+        parameters={clean_text(k, max_length=32): v for k, v in (body.parameters or {}).items()},
+        capital=body.capital,
+        strategy=clean_text(body.strategy, max_length=32) if body.strategy else None,
+        exchange=clean_text(body.exchange, max_length=32) if body.exchange else None,
+        symbols=[clean_text(s, max_length=32) for s in body.symbols] if body.symbols else None,
+    )
+    result = await edit_bot(app, user.user_id, bot_id, change, platform="api")
+    return BotEditOut.of(result, app.settings, lambda key: translate(user.language, key))
 
 
 @router.post("/bots/{bot_id}/start", summary="Start a bot", responses=error_responses(404, 409))

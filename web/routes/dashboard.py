@@ -20,6 +20,8 @@ from robotrader.i18n import translate
 from robotrader.text import clean_text
 from robotrader.use_cases import bots as bot_cases
 from robotrader.use_cases import portfolio
+from robotrader.use_cases.bot_edits import BotEdit, EditResult, edit_bot
+from robotrader.use_cases.bot_settings import TIMEFRAMES
 from robotrader.use_cases.bots import BotSummary
 from robotrader.use_cases.equity import EquityPoint, equity_curve
 from robotrader.use_cases.web_access import (
@@ -31,7 +33,7 @@ from robotrader.use_cases.web_access import (
 )
 from web.charts import equity_svg
 from web.dependencies import AppDep
-from web.errors import ApiError, request_language, user_error_message
+from web.errors import ApiError, request_language, status_of, user_error_message
 from web.pages import message_page, page, render
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -163,6 +165,76 @@ async def start(bot_id: BotId, app: AppDep, user: CheckedUserDep) -> HTMLRespons
 @router.post("/bots/{bot_id}/stop", response_class=HTMLResponse)
 async def stop(bot_id: BotId, app: AppDep, user: CheckedUserDep) -> HTMLResponse:
     return await _act(app, user, bot_id, start=False)
+
+
+EDIT_FIELDS = ("tf", "sl", "tp", "trail", "max", "dll")
+
+
+def _edit_page(
+    user: DashboardUser,
+    shown: EditResult,
+    *,
+    done: EditResult | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    bot = shown.bot
+    form: dict[str, str | None] = {
+        **shown.settings_before,
+        "symbols": ", ".join(bot.symbols),
+        "parameters": " ".join(f"{k}={v}" for k, v in bot.parameters.items()),
+        "capital": format(bot.capital.normalize(), "f"),
+    }
+    return page(
+        "bot_edit.html", user.language, status=status, user=user, bot=bot, form=form,
+        csrf_token=user.csrf_token, timeframes=TIMEFRAMES, error=error,
+        changes=None if done is None else done.changes,
+        next_tick=done is not None and done.from_next_tick,
+    )  # fmt: skip
+
+
+@router.get("/bots/{bot_id}", response_class=HTMLResponse)
+async def bot_page(bot_id: BotId, app: AppDep, user: UserDep) -> HTMLResponse:
+    """A bot's page: the form that edits it (the chat's /editbot)."""
+    return _edit_page(user, await edit_bot(app, user.user_id, bot_id, BotEdit(), apply=False))
+
+
+@router.post("/bots/{bot_id}/edit", response_class=HTMLResponse)
+async def edit(
+    bot_id: BotId,
+    app: AppDep,
+    user: CheckedUserDep,
+    symbols: Annotated[str, Form(max_length=200)] = "",
+    parameters: Annotated[str, Form(max_length=300)] = "",
+    capital: Annotated[str, Form(max_length=20)] = "",
+    tf: Annotated[str, Form(max_length=8)] = "",
+    sl: Annotated[str, Form(max_length=64)] = "",
+    tp: Annotated[str, Form(max_length=64)] = "",
+    trail: Annotated[str, Form(max_length=64)] = "",
+    max_position: Annotated[str, Form(max_length=64, alias="max")] = "",
+    dll: Annotated[str, Form(max_length=64)] = "",
+    be: Annotated[str, Form(max_length=1)] = "0",
+) -> HTMLResponse:
+    """Every field of the form is sent: an empty one switches its setting off."""
+    typed = {"tf": tf, "sl": sl, "tp": tp, "trail": trail, "max": max_position, "dll": dll}
+    words = [f"{key}={clean_text(typed[key], max_length=64) or 'off'}" for key in EDIT_FIELDS]
+    words.append(f"be={'1' if be == '1' else '0'}")
+    words += clean_text(parameters, max_length=300).split()
+    change = BotEdit(
+        options=tuple(words),
+        capital=clean_text(capital, max_length=20) or None,
+        symbols=clean_text(symbols, max_length=200).replace(",", " ").split() or None,
+    )
+    try:
+        done = await edit_bot(app, user.user_id, bot_id, change, platform="web")
+    except UserError as exc:
+        if exc.key == "bot_not_found":
+            raise
+        shown = await edit_bot(app, user.user_id, bot_id, BotEdit(), apply=False)
+        message = user_error_message(user.language, exc)
+        return _edit_page(user, shown, error=message, status=status_of(exc))
+    shown = await edit_bot(app, user.user_id, bot_id, BotEdit(), apply=False)
+    return _edit_page(user, shown, done=done)
 
 
 @router.post("/kill-switch", response_class=HTMLResponse)

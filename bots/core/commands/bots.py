@@ -1,4 +1,4 @@
-"""/newbot, /bots, /startbot, /stopbot, /deletebot, /live, /status."""
+"""/newbot, /bots, /startbot, /stopbot, /deletebot, /live, /status (/editbot: bot_edits)."""
 
 from __future__ import annotations
 
@@ -456,6 +456,7 @@ def _details(inv: Invocation, bot: BotSummary) -> Reply:
     else:
         buttons[0].append(Button(inv.t("button.go_paper"), action=actions.encode("lvn", bot.id)))
     buttons[0].append(Button(inv.t("button.delete"), action=actions.encode("bx", bot.id)))
+    buttons.append([Button(inv.t("button.edit"), action=actions.encode("eb", bot.id))])
     return Reply(blocks=[Title(bot.name), Table(rows)], buttons=buttons)
 
 
