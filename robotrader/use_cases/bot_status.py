@@ -118,20 +118,18 @@ async def _activities(app: App, bots: list[BotSummary]) -> list[BotActivity]:
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
     ids = [b.id for b in bots]
     async with app.database.sessions() as session:
-        started = dict(
-            (await session.execute(select(Bot.id, Bot.started_at).where(Bot.id.in_(ids))))
-            .tuples()
-            .all()
-        )
+        rows = await session.execute(select(Bot.id, Bot.started_at).where(Bot.id.in_(ids)))
+        started = {bot_id: at for bot_id, at in rows}
         held: dict[tuple[int, str], Position] = {
             (p.bot_id, p.symbol): p
             for p in await session.scalars(select(Position).where(Position.bot_id.in_(ids)))
         }
-        beats = (
-            (await session.execute(select(EngineHeartbeat.runner, EngineHeartbeat.last_tick_at)))
-            .tuples()
-            .all()
-        )
+        beats = [
+            (runner, at)
+            for runner, at in await session.execute(
+                select(EngineHeartbeat.runner, EngineHeartbeat.last_tick_at)
+            )
+        ]
     # Markets worth a fetch: a running bot's (it decides there) or a held position's.
     needs: dict[MarketKey, int] = {}
     live: set[MarketKey] = set()
