@@ -45,6 +45,13 @@ class Value:
     args: Mapping[str, ParamValue] = field(default_factory=dict)
 
 
+# Every kind of reading (catalog key ``reading.<kind>``).
+READING_KINDS = (
+    "crossing_band", "above", "below", "at", "next_safety", "take_profit", "grid_below",
+    "grid_above", "value", "warming_up",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Reading:
     """A sentence of what the strategy decides on: catalog key ``reading.<kind>``.
