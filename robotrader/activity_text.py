@@ -46,7 +46,8 @@ def summary(activity: BotActivity, language: str, now: datetime | None = None) -
     )
 
 
-def _label(value: Value, language: str) -> str:
+def label(value: Value, language: str) -> str:
+    """A value's name as users read it: ``RSI 14``, ``IFR 14``."""
     return translate(language, f"indicator.{value.name}", **value.args)
 
 
@@ -64,7 +65,7 @@ def reading(item: Reading, language: str) -> str:
     """``RSI 14: 41.2 (buys on crossing up 30, sells on crossing down 70)``."""
     args: dict[str, str] = {}
     for role, value in item.values.items():
-        args[role] = _label(value, language)
+        args[role] = label(value, language)
         args[f"{role}_value"] = _number(value, language)
     return translate(language, f"reading.{item.kind}", **args)
 
