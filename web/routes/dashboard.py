@@ -14,12 +14,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from robotrader import formatting
+from robotrader import activity_text, formatting
 from robotrader.errors import UserError
 from robotrader.i18n import translate
 from robotrader.text import clean_text
 from robotrader.use_cases import bots as bot_cases
 from robotrader.use_cases import portfolio
+from robotrader.use_cases.bot_status import bot_activity
 from robotrader.use_cases.bots import BotSummary
 from robotrader.use_cases.equity import EquityPoint, equity_curve
 from robotrader.use_cases.web_access import (
@@ -130,6 +131,22 @@ async def dashboard(app: AppDep, user: UserDep) -> HTMLResponse:
         trades=trades,
         profit=profit,
         chart=chart,
+    )
+
+
+@router.get("/bots/{bot_id}", response_class=HTMLResponse)
+async def bot_page(bot_id: BotId, app: AppDep, user: UserDep) -> HTMLResponse:
+    """One bot: when it was last evaluated, when it decides next, and on what values."""
+    language = user.language
+    activity = await bot_activity(app, user.user_id, bot_id)
+    return page(
+        "bot.html",
+        language,
+        bot=activity.bot,
+        last_evaluated=activity_text.last_evaluated(activity, language),
+        next_decision=activity_text.next_decision(activity, language),
+        engine_stale=activity.engine_stale,
+        markets=[activity_text.market(market, language) for market in activity.markets],
     )
 
 
