@@ -34,6 +34,7 @@ from engine.backtest.jobs import run_backtest_job
 from engine.backtest.queue import BACKTEST_QUEUE, BACKTEST_TASK
 from engine.context import EngineConfig, EngineContext
 from engine.daily_summary import write_daily_summaries
+from engine.heartbeats import shard_runner
 from engine.live_orders import reconcile, settle_order
 from engine.metrics import observe_tick
 from engine.tick import run_tick
@@ -141,8 +142,8 @@ def tick() -> int:
 
 async def _tick_shard(context: EngineContext, shard: int, shards: int, now_ms: int) -> list[int]:
     report = await run_tick(
-        context.database, context.feed, shard=shard, shards=shards, runner=f"shard-{shard}",
-        now_ms=now_ms,
+        context.database, context.feed, shard=shard, shards=shards,
+        runner=shard_runner(shard, shards), now_ms=now_ms,
     )  # fmt: skip
     observe_tick(report)
     return report.live_orders

@@ -10,7 +10,7 @@ from engine.backtest.queue import BacktestQueue, CeleryBacktestQueue, ThreadBack
 from engine.exchanges.clients import ClientPool
 from engine.exchanges.cooldowns import Cooldowns, MemoryCooldowns, RedisCooldowns
 from engine.live_orders import LiveContext
-from engine.market_data.cache import MemoryCandleCache
+from engine.market_data.cache import CandleCache, MemoryCandleCache, RedisCandleCache
 from engine.market_data.feed import MarketDataFeed
 from robotrader.answer_cache import AnswerCache
 from robotrader.master_key import load_vault
@@ -43,12 +43,17 @@ class App:
         cooldowns: Cooldowns = (
             RedisCooldowns(settings.redis_url) if settings.redis_url else MemoryCooldowns()
         )
+        # With Redis, the candles the engine's workers fetched for this candle: a status
+        # shows what the tick decided on, and asks the exchange nothing more.
+        candles: CandleCache = (
+            RedisCandleCache(settings.redis_url) if settings.redis_url else MemoryCandleCache()
+        )
         return cls(
             settings=settings,
             database=database,
             vault=vault,
             pool=pool,
-            feed=MarketDataFeed(pool, MemoryCandleCache(), mode=settings.market_data),
+            feed=MarketDataFeed(pool, candles, mode=settings.market_data),
             backtests=backtest_queue(settings, database),
             live=LiveContext(database, pool, vault, cooldowns),
         )
@@ -57,6 +62,8 @@ class App:
         await self.live.cooldowns.close()
         await self.backtests.close()
         await self.pool.close()
+        if isinstance(self.feed.cache, RedisCandleCache):
+            await self.feed.cache.close()
         await self.database.dispose()
 
 

@@ -81,3 +81,19 @@ def day(moment: datetime | None, language: str) -> str:
     if moment is None:
         return "—"
     return number_text.medium_date(moment, _locale(language))
+
+
+def relative(moment: datetime, language: str, now: datetime | None = None) -> str:
+    """How far from now, and which way: ``in 3 minutes``, ``4 seconds ago``, ``há 4 segundos``."""
+    return format_timedelta(
+        moment - (now or datetime.now(UTC)),
+        threshold=1.5,
+        add_direction=True,
+        format="long",
+        locale=_locale(language),
+    )
+
+
+def figure(value: float, language: str) -> str:
+    """An indicator's value off the price scale (an RSI): ``41.2``, ``41,2``."""
+    return format_decimal(Decimal(repr(value)), format="#,##0.#", locale=_locale(language))

@@ -13,11 +13,19 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
 
+from robotrader import activity_text
 from robotrader.public_links import signal_url
 from robotrader.reference import EXCHANGES, STRATEGIES, TIMEFRAME_MS
 from robotrader.settings import Settings
 from robotrader.use_cases.bot_edits import EditResult
 from robotrader.use_cases.bot_settings import TIMEFRAMES
+from robotrader.use_cases.bot_status import (
+    BotActivity,
+    HeldPosition,
+    MarketActivity,
+    Reading,
+    Value,
+)
 from robotrader.use_cases.bots import (
     MAX_CAPITAL,
     MAX_SYMBOLS_PER_BOT,
@@ -179,6 +187,91 @@ class OrderInFlightOut(BaseModel):
         )  # fmt: skip
 
 
+class IndicatorOut(BaseModel):
+    """A value the strategy decides on: an indicator's (``pane: oscillator``) or a price."""
+
+    name: str
+    label: str  # in the token owner's language: "RSI 14"
+    value: float | None  # None: not enough candles yet
+    pane: str
+
+    @classmethod
+    def of(cls, value: Value, language: str) -> IndicatorOut:
+        label = activity_text.label(value, language)
+        finite = value.value == value.value  # NaN: warming up
+        return cls(name=value.name, label=label, value=value.value if finite else None,
+                   pane=value.pane)  # fmt: skip
+
+
+class ReadingOut(BaseModel):
+    kind: str
+    text: str  # the sentence the chat shows, in the token owner's language
+    values: dict[str, IndicatorOut]  # by role: line, buy, sell, first, second, level, item
+
+    @classmethod
+    def of(cls, reading: Reading, language: str) -> ReadingOut:
+        return cls(
+            kind=reading.kind,
+            text=activity_text.reading(reading, language),
+            values={role: IndicatorOut.of(v, language) for role, v in reading.values.items()},
+        )
+
+
+class HeldPositionOut(BaseModel):
+    amount: Money
+    average_entry: Money
+    price: Money | None
+    unrealized_pnl: Money | None
+    unrealized_pct: Money | None
+
+    @classmethod
+    def of(cls, held: HeldPosition) -> HeldPositionOut:
+        return cls(
+            amount=held.amount, average_entry=held.average_entry, price=held.price,
+            unrealized_pnl=held.unrealized_pnl, unrealized_pct=held.unrealized_pct,
+        )  # fmt: skip
+
+
+class MarketActivityOut(BaseModel):
+    symbol: str
+    # "exchange", "replay" (paper bots while the exchange is out of reach), or None: no data.
+    source: str | None
+    candle_closed_at: datetime | None  # the close of the candle the values are at
+    price: Money | None
+    readings: list[ReadingOut]
+    position: HeldPositionOut | None
+    # A live order the exchange has not settled: no decision on this pair until it is.
+    waiting_for_order: int | None
+
+    @classmethod
+    def of(cls, market: MarketActivity, language: str) -> MarketActivityOut:
+        return cls(
+            symbol=market.symbol, source=market.source, candle_closed_at=market.candle_closed_at,
+            price=market.price,
+            readings=[ReadingOut.of(r, language) for r in market.readings],
+            position=HeldPositionOut.of(market.position) if market.position else None,
+            waiting_for_order=market.waiting_for.id if market.waiting_for else None,
+        )  # fmt: skip
+
+
+class BotActivityOut(BaseModel):
+    """A running bot is alive: when the engine last evaluated it, when it decides next."""
+
+    last_evaluated_at: datetime | None
+    next_decision_at: datetime | None  # the close of the current candle of its timeframe
+    engine_stale: bool  # running, but the engine has not ticked for a while
+    markets: list[MarketActivityOut]
+
+    @classmethod
+    def of(cls, activity: BotActivity, language: str) -> BotActivityOut:
+        return cls(
+            last_evaluated_at=activity.last_evaluated_at,
+            next_decision_at=activity.next_decision_at,
+            engine_stale=activity.engine_stale,
+            markets=[MarketActivityOut.of(m, language) for m in activity.markets],
+        )
+
+
 class BotOut(BaseModel):
     id: int
     name: str
@@ -201,6 +294,8 @@ class BotOut(BaseModel):
     signal_webhook_url: str | None
     # Live orders the exchange has not settled: the bot decides nothing on their pairs.
     waiting_for_exchange: list[OrderInFlightOut] = []
+    # One bot (GET /bots/{id}): what it decides on now. Not in lists.
+    activity: BotActivityOut | None = None
 
     @classmethod
     def of(cls, bot: BotSummary, settings: Settings) -> BotOut:

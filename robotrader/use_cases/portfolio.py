@@ -62,6 +62,16 @@ class PeriodProfit:
         return (Decimal(self.wins) / self.trades * 100) if self.trades else None
 
 
+def unrealized(
+    amount: Decimal, cost: Decimal, price: Decimal | None
+) -> tuple[Decimal | None, Decimal | None]:
+    """A position's PnL at ``price``, in quote and in % of what it cost (fees included)."""
+    if price is None:
+        return None, None
+    pnl = amount * price - cost
+    return pnl, (pnl / cost * 100) if cost else None
+
+
 async def positions(app: App, user_id: int) -> list[PositionView]:
     """Open positions, marked to the last close of their market."""
     async with app.database.sessions() as session:
@@ -83,8 +93,7 @@ async def positions(app: App, user_id: int) -> list[PositionView]:
             else None
         )
         price = Decimal(repr(snapshot.last_close)) if snapshot else None
-        pnl = position.amount * price - position.cost if price is not None else None
-        pct = (pnl / position.cost * 100) if pnl is not None and position.cost else None
+        pnl, pct = unrealized(position.amount, position.cost, price)
         views.append(
             PositionView(
                 position.bot_id, name, str(mode), position.symbol, position.amount,

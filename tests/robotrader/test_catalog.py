@@ -5,14 +5,17 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import bots.core.commands  # noqa: F401  (registers the commands)
 from bots.core.registry import COMMANDS
 from db.models import BotMode, BotStatus
+from engine.strategies.base import Candles, PositionState
 from engine.strategies.registry import STRATEGIES
 from robotrader.i18n import catalog, placeholders
 from robotrader.languages import DEFAULT_LANGUAGE, tags
+from robotrader.use_cases.bot_status import READING_KINDS
 from robotrader.use_cases.preferences import MUTABLE_KINDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +75,19 @@ def test_every_literal_key_is_translated(language: str) -> None:
     assert not missing, f"{language} lacks {missing}"
 
 
+def _indicator_names() -> list[str]:
+    """What every strategy's view names, flat and holding (DCA's levels need a position)."""
+    n = 200
+    close = 100 * np.exp(np.cumsum(np.random.default_rng(3).normal(0, 0.01, n)))
+    candles = Candles(np.arange(n, dtype=np.int64) * 60_000, close, close, close, close, close)
+    names = set()
+    for strategy in STRATEGIES.values():
+        for position in (PositionState(), PositionState(1.0, 100.0, 1)):
+            view = strategy.view(candles, strategy.defaults(), position)
+            names |= {item.name for item in (*view.lines, *view.levels)}
+    return sorted(names)
+
+
 def test_dynamic_key_families_are_complete() -> None:
     _, prefixes = _calls_to_t()
     families = {
@@ -82,6 +98,8 @@ def test_dynamic_key_families_are_complete() -> None:
         "reason.": ["entry", "exit", "stop_loss", "take_profit", "base", "safety", "grid_buy",
                     "grid_sell", "signal_buy", "signal_sell", "signal_close", "panic"],
         "error.": sorted(_user_error_keys()),
+        "reading.": list(READING_KINDS),
+        "indicator.": _indicator_names(),
     }  # fmt: skip
     assert set(families) <= prefixes | {"error."}
     for language in tags():

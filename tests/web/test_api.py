@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
+import pytest
 from sqlalchemy import select, update
 
-from db.models import ApiToken
+from db.models import ApiToken, EngineHeartbeat
 from db.types import utcnow
+from engine.market_data.feed import MarketKey
+from engine.strategies.indicators import rsi
+from engine.tick import run_tick
 from robotrader.use_cases.web_access import revoke_api_tokens
 from tests.web.conftest import Web
 
@@ -271,3 +276,32 @@ async def test_a_deleted_bot_leaves_the_list_and_its_name_is_free_again(web: Web
     missing = await web.client.get(f"/api/v1/bots/{bot_id}", headers=auth)
     assert missing.status_code == 404
     assert await web.bot(user, name="gone") != bot_id
+
+
+async def test_one_bot_shows_what_it_decides_on_in_the_owners_language(web: Web) -> None:
+    user, auth = await web.premium(language="pt-BR")
+    bot_id = await web.bot(user, running=True, strategy="rsi", name="vivo")
+    await run_tick(web.app.database, web.app.feed)
+    async with web.app.database.sessions() as session:
+        beat = await session.get(EngineHeartbeat, "engine")
+    assert beat is not None
+
+    shown = await web.client.get(f"/api/v1/bots/{bot_id}", headers=auth)
+    assert shown.status_code == 200, shown.text
+    activity = shown.json()["activity"]
+    assert datetime.fromisoformat(activity["last_evaluated_at"]) == beat.last_tick_at
+    assert datetime.fromisoformat(activity["next_decision_at"]).second == 0
+    assert activity["engine_stale"] is False
+    (market,) = activity["markets"]
+    assert market["symbol"] == "BTC/USDT" and market["source"] == "replay"
+    assert isinstance(market["price"], str) and market["position"] is None
+    (reading,) = market["readings"]
+    key = MarketKey("binance", "BTC/USDT", "1m")
+    fetched = await web.app.feed.fetch({key: 16}, set(), int(time.time() * 1000))
+    expected = float(rsi(fetched.snapshots[key].candles.close, 14)[-1])
+    assert reading["kind"] == "crossing_band"
+    assert reading["values"]["line"]["value"] == pytest.approx(expected)
+    assert reading["values"]["line"]["label"] == "IFR 14"
+    assert reading["text"].startswith("IFR 14: ") and "compra ao cruzar 30" in reading["text"]
+    listed = (await web.client.get("/api/v1/bots", headers=auth)).json()
+    assert listed[0]["activity"] is None  # lists stay cheap: no market data

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from db.models import Bot, BotMode, OneTimeCode, Trade, WebSession
 from db.types import utcnow
+from engine.tick import run_tick
 from robotrader.app import App
 from robotrader.use_cases.web_access import issue_dashboard_link
 from tests.web.conftest import Web
@@ -108,6 +109,27 @@ async def test_the_page_speaks_portuguese(web: Web) -> None:
     html = (await web.client.get("/dashboard")).text
     assert 'lang="pt-BR"' in html and "Sair" in html and "Ligar" in html
     assert "Seus robôs" in html and "Nenhuma posição aberta." in html
+
+
+async def test_a_bot_page_shows_it_alive_and_what_it_decides_on(web: Web) -> None:
+    user = await web.user("pro")
+    bot_id = await web.bot(user, running=True, name="gamma", strategy="dca")
+    await run_tick(web.app.database, web.app.feed)  # the DCA bot buys at once
+    await _login(web, user)
+    listed = (await web.client.get("/dashboard")).text
+    assert f'href="/dashboard/bots/{bot_id}"' in listed
+    page = await web.client.get(f"/dashboard/bots/{bot_id}")
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+    html = page.text
+    evaluated = re.search(r'id="last-evaluated">([^<]+)<', html)
+    assert evaluated is not None and "ago (" in evaluated.group(1)
+    decision = re.search(r'id="next-decision">([^<]+)<', html)
+    assert decision is not None and decision.group(1).startswith("in ")
+    assert "next safety order 1 at " in html and "take profit at " in html
+    assert "holds " in html and "BTC/USDT at " in html
+    other = await web.user("pro")
+    await _login(web, other)
+    assert (await web.client.get(f"/dashboard/bots/{bot_id}")).status_code == 404
 
 
 async def test_state_changes_need_the_csrf_token(web: Web) -> None:

@@ -16,10 +16,12 @@ from robotrader.text import clean_text
 from robotrader.use_cases import bots as bot_cases
 from robotrader.use_cases import portfolio
 from robotrader.use_cases.bot_edits import BotEdit, edit_bot
+from robotrader.use_cases.bot_status import bot_activity
 from web.dependencies import ApiUserDep, AppDep
 from web.errors import error_responses
 from web.schemas import (
     BalanceOut,
+    BotActivityOut,
     BotCreate,
     BotEditOut,
     BotOut,
@@ -67,10 +69,19 @@ async def create_bot(body: BotCreate, app: AppDep, user: ApiUserDep) -> BotOut:
     return BotOut.of(summary, app.settings)
 
 
-@router.get("/bots/{bot_id}", summary="One of your bots", responses=error_responses(404))
+@router.get(
+    "/bots/{bot_id}",
+    summary="One of your bots, with what it decides on now",
+    description="`activity`: when the engine last evaluated the bot and when it decides "
+    "next, and per pair the values its strategy decides on at the last closed candle, "
+    "its open position marked to that candle's close, and any order it waits for.",
+    responses=error_responses(404),
+)
 async def show_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
-    summary = await bot_cases.show_bot(app, user.user_id, bot_id)
-    return BotOut.of(summary, app.settings)
+    activity = await bot_activity(app, user.user_id, bot_id)
+    shown = BotOut.of(activity.bot, app.settings)
+    shown.activity = BotActivityOut.of(activity, user.language)
+    return shown
 
 
 @router.patch(

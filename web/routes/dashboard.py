@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from robotrader import formatting
+from robotrader import activity_text, formatting
 from robotrader.errors import UserError
 from robotrader.i18n import translate
 from robotrader.text import clean_text
@@ -22,6 +22,7 @@ from robotrader.use_cases import bots as bot_cases
 from robotrader.use_cases import portfolio
 from robotrader.use_cases.bot_edits import BotEdit, EditResult, edit_bot
 from robotrader.use_cases.bot_settings import TIMEFRAMES
+from robotrader.use_cases.bot_status import BotActivity, bot_activity
 from robotrader.use_cases.bots import BotSummary
 from robotrader.use_cases.equity import EquityPoint, equity_curve
 from robotrader.use_cases.web_access import (
@@ -173,6 +174,7 @@ EDIT_FIELDS = ("tf", "sl", "tp", "trail", "max", "dll")
 def _edit_page(
     user: DashboardUser,
     shown: EditResult,
+    activity: BotActivity,
     *,
     done: EditResult | None = None,
     error: str | None = None,
@@ -190,13 +192,18 @@ def _edit_page(
         csrf_token=user.csrf_token, timeframes=TIMEFRAMES, error=error,
         changes=None if done is None else done.changes,
         next_tick=done is not None and done.from_next_tick,
+        last_evaluated=activity_text.last_evaluated(activity, user.language),
+        next_decision=activity_text.next_decision(activity, user.language),
+        engine_stale=activity.engine_stale,
+        markets=[activity_text.market(market, user.language) for market in activity.markets],
     )  # fmt: skip
 
 
 @router.get("/bots/{bot_id}", response_class=HTMLResponse)
 async def bot_page(bot_id: BotId, app: AppDep, user: UserDep) -> HTMLResponse:
-    """A bot's page: the form that edits it (the chat's /editbot)."""
-    return _edit_page(user, await edit_bot(app, user.user_id, bot_id, BotEdit(), apply=False))
+    """A bot's page: what it decides on now (/status), and the form that edits it (/editbot)."""
+    shown = await edit_bot(app, user.user_id, bot_id, BotEdit(), apply=False)
+    return _edit_page(user, shown, await bot_activity(app, user.user_id, bot_id))
 
 
 @router.post("/bots/{bot_id}/edit", response_class=HTMLResponse)
@@ -232,9 +239,10 @@ async def edit(
             raise
         shown = await edit_bot(app, user.user_id, bot_id, BotEdit(), apply=False)
         message = user_error_message(user.language, exc)
-        return _edit_page(user, shown, error=message, status=status_of(exc))
+        activity = await bot_activity(app, user.user_id, bot_id)
+        return _edit_page(user, shown, activity, error=message, status=status_of(exc))
     shown = await edit_bot(app, user.user_id, bot_id, BotEdit(), apply=False)
-    return _edit_page(user, shown, done=done)
+    return _edit_page(user, shown, await bot_activity(app, user.user_id, bot_id), done=done)
 
 
 @router.post("/kill-switch", response_class=HTMLResponse)

@@ -11,12 +11,14 @@ from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
 from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
+from robotrader import activity_text
 from robotrader.enums import BotMode, BotStatus
 from robotrader.errors import UserError
 from robotrader.formatting import age, money, percent
 from robotrader.i18n import keywords
 from robotrader.public_links import signal_url
 from robotrader.reference import EXCHANGES, STRATEGIES, get_strategy
+from robotrader.use_cases.bot_status import BotActivity, bot_activity, bots_activity
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,
@@ -34,7 +36,6 @@ from robotrader.use_cases.bots import (
     suggested_parameters,
     validated_parameters,
 )
-from robotrader.use_cases.portfolio import positions
 
 POPULAR_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT")
 CAPITAL_CHOICES = ("100", "500", "1000", "5000")
@@ -427,7 +428,8 @@ def _exchange_title(exchange: str) -> str:
     return EXCHANGES[exchange].title if exchange in EXCHANGES else exchange
 
 
-def _details(inv: Invocation, bot: BotSummary) -> Reply:
+def _details(inv: Invocation, activity: BotActivity) -> Reply:
+    bot = activity.bot
     lang = inv.t.language
     status = inv.t(f"status.{bot.status}")
     if bot.pause_reason:
@@ -448,8 +450,13 @@ def _details(inv: Invocation, bot: BotSummary) -> Reply:
         ],
         [inv.t("field.source"), inv.t(f"source.{bot.market_data_source or 'none'}")],
     ]
+    if bot.status == BotStatus.RUNNING:
+        rows.append([inv.t("field.last_evaluated"), activity_text.last_evaluated(activity, lang)])
+        rows.append([inv.t("field.next_decision"), activity_text.next_decision(activity, lang)])
     if bot.in_flight:
         rows.append([inv.t("field.waiting"), "; ".join(_waiting(inv, bot))])
+    blocks: list[Block] = [Title(bot.name), Table(rows)]
+    blocks.extend(_activity_blocks(inv, activity))
     buttons = [_bot_buttons(inv, bot)[:1]]
     if bot.mode == BotMode.PAPER:
         buttons[0].append(Button(inv.t("button.go_live"), action=actions.encode("lv", bot.id)))
@@ -457,7 +464,20 @@ def _details(inv: Invocation, bot: BotSummary) -> Reply:
         buttons[0].append(Button(inv.t("button.go_paper"), action=actions.encode("lvn", bot.id)))
     buttons[0].append(Button(inv.t("button.delete"), action=actions.encode("bx", bot.id)))
     buttons.append([Button(inv.t("button.edit"), action=actions.encode("eb", bot.id))])
-    return Reply(blocks=[Title(bot.name), Table(rows)], buttons=buttons)
+    return Reply(blocks=blocks, buttons=buttons)
+
+
+def _activity_blocks(inv: Invocation, activity: BotActivity) -> list[Block]:
+    """Per symbol: the values the bot decides on and what it holds; a stalled engine said."""
+    blocks: list[Block] = [
+        Paragraph("\n".join(activity_text.market(market, inv.t.language)))
+        for market in activity.markets
+        if market.candle_closed_at is not None or market.position or market.waiting_for
+        or activity.bot.status == BotStatus.RUNNING
+    ]  # fmt: skip
+    if activity.engine_stale:
+        blocks.append(Paragraph(inv.t("alive.engine_stale")))
+    return blocks
 
 
 def _waiting(inv: Invocation, bot: BotSummary) -> list[str]:
@@ -482,7 +502,7 @@ def _bot_ref(inv: Invocation, usage: str) -> str:
 
 @action("bd")
 async def details_button(inv: Invocation) -> Reply:
-    return _details(inv, await show_bot(inv.app, inv.user_id, _bot_ref(inv, "usage.bot")))
+    return _details(inv, await bot_activity(inv.app, inv.user_id, _bot_ref(inv, "usage.bot")))
 
 
 @command("startbot", private_only=True, args=("bot",))
@@ -587,23 +607,23 @@ async def paper_button(inv: Invocation) -> Reply:
 
 @command("status", private_only=True)
 async def status(inv: Invocation) -> Reply:
-    bots = await list_bots(inv.app, inv.user_id)
-    if not bots:
+    activities = await bots_activity(inv.app, inv.user_id)
+    if not activities:
         return Reply.text(inv.t("bots.none"))
-    held = await positions(inv.app, inv.user_id)
     lang = inv.t.language
     rows = []
-    for bot in bots:
-        mine = [p for p in held if p.bot_id == bot.id]
-        unrealized = sum((p.unrealized_pnl or Decimal(0) for p in mine), Decimal(0))
+    for activity in activities:
+        bot = activity.bot
+        held = [m.position for m in activity.markets if m.position is not None]
+        unrealized = sum((p.unrealized_pnl or Decimal(0) for p in held), Decimal(0))
         source = inv.t(f"source.{bot.market_data_source or 'none'}")
         rows.append(
             [
                 f"{STATUS_ICON.get(bot.status, '')} {bot.name}",
                 inv.t(f"mode.{bot.mode}"),
                 source,
-                str(len(mine)),
-                money(unrealized, lang) if mine else "—",
+                str(len(held)),
+                money(unrealized, lang) if held else "—",
             ]
         )
     header = [
@@ -614,6 +634,16 @@ async def status(inv: Invocation) -> Reply:
         inv.t("field.unrealized"),
     ]
     blocks: list[Block] = [Title(inv.t("status.title")), Table(rows, header=header)]
+    for activity in activities:
+        if activity.bot.status != BotStatus.RUNNING:
+            continue
+        lines = [f"{STATUS_ICON[BotStatus.RUNNING]} {activity_text.summary(activity, lang)}"]
+        for market in activity.markets:
+            lines.extend(f"   {line}" for line in activity_text.market(market, lang))
+        blocks.append(Paragraph("\n".join(lines)))
+    if any(activity.engine_stale for activity in activities):
+        blocks.append(Paragraph(inv.t("alive.engine_stale")))
+    bots = [activity.bot for activity in activities]
     waiting = [f"⏳ {bot.name}: {line}" for bot in bots for line in _waiting(inv, bot)]
     if waiting:
         blocks.append(Paragraph(inv.t("status.waiting") + "\n" + "\n".join(waiting)))
