@@ -86,10 +86,10 @@ def axis(param: Param, low: ParamValue, high: ParamValue, count: int) -> list[Pa
             raw = np.geomspace(float(low), float(high), count)
         else:
             raw = np.linspace(float(low), float(high), count)
-        return sorted({int(round(float(x))) for x in raw})
+        return sorted({round(float(x)) for x in raw})
     raw = np.linspace(float(low), float(high), count)
     span = float(high) - float(low)
-    digits = max(0, 2 - int(math.floor(math.log10(span)))) if span > 0 else 2
+    digits = max(0, 2 - math.floor(math.log10(span))) if span > 0 else 2
     values = sorted({round(float(x), digits) for x in raw})
     return [min(max(v, float(low)), float(high)) for v in values]
 
@@ -202,7 +202,7 @@ def split_index(candles: int, in_sample_share: float) -> int:
     """The first out-of-sample candle; ValueError when a part would be too short."""
     if not 0 < in_sample_share < 1:
         raise ValueError("in_sample_share must be between 0 and 1")
-    split = int(round(candles * in_sample_share))
+    split = round(candles * in_sample_share)
     if split < MIN_PART_CANDLES or candles - split < MIN_PART_CANDLES:
         raise ValueError("too few candles to split")
     return split
@@ -297,10 +297,16 @@ def optimize(
             figures = [
                 Figures.of(
                     run_backtest(
-                        part, strategy, values, capital=capital, risk=risk, fee_rate=fee_rate,
-                        slippage=slippage, signals=part_signals,
+                        part,
+                        strategy,
+                        values,
+                        capital=capital,
+                        risk=risk,
+                        fee_rate=fee_rate,
+                        slippage=slippage,
+                        signals=part_signals,
                     )
-                )  # fmt: skip
+                )
                 for part, part_signals in zip(
                     parts, (signals[:split], signals[split:]), strict=True
                 )
