@@ -96,8 +96,6 @@ async def compare_command(inv: Invocation, args: list[str]) -> Reply:
     request = parse_compare(args)
     headline = inv.t("compare.progress_title", count=len(request.contenders),
                      symbol=request.symbol.upper(), period=request.period or "30d")  # fmt: skip
-    found = await compare_for_user(
-        inv.app, inv.user_id, request, progress_reporter(inv, headline)
-    )
+    found = await compare_for_user(inv.app, inv.user_id, request, progress_reporter(inv, headline))
     await finish_progress(inv, headline)
     return comparison_reply(inv, found)

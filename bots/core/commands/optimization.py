@@ -59,7 +59,7 @@ def _when(ms: int) -> datetime:
 
 
 def new_bot_button(inv: Invocation, found: OptimizationReport) -> list[list[Button]]:
-    """"Create a bot with these parameters": /newbot with the best set filled in."""
+    """ "Create a bot with these parameters": /newbot with the best set filled in."""
     best = found.result.best
     if best is None:
         return []
