@@ -279,7 +279,7 @@ async def newbot_button(inv: Invocation) -> Reply:
     return await newbot(inv)
 
 
-@action("nbo")
+@action("opb")
 async def newbot_prefilled(inv: Invocation) -> Reply:
     """"Create a bot with these parameters" under an /optimize result: /newbot with the
     exchange, the pair, the strategy and its parameters filled in; it asks the rest.
