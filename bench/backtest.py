@@ -51,6 +51,27 @@ access; its cost is printed on its own line. vectorbt gets a timezone-naive
 index: a tz-aware one costs it ~0.9 s per call converting timestamps.
 The 10-pair sweep times ten of our runs against one vectorbt call over ten
 columns (vectorbt's own way to sweep).
+
+Stop loss and take profit (``--stop-loss``/``--take-profit``, 0.3 % and 0.5 % by default, so that
+both fire often on minutes):
+the same crossover with ``RiskSettings(stop_loss_pct, take_profit_pct)``, against
+backtesting.py with the same rule written in its strategy's ``next()``: on a candle's
+CLOSE, sell all when it is at or below the average entry (fees included, as our
+position's cost / amount) times 1 - stop loss, or at or above it times 1 + take profit;
+the sale fills at the next open like any order. Checked before the signal, as the tick
+does. Trades are compared (count, and the first ``--compare-trades`` entry by entry).
+Goal: ours >= 200x faster.
+
+Optimise (``--optimize-sets``, 38 by default: the product's own 8-values grid of SMA
+fast 2..100 x slow 3..200 with fast < slow): parameter sets searched per second over the
+year. Ours is ``engine.backtest.optimize.optimize`` (each set in-sample 70 % and
+out-of-sample 30 %, the full year in all; every SMA window computed once and shared).
+vectorbt's own sweep: ``vbt.MA.run`` of the fast and the slow window of every pair (one
+column per pair), ``ma_crossed_above``/``below`` as entries and exits shifted one candle,
+and one ``Portfolio.from_signals`` over all columns, filled at the next open, 0.1 % fees,
+all cash in; its total return per column is read. Sizing differs (vectorbt has no
+compounding budget with a minimum order): this case times the sweep, it does not
+compare trades. Goal: ours at least as fast.
 """
 
 from __future__ import annotations
@@ -74,6 +95,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.backtest import run_backtest
+from engine.backtest.optimize import optimize, parameter_grid
 from engine.market_data.replay import random_walk_candles
 from engine.risk import RiskSettings
 from engine.strategies.base import Candles
@@ -275,6 +297,92 @@ def vectorbt_trades(candles: Candles, records: Any, column: int) -> Trades:
     )
 
 
+# --- stop loss and take profit ----------------------------------------------------------------
+def ours_risk(candles: Candles, fast: int, slow: int, stop: float, take: float) -> Any:
+    risk = RiskSettings(stop_loss_pct=Decimal(repr(stop)), take_profit_pct=Decimal(repr(take)))
+    return run_backtest(
+        candles, SmaCrossover(), {"fast": fast, "slow": slow}, capital=Decimal(CAPITAL),
+        risk=risk, fee_rate=Decimal(repr(FEE)), slippage=Decimal(0),
+    )  # fmt: skip
+
+
+def backtesting_py_risk(
+    candles: Candles, fast: int, slow: int, units: np.ndarray, stop: float, take: float
+) -> Any:
+    """backtesting.py with our stop loss and take profit, judged on closes in ``next()``."""
+    import pandas as pd
+    from backtesting import Strategy
+    from backtesting.lib import FractionalBacktest
+
+    frame = pd.DataFrame(
+        {"Open": candles.open, "High": candles.high, "Low": candles.low,
+         "Close": candles.close, "Volume": candles.volume},
+        index=pd.to_datetime(candles.time, unit="ms"),
+    )  # fmt: skip
+    signals_of = SmaCrossover().compute
+    below, above = 1 - stop / 100, 1 + take / 100
+
+    class CrossoverWithExits(Strategy):  # type: ignore[misc]
+        def init(self) -> None:
+            self.signal = signals_of(candles, {"fast": fast, "slow": slow})
+
+        def next(self) -> None:
+            i = len(self.data) - 1
+            if self.position:
+                # Our position's average entry: cost (value plus fee) / amount. Fractional
+                # trading scales prices and sizes alike, so the ratios below are unchanged.
+                price = self.trades[0].entry_price
+                entry = price + price * FEE
+                close = self.data.Close[-1]
+                if close <= entry * below or close >= entry * above:
+                    self.position.close()
+                    return
+            signal = self.signal[i]
+            if signal > 0 and not self.position:
+                if units[i] > 0:  # where our order was rejected, no entry
+                    self.buy(size=int(units[i]))
+            elif signal < 0 and self.position:
+                self.position.close()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        backtest = FractionalBacktest(
+            frame, CrossoverWithExits, cash=1e12, commission=FEE, spread=0.0,
+            trade_on_close=False, fractional_unit=1 / UNITS, finalize_trades=False,
+        )  # fmt: skip
+        return backtest.run()
+
+
+def first(trades: Trades, count: int) -> Trades:
+    return Trades(*(getattr(trades, f.name)[:count] for f in fields(Trades)))
+
+
+# --- optimise -----------------------------------------------------------------------------------
+def ours_optimize(candles: Candles, sets: list[dict[str, Any]]) -> Any:
+    return optimize(
+        candles, SmaCrossover(), sets, capital=Decimal(CAPITAL), risk=RiskSettings(),
+        fee_rate=Decimal(repr(FEE)), slippage=Decimal(0),
+    )  # fmt: skip
+
+
+def vectorbt_sweep(candles: Candles, pairs: list[tuple[int, int]]) -> Any:
+    import pandas as pd
+    import vectorbt as vbt
+
+    index = pd.to_datetime(candles.time, unit="ms")
+    close = pd.Series(candles.close, index=index)
+    price = pd.Series(candles.open, index=index)
+    fast = vbt.MA.run(close, [f for f, _ in pairs], short_name="fast")
+    slow = vbt.MA.run(close, [s for _, s in pairs], short_name="slow")
+    entries = fast.ma_crossed_above(slow).vbt.fshift(1, fill_value=False)
+    exits = fast.ma_crossed_below(slow).vbt.fshift(1, fill_value=False)
+    portfolio = vbt.Portfolio.from_signals(
+        close, entries=entries, exits=exits, price=price, fees=FEE, init_cash=CAPITAL,
+        freq="1min",
+    )  # fmt: skip
+    return portfolio.total_return().to_numpy()
+
+
 # --- comparison -----------------------------------------------------------------------------
 def before(trades: Trades, end_ms: int) -> Trades:
     keep = trades.exit_ms < end_ms
@@ -321,10 +429,78 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="warm runs of ours and vectorbt")
     parser.add_argument("--bt-repeat", type=int, default=2, help="warm runs of backtesting.py")
     parser.add_argument("--skip-backtesting", action="store_true", help="it takes seconds")
+    parser.add_argument("--stop-loss", type=float, default=0.3, help="percent")
+    parser.add_argument("--take-profit", type=float, default=0.5, help="percent")
+    parser.add_argument("--compare-trades", type=int, default=500)
+    parser.add_argument("--optimize-sets", type=int, default=38)
+    parser.add_argument("--only", choices=("all", "basic", "risk", "optimize"), default="all")
     args = parser.parse_args()
 
     candles = make_candles(args.minutes, args.seed)
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    ok = True
+    if args.only in ("all", "risk"):
+        ok = risk_case(candles, args) and ok
+    if args.only in ("all", "optimize"):
+        optimize_case(candles, args)
+    if args.only in ("risk", "optimize"):
+        print(f"load average {os.getloadavg()[0]:.2f} at the end")
+        return 0 if ok else 1
+    return basic_case(candles, args) if ok else 1
+
+
+def risk_case(candles: Candles, args: argparse.Namespace) -> bool:
+    stop, take = args.stop_loss, args.take_profit
+    print(f"\nSMA {args.fast}/{args.slow}, stop loss {stop} %, take profit {take} %, on closes")
+    ours_time, result = timed(
+        lambda: ours_risk(candles, args.fast, args.slow, stop, take), args.repeat
+    )
+    reference = ours_trades(candles, result)
+    units = our_units(candles, result)
+    reasons: dict[str, int] = {}
+    for trade in result.trades:
+        reasons[trade.exit_reason] = reasons.get(trade.exit_reason, 0) + 1
+    print(f"  ours: {result.trade_count} closed trades {reasons}, "
+          f"{result.rejected_orders} orders under the 1 USDT minimum")  # fmt: skip
+    bt_time, stats = timed(
+        lambda: backtesting_py_risk(candles, args.fast, args.slow, units, stop, take),
+        args.bt_repeat,
+    )
+    theirs = backtesting_trades(stats)
+    count = min(args.compare_trades, reference.entry_ms.shape[0])
+    same_count = theirs.entry_ms.shape[0] == reference.entry_ms.shape[0]
+    print(f"  trade count: ours {reference.entry_ms.shape[0]}, backtesting.py "
+          f"{theirs.entry_ms.shape[0]} -> {'SAME' if same_count else 'DIFFER'}")  # fmt: skip
+    agree = agreement(f"backtesting.py, first {count} trades", first(reference, count),
+                      first(theirs, count), 2**62)  # fmt: skip
+    table("wall time, SMA with SL/TP", [("ours (run_backtest)", ours_time),
+                                        ("backtesting.py", bt_time)])  # fmt: skip
+    print(f"  backtesting.py / ours   {bt_time.best / ours_time.best:8.1f}x  "
+          f"{bt_time.cpu_best / ours_time.cpu_best:8.1f}x   (goal >= 200x)")  # fmt: skip
+    return agree and same_count
+
+
+def optimize_case(candles: Candles, args: argparse.Namespace) -> None:
+    grid = parameter_grid(SmaCrossover(), limit=args.optimize_sets)
+    sets = [dict(s) for s in grid.sets]
+    pairs = [(int(s["fast"]), int(s["slow"])) for s in sets]
+    print(f"\noptimise: {len(sets)} SMA pairs (fast 2..100 x slow 3..200, fast < slow) "
+          f"over {len(candles):,} candles")  # fmt: skip
+    repeat = max(1, args.repeat // 2)
+    ours_time, found = timed(lambda: ours_optimize(candles, sets), repeat)
+    vbt_time, returns = timed(lambda: vectorbt_sweep(candles, pairs), repeat)
+    best = found.best
+    print(f"  ours: best out-of-sample {best.params if best else None}, "
+          f"warnings {list(found.warnings)}; vectorbt: {returns.shape[0]} returns")  # fmt: skip
+    table("wall time of the search", [("ours (optimize, IS+OOS)", ours_time),
+                                      ("vectorbt (MA.run + from_signals)", vbt_time)])  # fmt: skip
+    print(f"  sets per second, warm best: ours {len(sets) / ours_time.best:8.1f}, "
+          f"vectorbt {len(sets) / vbt_time.best:8.1f}")  # fmt: skip
+    print(f"  vectorbt / ours         {vbt_time.best / ours_time.best:8.2f}x  "
+          f"{vbt_time.cpu_best / ours_time.cpu_best:8.2f}x   (goal >= 1x)")  # fmt: skip
+
+
+def basic_case(candles: Candles, args: argparse.Namespace) -> int:
     print(
         f"{len(candles):,} candles of 1m (seed {args.seed}), SMA {args.fast}/{args.slow}, "
         f"fee {FEE:.1%}, no slippage, next-open fills, size = budget {CAPITAL:,} + realised "

@@ -21,23 +21,24 @@ class PlanLimits:
     priority: int  # notification priority
     max_backtest_days: int
     max_concurrent_backtests: int
+    max_optimize_sets: int  # parameter sets one /optimize may try
 
 
 PLANS: dict[Plan, PlanLimits] = {
     Plan.FREE: PlanLimits(
         Plan.FREE, "Free", Decimal(0), max_exchanges=1, max_symbols=3, max_bots=1,
         all_strategies=False, rest_api=False, priority=0, max_backtest_days=30,
-        max_concurrent_backtests=1,
+        max_concurrent_backtests=1, max_optimize_sets=20,
     ),
     Plan.PRO: PlanLimits(
         Plan.PRO, "Pro", Decimal(29), max_exchanges=3, max_symbols=20, max_bots=5,
         all_strategies=True, rest_api=False, priority=1, max_backtest_days=365,
-        max_concurrent_backtests=2,
+        max_concurrent_backtests=2, max_optimize_sets=200,
     ),
     Plan.PREMIUM: PlanLimits(
         Plan.PREMIUM, "Premium", Decimal(99), max_exchanges=None, max_symbols=None, max_bots=50,
         all_strategies=True, rest_api=True, priority=2, max_backtest_days=3 * 365,
-        max_concurrent_backtests=4,
+        max_concurrent_backtests=4, max_optimize_sets=1000,
     ),
 }  # fmt: skip
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from robotrader.errors import UserError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+T = TypeVar("T")
 log = logging.getLogger("robotrader")
 # The messages' language, as --lang or the shell's LANG chose it (English until then).
 _language: ContextVar[str] = ContextVar("language", default=DEFAULT_LANGUAGE)
@@ -381,6 +382,250 @@ def _print_summary(summary: BacktestSummary, chart: Path | None) -> None:
     ]
     if summary.source == "replay":
         lines.append("data: the offline replay feed (shipped samples), not the exchange")
+    if chart is not None:
+        lines.append(f"chart: {chart}")
+    typer.echo("\n".join(lines))
+
+
+def _end_ms(end: str | None) -> int | None:
+    from datetime import UTC, datetime
+
+    if end is None:
+        return None
+    try:
+        last_day = datetime.strptime(end, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise _fail("cli.bad_end", end=repr(end)) from None
+    return int(last_day.timestamp() * 1000) + 86_400_000
+
+
+def _research_progress(disabled: bool) -> tuple[Any, Callable[[str, float], Awaitable[None]]]:
+    """A rich progress bar on stderr, and the report the use cases call with each stage."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+        console=Console(stderr=True), disable=disabled or not sys.stderr.isatty(),
+        transient=True,
+    )  # fmt: skip
+    task = bar.add_task("", total=1.0)
+    t = _t()
+
+    async def report(stage: str, fraction: float) -> None:
+        bar.update(task, description=t(f"research.stage.{stage}"), completed=fraction)
+
+    return bar, report
+
+
+def _research(work: Callable[[Any, Callable[[str, float], Awaitable[None]]], Awaitable[T]],
+              json_output: bool) -> T:  # fmt: skip
+    """Run ``work(history, report)`` with the candle cache of this machine and a progress bar."""
+    from engine.backtest.candles import HistoricalCandles
+    from engine.exchanges.clients import ClientPool
+    from robotrader.errors import UserError
+
+    settings = get_settings()
+    bar, report = _research_progress(json_output)
+
+    async def _run() -> T:
+        pool = ClientPool(settings.exchange_api_urls)
+        try:
+            history = HistoricalCandles(
+                pool, settings.data_dir / "candles", max_bytes=settings.candle_cache_bytes
+            )
+            return await work(history, report)
+        finally:
+            await pool.close()
+
+    try:
+        with bar:
+            return asyncio.run(_run())
+    except UserError as exc:
+        raise _user_error(exc) from None
+
+
+def _money_json(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _money_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_money_json(v) for v in value]
+    return value
+
+
+@app.command()
+def optimize(
+    strategy: Annotated[str, typer.Argument(help="Strategy: sma_crossover, rsi, dca, grid")],
+    symbol: Annotated[str, typer.Argument(help="Pair, e.g. BTC/USDT")],
+    period: Annotated[str, typer.Argument(help="How far back: 7d, 30d, 12w, 1y")] = "30d",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Fix one (fast=9) or narrow its range (fast=5..30)"),
+    ] = None,
+    split: Annotated[int, typer.Option(help="In-sample percent (the rest judges)")] = 70,
+    values: Annotated[int, typer.Option(help="Values tried per parameter")] = 8,
+    max_sets: Annotated[int, typer.Option(help="At most this many parameter sets")] = 1000,
+    exchange: Annotated[str, typer.Option(help="Exchange whose history to use")] = "binance",
+    timeframe: Annotated[str, typer.Option(help="Candle length: 1m, 5m, 15m, 1h, 4h, 1d")] = "1m",
+    capital: Annotated[str, typer.Option(help="The bot's capital, in the quote currency")] = "1000",
+    stop_loss: Annotated[str | None, typer.Option(help="Stop loss, in percent")] = None,
+    take_profit: Annotated[str | None, typer.Option(help="Take profit, in percent")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last day of the period (YYYY-MM-DD, UTC); default now")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use the shipped sample data, not the exchange")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+) -> None:
+    """Search a strategy's parameters on one pair: fitted in-sample, ranked out-of-sample."""
+    import json
+
+    from robotrader.errors import UserError
+    from robotrader.use_cases.backtests import parse_period
+    from robotrader.use_cases.optimization import optimization_setup, run_optimization
+
+    configure_logging("WARNING")
+    options = {"split": str(split), "values": str(values), "exchange": exchange,
+               "tf": timeframe, "capital": capital}  # fmt: skip
+    for name, value in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+        if value is not None:
+            options[name] = value
+    for pair in param or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise _fail("cli.bad_param", param=repr(pair))
+        options[name.strip().lower()] = value.strip()
+    strategy_name = strategy.strip().lower()
+    try:
+        from engine.strategies.registry import STRATEGIES
+        from robotrader.use_cases.bots import PRICE_RELATIVE_DEFAULTS
+
+        known = STRATEGIES.get(strategy_name)
+        start_from = {
+            name: known.defaults()[name] for name in PRICE_RELATIVE_DEFAULTS.get(strategy_name, {})
+        } if known else {}  # fmt: skip
+        setup = optimization_setup(
+            strategy, symbol, parse_period(period), options=options, limit=max(1, max_sets),
+            start_from=start_from, end_ms=_end_ms(end),
+            offline=offline or get_settings().market_data == "replay",
+        )  # fmt: skip
+    except UserError as exc:
+        raise _user_error(exc) from None
+    found = _research(lambda history, report: run_optimization(history, setup, report),
+                      json_output)  # fmt: skip
+    result = found.result
+    if json_output:
+        figures = [
+            {"params": c.params, "in_sample": c.in_sample.__dict__,
+             "out_of_sample": c.out_of_sample.__dict__}
+            for c in result.candidates
+        ]  # fmt: skip
+        typer.echo(json.dumps(_money_json({
+            "spec": setup.spec.to_json(), "source": found.source, "candles": found.candles,
+            "in_sample_share": result.in_sample_share, "split_ms": result.split_time,
+            "sets": len(result.candidates), "grid_size": setup.grid.full_size,
+            "truncated": setup.grid.truncated, "rank_correlation": result.rank_correlation,
+            "warnings": list(result.warnings), "ranked": figures,
+        }), indent=2))  # fmt: skip
+        return
+    t = _t()
+    lines = [
+        f"{result.strategy} on {setup.spec.symbol}: {len(result.candidates)} parameter sets, "
+        f"{result.in_sample_candles} candles in-sample, {result.out_of_sample_candles} "
+        f"out-of-sample ({found.source})",
+        "",
+        f"  {'#':>3}  {'parameters':32s} {'out %':>9} {'out DD %':>9} {'out tr':>7} {'in %':>9}",
+    ]
+    for rank, c in enumerate(result.candidates[:20], start=1):
+        params = ", ".join(f"{k}={v}" for k, v in c.params.items())
+        lines.append(
+            f"  {rank:>3}  {params:32s} {c.out_of_sample.return_pct:>+9.2f} "
+            f"{c.out_of_sample.max_drawdown_pct:>9.2f} {c.out_of_sample.trades:>7} "
+            f"{c.in_sample.return_pct:>+9.2f}"
+        )
+    best = result.best
+    best_params = ", ".join(f"{k}={v}" for k, v in best.params.items()) if best else "—"
+    lines += ["", f"{t('cli.optimize.best')}: {best_params}"]
+    lines += [f"warning: {w}" for w in result.warnings]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def compare(
+    symbol: Annotated[str, typer.Argument(help="Pair, e.g. BTC/USDT")],
+    period: Annotated[str, typer.Argument(help="How far back: 7d, 30d, 12w, 1y")],
+    contenders: Annotated[
+        list[str], typer.Argument(help="Strategies: rsi sma_crossover sma_crossover:fast=5,slow=30")
+    ],
+    exchange: Annotated[str, typer.Option(help="Exchange whose history to use")] = "binance",
+    timeframe: Annotated[str, typer.Option(help="Candle length: 1m, 5m, 15m, 1h, 4h, 1d")] = "1m",
+    capital: Annotated[str, typer.Option(help="Each bot's capital (quote currency)")] = "1000",
+    stop_loss: Annotated[str | None, typer.Option(help="Stop loss, in percent")] = None,
+    take_profit: Annotated[str | None, typer.Option(help="Take profit, in percent")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last day of the period (YYYY-MM-DD, UTC); default now")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Use the shipped sample data, not the exchange")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    chart: Annotated[Path | None, typer.Option(help="Also write the chart to this PNG")] = None,
+) -> None:
+    """Backtest several strategies or parameter sets on the same candles, side by side."""
+    import json
+
+    from robotrader.errors import UserError
+    from robotrader.use_cases.backtests import parse_period
+    from robotrader.use_cases.comparison import comparison_specs, run_comparison
+
+    configure_logging("WARNING")
+    options = {"exchange": exchange, "tf": timeframe, "capital": capital}
+    for name, value in (("stop_loss", stop_loss), ("take_profit", take_profit)):
+        if value is not None:
+            options[name] = value
+    try:
+        specs = comparison_specs(
+            symbol, parse_period(period), contenders, options=options, end_ms=_end_ms(end),
+            offline=offline or get_settings().market_data == "replay",
+        )  # fmt: skip
+    except UserError as exc:
+        raise _user_error(exc) from None
+    found = _research(
+        lambda history, report: run_comparison(history, specs, report, language=_t().language),
+        json_output,
+    )
+    if chart is not None:
+        chart.write_bytes(found.png)
+    rows = [
+        {"label": run.label, "strategy": run.result.strategy, "params": dict(run.result.params),
+         "return_pct": run.result.total_pnl_pct, "max_drawdown_pct": run.result.max_drawdown_pct,
+         "trades": run.result.trade_count, "win_rate_pct": run.result.win_rate_pct,
+         "profit_factor": run.profit_factor, "final_equity": run.result.final_equity}
+        for run in found.runs
+    ]  # fmt: skip
+    if json_output:
+        typer.echo(json.dumps(_money_json({
+            "symbol": specs[0].symbol, "exchange": specs[0].exchange,
+            "timeframe": specs[0].timeframe, "source": found.source, "candles": found.candles,
+            "first_candle_ms": found.first_candle_ms, "last_candle_ms": found.last_candle_ms,
+            "runs": rows,
+        }), indent=2))  # fmt: skip
+        return
+    lines = [f"{specs[0].symbol}, {found.candles} candles ({found.source})", ""]
+    lines.append(f"  {'strategy':36s} {'return %':>9} {'max DD %':>9} {'trades':>7} "
+                 f"{'win %':>7} {'PF':>6}")  # fmt: skip
+    for row in rows:
+        win = "—" if row["win_rate_pct"] is None else f"{row['win_rate_pct']:.2f}"
+        pf = "—" if row["profit_factor"] is None else f"{row['profit_factor']:.2f}"
+        lines.append(
+            f"  {row['label']:36s} {row['return_pct']:>+9.2f} {row['max_drawdown_pct']:>9.2f} "
+            f"{row['trades']:>7} {win:>7} {pf:>6}"
+        )
     if chart is not None:
         lines.append(f"chart: {chart}")
     typer.echo("\n".join(lines))

@@ -110,7 +110,14 @@ import numpy.typing as npt
 from engine.exchanges.paper import AMOUNT_STEP, FEE_RATE, MIN_ORDER_VALUE, SLIPPAGE
 from engine.risk import RiskSettings, daily_loss_breached, exit_reason
 from engine.sizing import Budget, buy_quote, cost_rate
-from engine.strategies.base import Candles, FloatArray, Intent, PositionState, Strategy
+from engine.strategies.base import (
+    Candles,
+    FloatArray,
+    Intent,
+    PositionState,
+    SignalArray,
+    Strategy,
+)
 
 DAY_MS = 86_400_000
 YEAR_MS = 365 * DAY_MS  # crypto trades every day of the year
@@ -1124,12 +1131,16 @@ def run_backtest(
     fee_rate: Decimal = FEE_RATE,
     slippage: Decimal = SLIPPAGE,
     progress: Callable[[float], None] | None = None,
+    signals: SignalArray | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` with ``params`` on ``candles`` for a bot with ``capital`` and ``risk``.
 
     ``params`` are validated (defaults filled in) as on bot creation. ``progress``, if
     given, is called with the fraction of candles done (0..1): about 20 times in all when
     the decision loop runs, only at 0 and 1 when the fills are found without it.
+    ``signals``, if given, are ``strategy.compute``'s over these candles, computed by the
+    caller: the optimiser computes them once over a longer history (the indicators are
+    warm at the first candle) and runs the in-sample and out-of-sample parts on slices.
     """
     if capital <= 0:
         raise ValueError("capital must be positive")
@@ -1142,7 +1153,10 @@ def run_backtest(
     step_ms = _step_ms(np.asarray(candles.time, dtype=np.int64))
     if progress is not None:
         progress(0.0)
-    signals = strategy.compute(candles, values)
+    if signals is None:
+        signals = strategy.compute(candles, values)
+    elif signals.shape[0] != n:
+        raise ValueError("one signal per candle")
     # On booleans: np.flatnonzero of the int8 signals takes twice as long.
     events = np.flatnonzero(signals != 0) if is_signal_driven(strategy) else np.arange(n)
     events = events.astype(np.int64, copy=False)

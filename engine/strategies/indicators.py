@@ -11,9 +11,17 @@ backtester must agree on every signal:
 
 Indices that do not have enough history yet are NaN; comparisons with NaN are
 False, so ``crossover``/``crossunder`` never fire during warm-up.
+
+A parameter search computes one strategy over the same candles with many parameter
+sets: inside ``shared_indicators()`` each indicator of one series and one period is
+computed once and shared (SMA 20 serves the pairs 5/20 and 20/50 alike).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +29,41 @@ import numpy.typing as npt
 from engine.strategies.base import FloatArray
 
 BoolArray = npt.NDArray[np.bool_]
+
+# (indicator, id of the series, period) -> (the series, its read-only result); the series
+# is held so that its id cannot be reused by another array while the entry lives.
+_Shared = dict[tuple[str, int, int], tuple[object, FloatArray]]
+_shared: ContextVar[_Shared | None] = ContextVar("shared_indicators", default=None)
+
+
+@contextmanager
+def shared_indicators() -> Iterator[None]:
+    """Within this block, ``sma`` and ``rsi`` of one series and one period are computed once.
+
+    The results handed out are read-only (a caller cannot change another's values); the
+    memory is given back when the block ends.
+    """
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _remembered(
+    name: str, values: FloatArray, period: int, compute: Callable[[], FloatArray]
+) -> FloatArray:
+    memo = _shared.get()
+    if memo is None:
+        return compute()
+    key = (name, id(values), period)
+    hit = memo.get(key)
+    if hit is not None and hit[0] is values:
+        return hit[1]
+    result = compute()
+    result.flags.writeable = False
+    memo[key] = (values, result)
+    return result
 
 
 def _as_float_array(values: FloatArray) -> FloatArray:
@@ -45,6 +88,10 @@ def sma(values: FloatArray, period: int) -> FloatArray:
     """
     if period < 1:
         raise ValueError("period must be at least 1")
+    return _remembered("sma", values, period, lambda: _sma(values, period))
+
+
+def _sma(values: FloatArray, period: int) -> FloatArray:
     source = _as_float_array(values)
     count = source.shape[0]
     result = np.full(count, np.nan, dtype=np.float64)
@@ -115,6 +162,10 @@ def rsi(values: FloatArray, period: int) -> FloatArray:
     """
     if period < 1:
         raise ValueError("period must be at least 1")
+    return _remembered("rsi", values, period, lambda: _rsi(values, period))
+
+
+def _rsi(values: FloatArray, period: int) -> FloatArray:
     source = _as_float_array(values)
     count = source.shape[0]
     result = np.full(count, np.nan, dtype=np.float64)

@@ -186,7 +186,7 @@ def _option_decimal(options: Mapping[str, str], name: str) -> str | None:
     return None if value is None else str(value).replace(",", ".")
 
 
-def _risk(options: Mapping[str, str], base: RiskSettings) -> RiskSettings:
+def risk_from_options(options: Mapping[str, str], base: RiskSettings) -> RiskSettings:
     values: dict[str, Any] = {
         attr: getattr(base, attr) for attr in RISK_OPTIONS.values()
     }
@@ -284,7 +284,7 @@ async def resolve_spec(
             exchange=options.get("exchange") or bot.exchange,
             timeframe=timeframe or bot.timeframe,
             capital=_option_decimal(options, "capital") or bot.capital,
-            risk=_risk(options, base_risk), end_ms=end_ms, bot=bot.name,
+            risk=risk_from_options(options, base_risk), end_ms=end_ms, bot=bot.name,
             offline=app.settings.market_data == "replay",
         )  # fmt: skip
         return spec, bot.id
@@ -300,7 +300,7 @@ async def resolve_spec(
         strategy, symbol, days, parameters=parameters, exchange=exchange,
         timeframe=timeframe or DEFAULT_TIMEFRAME,
         capital=_option_decimal(options, "capital") or DEFAULT_CAPITAL,
-        risk=_risk(options, RiskSettings()), end_ms=end_ms,
+        risk=risk_from_options(options, RiskSettings()), end_ms=end_ms,
         offline=app.settings.market_data == "replay",
     )  # fmt: skip
     return spec, None
@@ -326,6 +326,15 @@ def _limit_error(exc: LimitReached) -> UserError:
         next_plan=better.title,
         next_maximum=getattr(better, field_name),
     )
+
+
+def check_period_in_plan(plan: str, days: int) -> None:
+    """UserError (naming the plan that allows it) if ``days`` is longer than the plan backtests."""
+    limits = limits_of(plan)
+    if days > limits.max_backtest_days:
+        raise _limit_error(
+            LimitReached("backtest_days", limits.plan, limits.max_backtest_days, days)
+        )
 
 
 async def start_backtest(

@@ -23,6 +23,7 @@ from decimal import Decimal
 
 from bots.core import actions
 from bots.core.commands.bots import POPULAR_SYMBOLS
+from bots.core.commands.comparison import compare_command
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
 from bots.core.replies import Block, Button, Image, Paragraph, Reply, Table, Title
@@ -178,6 +179,8 @@ async def backtest(inv: Invocation) -> Reply | list[Reply]:
         return _fresh(await _ask_target(inv))
     if inv.args[0].lower() in keywords("command.word.status"):
         return await _status(inv, inv.args[1] if len(inv.args) > 1 else None)
+    if inv.args[0].lower() in keywords("command.word.compare"):
+        return await compare_command(inv, inv.args[1:])
     request = parse_request(inv.args)
     step = await _next_step(inv, request)
     if step is not None:

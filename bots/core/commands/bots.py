@@ -280,6 +280,37 @@ async def newbot_button(inv: Invocation) -> Reply:
     return await newbot(inv)
 
 
+@action("opb")
+async def newbot_prefilled(inv: Invocation) -> Reply:
+    """"Create a bot with these parameters" under an /optimize result: /newbot with the
+    exchange, the pair, the strategy and its parameters filled in; it asks the rest.
+    """
+    if not inv.ctx.is_private:
+        raise UserError("private_only")
+    if len(inv.args) < 3 or inv.args[0] not in EXCHANGES or inv.args[2] not in STRATEGIES:
+        raise UserError("button_expired")
+    exchange, symbol, name = inv.args[0], normalize_symbol(inv.args[1]), inv.args[2]
+    strategy = get_strategy(name)
+    names = [p.name for p in strategy.info.params]
+    if len(inv.args) != 3 + len(names):
+        raise UserError("button_expired")
+    check_strategy_in_plan(inv.account.plan, name)
+    parameters = validated_parameters(strategy, dict(zip(names, inv.args[3:], strict=True)))
+    inv.start_dialog(
+        "newbot", Step.CAPITAL, exchange=exchange, symbols=[symbol], strategy=name,
+        parameters=parameters,
+    )  # fmt: skip
+    reply = _ask(inv, Step.CAPITAL)
+    summary = inv.t(
+        "newbot.prefilled", strategy=inv.t(strategy.info.title_key), symbol=symbol,
+        exchange=EXCHANGES[exchange].title,
+        parameters=", ".join(f"{k}={v}" for k, v in parameters.items()) or "—",
+    )  # fmt: skip
+    reply.blocks.insert(0, Paragraph(summary))
+    reply.edit = False  # below the result, which stays
+    return reply
+
+
 @action("nbx")
 async def newbot_exchange(inv: Invocation) -> Reply:
     data = _dialog_data(inv, BUTTON_STEP["nbx"])
