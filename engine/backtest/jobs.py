@@ -279,7 +279,7 @@ async def run_backtest_job(
         from engine.backtest.chart import render_chart  # matplotlib: loaded where charts are drawn
 
         png = await asyncio.to_thread(render_chart, execution.candles, execution.result)
-        summary = BacktestSummary.of(spec, execution.result, execution.source)
+        summary = BacktestSummary.of(spec, execution.result, execution.source, execution.candles)
     except JobFailed as failed:
         error = failed.key
     except Exception:
