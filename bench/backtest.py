@@ -12,8 +12,8 @@ Then:
     bench/.venv/bin/python bench/backtest.py --minutes 100000 --repeat 3
 
 What runs: SMA crossover (the product's ``sma_crossover``, default 9/21) over one
-year of 1-minute candles (525,600), a seeded GARCH random walk around 60,000
-(``engine.market_data.replay.random_walk_candles``: no sample that long ships).
+year of 1-minute candles (525,600) of the offline feed's synthetic market around
+60,000 (``engine.market_data.replay.synthetic_candles``, seeded per ``--seed``).
 All three are configured to the same rules, the ones the three can express
 identically:
 
@@ -96,7 +96,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.backtest import run_backtest
 from engine.backtest.optimize import optimize, parameter_grid
-from engine.market_data.replay import random_walk_candles
+from engine.market_data.replay import MarketProfile, stable_seed, synthetic_candles
 from engine.risk import RiskSettings
 from engine.strategies.base import Candles
 from engine.strategies.sma_crossover import SmaCrossover
@@ -163,7 +163,11 @@ def table(title: str, rows: list[tuple[str, Timing]]) -> None:
 
 
 def make_candles(minutes: int, seed: int) -> Candles:
-    return random_walk_candles(seed, 60_000.0, minutes, start_ms=START_MS, minute_volatility=0.0008)
+    profile = MarketProfile(stable_seed(f"bench:{seed}"), price=60_000.0, daily_volatility=0.03)
+    started = time.perf_counter()
+    candles = synthetic_candles(profile, "1m", START_MS - START_MS % 60_000, minutes)
+    print(f"synthetic data: {minutes:,} 1m candles in {time.perf_counter() - started:.3f} s")
+    return candles
 
 
 def our_units(candles: Candles, result: Any) -> np.ndarray:

@@ -6,7 +6,17 @@ they import robotrader/ only.
 
 from __future__ import annotations
 
+from engine.backtest.coverage import DataCoverage
 from engine.backtest.jobs import STAGES
-from engine.backtest.summary import BacktestSpec, BacktestSummary
+from engine.backtest.summary import BacktestSpec, BacktestSummary, TradeRecord
+from engine.backtest.trade_csv import csv_filename, trades_csv
 
-__all__ = ["STAGES", "BacktestSpec", "BacktestSummary"]
+__all__ = [
+    "STAGES",
+    "BacktestSpec",
+    "BacktestSummary",
+    "DataCoverage",
+    "TradeRecord",
+    "csv_filename",
+    "trades_csv",
+]

@@ -248,8 +248,16 @@ def backtest(
         bool, typer.Option("--json", help="Print the result as JSON (for scripts)")
     ] = False,
     chart: Annotated[Path | None, typer.Option(help="Also write the chart to this PNG")] = None,
+    csv_path: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Also write the trades to this CSV file, one row per trade"),
+    ] = None,
 ) -> None:
-    """Backtest a strategy on one pair here, in this process: the figures the chat shows."""
+    """Backtest a strategy on one pair here, in this process: the figures the chat shows.
+
+    The figures are printed first; a --chart or --csv file that cannot be written is then
+    reported (exit status 2) without losing them.
+    """
     import json
     from datetime import UTC, datetime
 
@@ -259,7 +267,12 @@ def backtest(
     from engine.exchanges.clients import ClientPool
     from engine.risk import RiskSettings
     from robotrader.errors import UserError
-    from robotrader.use_cases.backtests import backtest_spec, parse_period
+    from robotrader.use_cases.backtests import (
+        backtest_spec,
+        check_listed,
+        parse_period,
+        period_end,
+    )
     from robotrader.use_cases.bots import positive_pct
 
     settings = get_settings()
@@ -268,10 +281,10 @@ def backtest(
     try:
         if end is not None:
             try:
-                last_day = datetime.strptime(end, "%Y-%m-%d").replace(tzinfo=UTC)
+                last_day = datetime.strptime(end, "%Y-%m-%d").replace(tzinfo=UTC).date()
             except ValueError:
                 raise _fail("cli.bad_end", end=repr(end)) from None
-            end_ms = int(last_day.timestamp() * 1000) + 86_400_000
+            end_ms = period_end(last_day)
         parameters: dict[str, str] = {}
         for pair in param or []:
             name, sep, value = pair.partition("=")
@@ -315,6 +328,7 @@ def backtest(
             def progress(stage: str, fraction: float) -> None:
                 bar.update(task, description=stages.get(stage, stage), completed=fraction)
 
+            await check_listed(pool, spec)
             return await execute(spec, history, progress)
         finally:
             await pool.close()
@@ -322,6 +336,8 @@ def backtest(
     try:
         with bar:
             execution = asyncio.run(_run())
+    except UserError as exc:
+        raise _user_error(exc) from None
     except JobFailed as failed:
         where = {"timeframe": spec.timeframe, "symbol": spec.symbol, "exchange": spec.exchange}
         if failed.key == "no_candles":
@@ -330,16 +346,38 @@ def backtest(
             raise _fail("cli.backtest.history_refused", **where) from None
         typer.echo(t("cli.backtest.failed", key=failed.key), err=True)
         raise typer.Exit(1) from None
-    summary = BacktestSummary.of(spec, execution.result, execution.source)
+    summary = BacktestSummary.of(spec, execution.result, execution.source, execution.candles)
+    # Files are written after the figures are out: a bad path never costs the results.
+    files: list[tuple[str, Path, Callable[[], bytes]]] = []
     if chart is not None:
         from engine.backtest.chart import render_chart
 
-        text = chart_text(t.language)
-        chart.write_bytes(render_chart(execution.candles, execution.result, summary, text))
+        files.append(
+            ("cli.backtest.chart", chart, lambda: render_chart(
+                execution.candles, execution.result, summary, chart_text(t.language)
+            ))
+        )
+    if csv_path is not None:
+        from robotrader.backtesting import trades_csv
+
+        files.append(("cli.backtest.trades", csv_path, lambda: trades_csv(summary).encode()))
     if json_output:
         typer.echo(json.dumps(summary.to_json(), indent=2))
-        return
-    _print_summary(summary, chart)
+    else:
+        _print_summary(summary)
+    failed_any = False
+    for what, path, render in files:
+        try:
+            path.write_bytes(render())
+        except OSError as exc:
+            failed_any = True
+            reason = exc.strerror or type(exc).__name__
+            typer.echo(t("cli.cannot_write", what=t(what), path=str(path), reason=reason), err=True)
+        else:
+            if not json_output:
+                typer.echo(t("cli.backtest.written", what=t(what), path=str(path)))
+    if failed_any:
+        raise typer.Exit(2)
 
 
 def _user_error(exc: UserError) -> typer.Exit:
@@ -350,7 +388,7 @@ def _user_error(exc: UserError) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _print_summary(summary: BacktestSummary, chart: Path | None) -> None:
+def _print_summary(summary: BacktestSummary) -> None:
     from datetime import UTC, datetime
     from decimal import Decimal
 
@@ -380,10 +418,34 @@ def _print_summary(summary: BacktestSummary, chart: Path | None) -> None:
         "",
         f"fills: {summary.fill_rule}",
     ]
-    if summary.source == "replay":
-        lines.append("data: the offline replay feed (shipped samples), not the exchange")
-    if chart is not None:
-        lines.append(f"chart: {chart}")
+    t = _t()
+    if summary.synthetic:
+        lines.append(t("cli.backtest.synthetic"))
+    coverage = summary.coverage
+    if coverage is not None:
+        if coverage.clipped:
+            lines.append(
+                t(
+                    "cli.backtest.clipped",
+                    symbol=spec.symbol,
+                    first=day(coverage.first_candle_ms),
+                    start=day(coverage.first_candle_ms),
+                    end=day(coverage.last_candle_ms),
+                )
+            )
+        if coverage.gaps and coverage.longest_gap_first_ms is not None:
+            lines.append(
+                t(
+                    "cli.backtest.gaps",
+                    gaps=coverage.gaps,
+                    missing=coverage.missing_candles,
+                    longest=coverage.longest_gap_candles,
+                    gap_start=day(coverage.longest_gap_first_ms),
+                    gap_end=day(coverage.longest_gap_last_ms or coverage.longest_gap_first_ms),
+                )
+            )
+        elif not summary.synthetic:
+            lines.append(t("cli.backtest.no_gaps"))
     typer.echo("\n".join(lines))
 
 

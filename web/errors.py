@@ -95,6 +95,7 @@ STATUS_OF_ERROR: dict[str, int] = {
     "backtest_concurrency_limit": 422,
     "backtest_concurrency_limit_top": 422,
     "backtest_not_found": 422,
+    "backtest_end_in_future": 422,
     "backtest_not_possible": 422,
     "backtest_period_limit": 422,
     "backtest_period_limit_top": 422,

@@ -98,6 +98,9 @@ class Console:
         for reply in replies:
             if reply.image is not None:
                 print(f"🖼  {reply.image.caption}: {self._save(reply.image.png)}", file=self.out)
+            if reply.document is not None:
+                saved = self._save_document(reply.document.data, reply.document.filename)
+                print(f"📄 {reply.document.caption}: {saved}", file=self.out)
             text = render_plain(reply, self.buttons)
             if text:
                 print(text, file=self.out, flush=True)
@@ -109,6 +112,14 @@ class Console:
         folder.mkdir(parents=True, exist_ok=True)
         path = (folder / f"chart-{int(time.time())}-{self.charts}.png").resolve()
         path.write_bytes(png)
+        return path
+
+    def _save_document(self, data: bytes, filename: str) -> Path:
+        """Documents (CSV exports) too, under their own name."""
+        folder = self.app.settings.data_dir / "exports"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = (folder / Path(filename).name).resolve()
+        path.write_bytes(data)
         return path
 
     async def handle_line(self, line: str) -> None:

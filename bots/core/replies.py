@@ -49,11 +49,21 @@ class Image:
     caption: str = ""
 
 
+@dataclass(frozen=True)
+class Document:
+    """A file sent with the reply (a CSV export), under its own name."""
+
+    data: bytes
+    filename: str
+    caption: str = ""
+
+
 @dataclass
 class Reply:
     blocks: list[Block] = field(default_factory=list)
     buttons: list[list[Button]] = field(default_factory=list)
     image: Image | None = None
+    document: Document | None = None
     # Replace the message whose button was pressed instead of sending a new one.
     edit: bool = False
     # Send to the user's private chat rather than where the message came from.

@@ -94,7 +94,7 @@ def render_embeds(reply: Reply) -> list[discord.Embed]:
     if current:
         descriptions.append(current)
     if not descriptions and title is None and reply.image is None:
-        return []
+        return []  # a document alone goes as a file without an embed
     embeds: list[discord.Embed] = []
     budget = MAX_EMBED_TOTAL - len(title or "")
     for index, description in enumerate(descriptions or [""]):
@@ -117,9 +117,20 @@ def render_embeds(reply: Reply) -> list[discord.Embed]:
 
 
 def render_files(reply: Reply) -> list[discord.File]:
-    if reply.image is None:
-        return []
-    return [discord.File(io.BytesIO(reply.image.png), filename=IMAGE_NAME)]
+    """The reply's attachments: its chart (shown in the embed) and its document, if any."""
+    files = []
+    if reply.image is not None:
+        files.append(discord.File(io.BytesIO(reply.image.png), filename=IMAGE_NAME))
+    if reply.document is not None:
+        document = reply.document
+        files.append(
+            discord.File(
+                io.BytesIO(document.data),
+                filename=document.filename,
+                description=_cut(document.caption, 1024) or None,
+            )
+        )
+    return files
 
 
 def layout(buttons: Sequence[Sequence[Button]]) -> list[Row]:
@@ -238,4 +249,6 @@ def message_kwargs(reply: Reply, view: ReplyView | None) -> dict[str, Any]:
 
 
 def is_empty(reply: Reply) -> bool:
-    return not reply.blocks and not reply.buttons and reply.image is None
+    return (
+        not reply.blocks and not reply.buttons and reply.image is None and reply.document is None
+    )

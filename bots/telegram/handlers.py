@@ -123,7 +123,7 @@ async def send_replies(
     """Render and send; ``pressed`` is the message whose button led here (for edits)."""
     bot = context.bot
     for reply in replies:
-        if not reply.blocks and not reply.buttons and reply.image is None:
+        if not reply.blocks and not reply.buttons and reply.image is None and not reply.document:
             continue
         chat_id: str | int = ctx.platform_user_id if reply.private else ctx.chat_id
         chunks = render_messages(reply)
@@ -132,6 +132,13 @@ async def send_replies(
             if reply.image is not None:
                 await bot.send_photo(
                     chat_id, reply.image.png, caption=reply.image.caption[:1024] or None
+                )
+            if reply.document is not None:
+                await bot.send_document(
+                    chat_id,
+                    reply.document.data,
+                    filename=reply.document.filename,
+                    caption=reply.document.caption[:1024] or None,
                 )
             if not chunks:
                 continue

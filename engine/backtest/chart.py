@@ -290,7 +290,7 @@ def backtest_figure(
         fontsize=12,
         loc="left",
     )
-    if summary.source == "replay":
+    if summary.synthetic:
         price_ax.text(
             0.99, 0.97, text("chart.backtest.synthetic"), transform=price_ax.transAxes,
             ha="right", va="top", fontsize=11, color="#7f2704", zorder=5, gid="synthetic",

@@ -279,7 +279,7 @@ async def run_backtest_job(
         writer.report("chart", 0.0)
         from engine.backtest.chart import render_chart  # matplotlib: loaded where charts are drawn
 
-        done = BacktestSummary.of(spec, execution.result, execution.source)
+        done = BacktestSummary.of(spec, execution.result, execution.source, execution.candles)
         # A job queued without the chart's words (before they travelled with it) shows keys.
         text = spec.chart_text or ChartText()
         png = await asyncio.to_thread(

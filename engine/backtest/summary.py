@@ -3,6 +3,12 @@
 Both travel through the database between processes (the chat queues a spec, a worker
 writes the summary) and out of ``robotrader backtest --json``: money and percentages
 are decimal strings, times are milliseconds since the epoch (UTC).
+
+A summary also carries its closed trades (the CSV export and ``--json`` list them),
+which candles the period really had (``DataCoverage``: a clipped start, gaps), and
+whether the candles were the offline feed's synthetic data (``synthetic``), which every
+text and chart made from it says. Summaries stored before these existed read back
+without trades and without coverage.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from engine.backtest.chart_text import ChartText
-from engine.backtest.runner import FILL_RULE, BacktestResult
+from engine.backtest.coverage import DataCoverage, coverage_of
+from engine.backtest.runner import FILL_RULE, BacktestResult, BacktestTrade
+from engine.market_data.timeframes import timeframe_ms
 from engine.risk import RiskSettings, Target
+from engine.strategies.base import Candles
 
 Source = Literal["exchange", "replay"]
 
@@ -114,6 +123,66 @@ class BacktestSpec:
 
 
 @dataclass(frozen=True)
+class TradeRecord:
+    """One closed trade of a backtest, as exported (see ``BacktestTrade`` for the figures)."""
+
+    entry_time_ms: int  # open time of the candle whose open filled the (first) buy
+    exit_time_ms: int  # open time of the candle whose open filled the sell
+    side: str  # "long": spot bots buy, then sell
+    amount: Decimal
+    entry_price: Decimal
+    exit_price: Decimal
+    fees: Decimal
+    pnl: Decimal
+    pnl_pct: Decimal
+    exit_reason: str
+
+    @classmethod
+    def of(cls, trade: BacktestTrade) -> TradeRecord:
+        return cls(
+            entry_time_ms=trade.entry_time,
+            exit_time_ms=trade.exit_time,
+            side="long",
+            amount=trade.amount,
+            entry_price=trade.entry_price,
+            exit_price=trade.exit_price,
+            fees=trade.fees,
+            pnl=trade.pnl,
+            pnl_pct=trade.pnl_pct,
+            exit_reason=trade.exit_reason,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "entry_time_ms": self.entry_time_ms,
+            "exit_time_ms": self.exit_time_ms,
+            "side": self.side,
+            "amount": str(self.amount),
+            "entry_price": str(self.entry_price),
+            "exit_price": str(self.exit_price),
+            "fees": str(self.fees),
+            "pnl": str(self.pnl),
+            "pnl_pct": str(self.pnl_pct),
+            "exit_reason": self.exit_reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TradeRecord:
+        return cls(
+            entry_time_ms=int(data["entry_time_ms"]),
+            exit_time_ms=int(data["exit_time_ms"]),
+            side=str(data.get("side") or "long"),
+            amount=Decimal(data["amount"]),
+            entry_price=Decimal(data["entry_price"]),
+            exit_price=Decimal(data["exit_price"]),
+            fees=Decimal(data["fees"]),
+            pnl=Decimal(data["pnl"]),
+            pnl_pct=Decimal(data["pnl_pct"]),
+            exit_reason=str(data["exit_reason"]),
+        )
+
+
+@dataclass(frozen=True)
 class BacktestSummary:
     """The figures of a finished backtest (see ``BacktestResult`` for how each is computed)."""
 
@@ -136,9 +205,22 @@ class BacktestSummary:
     fee_rate: Decimal
     slippage: Decimal
     fill_rule: str = FILL_RULE
+    coverage: DataCoverage | None = None  # None: stored before it was recorded
+    trades: tuple[TradeRecord, ...] = ()
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the candles were the offline feed's synthetic data, not the exchange's."""
+        return self.source == "replay"
 
     @classmethod
-    def of(cls, spec: BacktestSpec, result: BacktestResult, source: Source) -> BacktestSummary:
+    def of(
+        cls, spec: BacktestSpec, result: BacktestResult, source: Source, candles: Candles
+    ) -> BacktestSummary:
+        """The summary of ``result``, a run over ``candles`` (the period's candles there were)."""
+        coverage = coverage_of(
+            candles.time, spec.start_ms, spec.end_ms, timeframe_ms(spec.timeframe)
+        )
         return cls(
             spec=spec,
             source=source,
@@ -159,12 +241,15 @@ class BacktestSummary:
             fee_rate=result.fee_rate,
             slippage=result.slippage,
             fill_rule=result.fill_rule,
+            coverage=coverage,
+            trades=tuple(TradeRecord.of(trade) for trade in result.trades),
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "spec": self.spec.to_json(),
             "source": self.source,
+            "synthetic": self.synthetic,
             "candles": self.candles,
             "first_candle_ms": self.first_candle_ms,
             "last_candle_ms": self.last_candle_ms,
@@ -182,6 +267,8 @@ class BacktestSummary:
             "fee_rate": str(self.fee_rate),
             "slippage": str(self.slippage),
             "fill_rule": self.fill_rule,
+            "coverage": None if self.coverage is None else self.coverage.to_json(),
+            "trades": [trade.to_json() for trade in self.trades],
         }
 
     @classmethod
@@ -207,4 +294,6 @@ class BacktestSummary:
             fee_rate=Decimal(data["fee_rate"]),
             slippage=Decimal(data["slippage"]),
             fill_rule=str(data.get("fill_rule") or FILL_RULE),
+            coverage=DataCoverage.from_json(data["coverage"]) if data.get("coverage") else None,
+            trades=tuple(TradeRecord.from_json(trade) for trade in data.get("trades") or ()),
         )

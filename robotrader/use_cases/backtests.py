@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +39,7 @@ from db.types import utcnow
 from engine.backtest.jobs import expire_stale_jobs, stale_error
 from engine.backtest.summary import BacktestSpec, BacktestSummary
 from engine.exchanges.catalog import EXCHANGES
+from engine.exchanges.clients import ClientPool
 from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.risk import RiskSettings
 from engine.strategies.registry import STRATEGIES, get_strategy
@@ -49,12 +50,12 @@ from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.use_cases.bot_refs import parse_bot_ref
 from robotrader.use_cases.bots import (
     check_strategy_in_plan,
-    known_symbol,
     normalize_symbol,
     parse_capital,
     positive_amount,
     positive_pct,
     suggested_parameters,
+    symbol_listed,
     validated_parameters,
 )
 
@@ -205,6 +206,22 @@ def _strategy_parameters(options: Mapping[str, str]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in OPTIONS}
 
 
+def _day_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d")
+
+
+def period_end(last_day: date, *, now_ms: int | None = None) -> int:
+    """The end (ms, UTC) of a period whose last day is ``last_day``: the end of that day, or
+    now when that day is today; UserError when it is still to come.
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    end = int(datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC).timestamp() * 1000)
+    end += DAY_MS
+    if end - DAY_MS > now:
+        raise UserError("backtest_end_in_future", end=last_day.isoformat())
+    return min(end, now)
+
+
 def backtest_spec(
     strategy: str,
     symbol: str,
@@ -234,7 +251,11 @@ def backtest_spec(
     values = validated_parameters(get_strategy(name), dict(parameters or {}))
     days = parse_period(days)
     step = TIMEFRAME_MS[timeframe]
-    end = int(time.time() * 1000) if end_ms is None else end_ms
+    now = int(time.time() * 1000)
+    if end_ms is not None and end_ms > now:
+        # No candle of the future exists: a backtest ending there would quietly be shorter.
+        raise UserError("backtest_end_in_future", end=_day_text(end_ms - 1))
+    end = now if end_ms is None else end_ms
     end = end // step * step  # whole candles: the cache keys stay the same within a candle
     return BacktestSpec(
         exchange=exchange,
@@ -533,10 +554,16 @@ async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
 
 
 async def check_symbol(app: App, spec: BacktestSpec) -> None:
-    """UserError if the exchange answers and does not list the symbol (offline: trusted)."""
-    if spec.offline:
-        return
-    if not await known_symbol(app, spec.exchange, spec.symbol):
+    """UserError unless the exchange lists the symbol (see `check_listed`)."""
+    await check_listed(app.pool, spec)
+
+
+async def check_listed(pool: ClientPool, spec: BacktestSpec) -> None:
+    """UserError unless ``spec``'s exchange lists its symbol: by the exchange's markets, or
+    offline (or unreachable) by the shipped catalogue. Synthetic data is no excuse to
+    backtest a pair nobody trades.
+    """
+    if not await symbol_listed(pool, spec.exchange, spec.symbol, offline=spec.offline):
         raise UserError("unknown_symbol", symbol=spec.symbol, exchange=spec.exchange)
 
 

@@ -41,6 +41,7 @@ from db.notifications import KillSwitchNotice
 from db.outbox import add_notification
 from db.types import utcnow
 from engine.exchanges.catalog import EXCHANGES, exchange_spec
+from engine.exchanges.clients import ClientPool
 from engine.exchanges.listings import listed_offline
 from engine.live_orders import reconcile, unsettled_orders
 from engine.market_data.feed import MarketKey
@@ -208,9 +209,18 @@ def parse_capital(value: Decimal | str | int) -> Decimal:
 
 async def known_symbol(app: App, exchange: str, symbol: str) -> bool:
     """Whether the exchange lists ``symbol``; offline, the shipped catalogue decides."""
-    if app.settings.market_data != "replay":
+    return await symbol_listed(
+        app.pool, exchange, symbol, offline=app.settings.market_data == "replay"
+    )
+
+
+async def symbol_listed(pool: ClientPool, exchange: str, symbol: str, *, offline: bool) -> bool:
+    """Whether ``exchange`` lists ``symbol``: its markets, else (``offline``, or the exchange
+    unreachable) the shipped catalogue of listings.
+    """
+    if not offline:
         try:
-            markets = await app.pool.markets(exchange)
+            markets = await pool.markets(exchange)
         except Exception:  # offline: the shipped catalogue below
             log.info("bots.markets_unavailable exchange=%s", exchange)
         else:

@@ -504,6 +504,10 @@ class Venue:
         #: Base quantity takers can still trade at the current price; absent or None: unlimited.
         self.depth: dict[str, Decimal | None] = {}
         self.candle_overrides: dict[tuple[str, str], list[Candle]] = {}
+        #: symbol -> open time of its first candle (a later listing than LISTING_MS).
+        self.listed: dict[str, int] = {}
+        #: symbol -> [start, end) periods of open times with no candle (an outage, a halt).
+        self.holes: dict[str, list[tuple[int, int]]] = {}
         self.accounts: dict[str, Account] = {}
         self.orders: list[Order] = []
         self.orders_by_id: dict[str, Order] = {}
@@ -603,19 +607,35 @@ class Venue:
             # As the exchanges do: the candle open now is the newest, never one to come.
             rows = [r for r in override if (start_ms is None or r[0] >= start_ms) and r[0] <= last]
             return rows[:limit] if start_ms is not None else rows[-limit:]
-        first = max(LISTING_MS, start_ms or LISTING_MS)
+        listed = max(LISTING_MS, self.listed.get(symbol, LISTING_MS))
+        first = max(listed, start_ms or listed)
         if interval_open(step, first) < first:  # the first candle opening at or after it
             first = interval_open(step, first) + step
+        holes = self.holes.get(symbol, [])
+        # As Binance does: `limit` candles that exist, missing ones simply absent (never
+        # placeholders), so a page after a hole reaches further in time.
+        times: list[int] = []
         if start_ms is not None:
-            last = min(last, first + (limit - 1) * step)
+            t = first
+            while t <= last and len(times) < limit:
+                hole = next((h for h in holes if h[0] <= t < h[1]), None)
+                if hole is None:
+                    times.append(t)
+                    t += step
+                else:
+                    t = interval_open(step, hole[1] - 1) + step
         else:
-            first = max(first, last - (limit - 1) * step)
-        if last < first:
-            return []
+            t = last
+            while t >= first and len(times) < limit:
+                hole = next((h for h in holes if h[0] <= t < h[1]), None)
+                if hole is None:
+                    times.append(t)
+                    t -= step
+                else:
+                    t = interval_open(step, hole[0] - 1)
+            times.reverse()
         current = interval_open(step, now)
-        return [
-            self._candle(symbol, interval, t, t == current) for t in range(first, last + 1, step)
-        ]
+        return [self._candle(symbol, interval, t, t == current) for t in times]
 
     def _walk(self, symbol: str, interval: str, t_ms: int) -> Decimal:
         """The seeded walk around the current price: the close of the candle opening at t_ms."""
@@ -2605,6 +2625,28 @@ class ExchangeEmulator(ThreadedServer):
             if symbol not in venue.markets:
                 raise KeyError(f"{exchange} has no market {symbol}")
             venue.candle_overrides[(symbol, interval)] = candles
+
+    def set_history(
+        self,
+        exchange: str,
+        symbol: str,
+        *,
+        listed_ms: int | None = None,
+        holes: Iterable[tuple[int, int]] = (),
+    ) -> None:
+        """Shape the walk's history like a real market's: no candle opens before ``listed_ms``
+        (the listing), and none inside each ``[start, end)`` of ``holes`` (ms, open times):
+        the exchange leaves those out of its answers, as Binance leaves out missing minutes.
+        """
+        with self._lock:
+            venue = self._venue(exchange)
+            if symbol not in venue.markets:
+                raise KeyError(f"{exchange} has no market {symbol}")
+            if listed_ms is None:
+                venue.listed.pop(symbol, None)
+            else:
+                venue.listed[symbol] = listed_ms
+            venue.holes[symbol] = sorted((int(a), int(b)) for a, b in holes)
 
     # -- accounts and orders ---------------------------------------------------------
     def add_account(

@@ -1214,6 +1214,11 @@ class TelegramEmulator(ThreadedServer):
         """What to pass to PTB's ``base_file_url``."""
         return f"{self.base_url}/file/bot"
 
+    def file_bytes(self, file_id: str) -> bytes:
+        """The bytes of a file the bot uploaded (what getFile and its download give)."""
+        with self._lock:
+            return self._files[file_id].data
+
     @property
     def bot_user(self) -> JSONDict:
         """The bot as a User object (as in ``from`` of its messages)."""

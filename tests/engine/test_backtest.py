@@ -722,8 +722,8 @@ TWIN_CASES = [
         {"fast": 5, "slow": 13},
         RiskSettings(stop_loss_pct=D("0.15"), take_profit_pct=D("0.2"), max_position=D(700)),
     ),
-    ("dca", {"safety_step_pct": 0.1, "take_profit_pct": 0.15}, RiskSettings()),
-    ("grid", {"lower": 89_000.0, "upper": 91_000.0, "levels": 12}, RiskSettings()),
+    ("dca", {"safety_step_pct": 0.1, "take_profit_pct": 0.15, "safety_orders": 10}, RiskSettings()),
+    ("grid", {"lower": 110_000.0, "upper": 112_500.0, "levels": 12}, RiskSettings()),
 ]
 
 

@@ -49,13 +49,18 @@ def _run(
     strategy: str, timeframe: str = "15m", days: int = 7, risk: RiskSettings | None = None
 ) -> tuple[Candles, BacktestResult, BacktestSummary]:
     end = T0 + days * DAY
-    spec = backtest_spec(strategy, "BTC/USDT", days, timeframe=timeframe, end_ms=end)
     candles = ReplayFeed().history("BTC/USDT", timeframe, T0, end)
+    # A grid around where the (synthetic) price is, as /newbot suggests one.
+    first = float(candles.close[0])
+    parameters = {"lower": first * 0.9, "upper": first * 1.1} if strategy == "grid" else None
+    spec = backtest_spec(
+        strategy, "BTC/USDT", days, timeframe=timeframe, end_ms=end, parameters=parameters
+    )
     result = run_backtest(
         candles, get_strategy(strategy), spec.parameters, capital=spec.capital,
         risk=risk or RiskSettings(),
     )  # fmt: skip
-    return candles, result, BacktestSummary.of(spec, result, "exchange")
+    return candles, result, BacktestSummary.of(spec, result, "exchange", candles)
 
 
 def _figure(
@@ -69,7 +74,7 @@ def _figure(
 ) -> tuple[Figure, BacktestResult, BacktestSummary]:
     candles, result, summary = _run(strategy, timeframe, days, risk)
     if source != summary.source:
-        summary = BacktestSummary.of(summary.spec, result, source)
+        summary = BacktestSummary.of(summary.spec, result, source, candles)
     return backtest_figure(candles, result, summary, text), result, summary
 
 

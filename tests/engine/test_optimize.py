@@ -18,7 +18,7 @@ from engine.backtest.optimize import (
     rank_correlation,
     split_index,
 )
-from engine.market_data.replay import random_walk_candles
+from engine.market_data.replay import MarketProfile, synthetic_candles
 from engine.risk import RiskSettings
 from engine.strategies.base import Candles
 from engine.strategies.indicators import rsi, shared_indicators, sma
@@ -32,7 +32,7 @@ RSI = get_strategy("rsi")
 
 @pytest.fixture(scope="module")
 def candles() -> Candles:
-    return random_walk_candles(3, 60_000.0, 6_000, start_ms=T0, minute_volatility=0.001)
+    return synthetic_candles(MarketProfile.of("BTC/USDT"), "1m", T0, 6_000)
 
 
 def figures(return_pct: str, trades: int = 10, drawdown: str = "5") -> Figures:

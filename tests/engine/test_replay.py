@@ -1,31 +1,26 @@
-"""The offline feed: deterministic, aligned, closed candles, correct aggregation, any symbol."""
+"""The offline feed: synthetic, non-repeating, deterministic per candle, aligned, closed."""
 
 from __future__ import annotations
-
-import gzip
-import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.market_data.replay import (
-    SAMPLES_DIR,
+    DAILY_VOLATILITY,
+    MarketProfile,
     ReplayFeed,
-    load_sample,
-    price_decimals,
-    random_walk_candles,
-    sample_path,
     stable_seed,
+    synthetic_candles,
 )
-from engine.market_data.samples.make_samples import SPECS, sample_candles, to_csv
 from engine.market_data.timeframes import TIMEFRAME_MS, timeframe_ms
 from engine.strategies.base import Candles
 from engine.strategies.registry import STRATEGIES
 
 NOW = 1_760_000_123_456  # 2025-10-09, mid-minute
 DAY_MS = 86_400_000
-SAMPLE_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+OLD_LOOP_MINUTES = 7 * 1440  # the period the shipped samples used to repeat with
+FIELDS = ("time", "open", "high", "low", "close", "volume")
 
 
 def aggregate(minutes: Candles, size: int) -> Candles:
@@ -70,61 +65,6 @@ def test_timeframes() -> None:
         timeframe_ms("3m")
 
 
-# --- the shipped samples ---------------------------------------------------------------
-
-
-def test_sample_files_load_at_realistic_prices() -> None:
-    levels = {"BTC/USDT": 90_000, "ETH/USDT": 3_000, "SOL/USDT": 150}
-    for symbol, level in levels.items():
-        path = sample_path(symbol)
-        assert path is not None, symbol
-        candles = load_sample(path)
-        assert len(candles) >= 3 * 1440
-        assert np.all(np.diff(candles.time) == 60_000)
-        assert 0.7 * level < candles.close.min() < candles.close.max() < 1.3 * level
-        assert (candles.high >= np.maximum(candles.open, candles.close)).all()
-        assert (candles.low <= np.minimum(candles.open, candles.close)).all()
-        assert (candles.volume > 0).all()
-        # seamless loop: every open is the previous close, the first one the last close
-        assert np.array_equal(candles.open, np.roll(candles.close, 1))
-
-
-def test_samples_are_small() -> None:
-    total = sum(path.stat().st_size for path in SAMPLES_DIR.glob("*_1m.csv.gz"))
-    assert 0 < total < 1_000_000
-
-
-def test_samples_are_reproducible_from_the_script() -> None:
-    for spec in SPECS:
-        path = sample_path(spec.symbol)
-        assert path is not None
-        shipped = gzip.decompress(path.read_bytes()).decode()
-        regenerated = to_csv(sample_candles(spec), price_decimals(spec.start_price))
-        assert shipped == regenerated, spec.symbol
-
-
-def test_samples_move_enough_for_strategies_to_trade(feed: ReplayFeed) -> None:
-    for symbol in SAMPLE_SYMBOLS:
-        candles = feed.minutes(symbol)
-        for name in ("sma_crossover", "rsi"):
-            strategy = STRATEGIES[name]
-            signal = strategy.compute(candles, strategy.defaults())
-            assert (signal > 0).sum() >= 10 and (signal < 0).sum() >= 10, (symbol, name)
-        # volatility clusters: big moves follow big moves
-        moves = np.abs(np.diff(np.log(candles.close)))
-        assert np.corrcoef(moves[:-10], moves[10:])[0, 1] > 0.03, symbol
-
-
-def test_a_bad_sample_file_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "BAD_USDT_1m.csv.gz"
-    path.write_bytes(gzip.compress(b"ts,o,h,l,c,v\n1,2,3,1,2,5\n"))
-    with pytest.raises(ValueError, match="header"):
-        load_sample(path)
-    path.write_bytes(gzip.compress(b"time,open,high,low,close,volume\n0,2,3,1,2,5\n"))
-    with pytest.raises(ValueError, match="consecutive"):
-        load_sample(path)
-
-
 # --- candles(): closed, aligned, recent, deterministic ---------------------------------
 
 
@@ -158,18 +98,6 @@ def test_candles_are_deterministic(feed: ReplayFeed) -> None:
     assert np.array_equal(later.close[:-1], first.close[1:])
 
 
-def test_the_replay_never_runs_out(feed: ReplayFeed) -> None:
-    week = 7 * DAY_MS
-    now = NOW - NOW % week
-    assert_candles_equal_prices(
-        feed.candles("BTC/USDT", "1m", 3_000, now),
-        feed.candles("BTC/USDT", "1m", 3_000, now + week),
-    )
-    long = feed.candles("BTC/USDT", "1m", 30_000, NOW)  # longer than the sample
-    assert len(long) == 30_000
-    assert np.array_equal(long.open[1:], long.close[:-1])  # no seam anywhere
-
-
 def assert_candles_equal_prices(a: Candles, b: Candles) -> None:
     for field in ("open", "high", "low", "close", "volume"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
@@ -193,23 +121,6 @@ def test_larger_timeframes_aggregate_their_minutes(feed: ReplayFeed, timeframe: 
     minutes = feed.history("ETH/USDT", "1m", int(candles.time[0]), int(candles.time[-1]) + step)
     assert len(minutes) == 12 * size
     assert_candles_equal(candles, aggregate(minutes, size))
-
-
-def test_aggregation_wraps_round_a_sample_of_any_length(tmp_path: Path) -> None:
-    # 1,500 minutes: neither hours nor days divide it, so buckets straddle the loop's end.
-    walk = random_walk_candles(42, 25.0, 1_500, start_ms=1_700_000_000_000)
-    text = to_csv(walk, 4)
-    path = tmp_path / "ODD_USDT_1m.csv.gz"
-    with gzip.GzipFile(fileobj=(buffer := io.BytesIO()), mode="wb") as out:
-        out.write(text.encode())
-    path.write_bytes(buffer.getvalue())
-    feed = ReplayFeed(samples_dir=tmp_path)
-    for timeframe in ("15m", "1h", "4h", "1d"):
-        step = timeframe_ms(timeframe)
-        candles = feed.candles("ODD/USDT", timeframe, 5, NOW)
-        minutes = feed.history("ODD/USDT", "1m", int(candles.time[0]), int(candles.time[-1]) + step)
-        assert_candles_equal(candles, aggregate(minutes, step // 60_000))
-    assert feed.minutes("ODD/USDT").close[0] == pytest.approx(walk.close[0], abs=1e-4)
 
 
 # --- history() ---------------------------------------------------------------------------
@@ -259,16 +170,91 @@ def test_the_seed_does_not_depend_on_the_process() -> None:
     assert stable_seed("FOO/BAR") == 0xCBE271999C071A8F
 
 
-def test_odd_symbols_never_reach_the_file_system(feed: ReplayFeed) -> None:
-    assert sample_path("../samples/BTC_USDT") is None
-    assert sample_path("btc/usdt") is None
-    assert sample_path("BTC/USDT:USDT") is None
-    assert len(feed.candles("BTC/USDT:USDT", "1m", 5, NOW)) == 5
+# --- synthetic data that does not lie by repetition --------------------------------------
 
 
-def test_random_walk_loops_without_a_seam() -> None:
-    walk = random_walk_candles(7, 0.35, 2_000)
-    assert walk.open[0] == walk.close[-1]
-    assert np.array_equal(walk.open[1:], walk.close[:-1])
-    with pytest.raises(ValueError):
-        random_walk_candles(7, 0.0, 100)
+def _year(feed: ReplayFeed, symbol: str = "BTC/USDT") -> Candles:
+    end = NOW - NOW % DAY_MS
+    return feed.history(symbol, "1m", end - 365 * DAY_MS, end)
+
+
+def test_a_year_of_minutes_never_repeats(feed: ReplayFeed) -> None:
+    year = _year(feed)
+    returns = np.diff(np.log(year.close))
+    # The old feed looped a week of minutes: its returns correlated 1.0 at that lag.
+    lagged = np.corrcoef(returns[:-OLD_LOOP_MINUTES], returns[OLD_LOOP_MINUTES:])[0, 1]
+    assert abs(lagged) < 0.02
+    month = year.close[: 30 * 1440].reshape(30, 1440)
+    assert len({day.tobytes() for day in month}) == 30  # no two days alike
+    assert len(np.unique(year.close)) > 0.5 * len(year)
+
+
+def test_a_candle_does_not_depend_on_the_window_asked_for(feed: ReplayFeed) -> None:
+    year = _year(feed)
+    fresh = ReplayFeed()
+    for timeframe in ("1m", "15m", "4h"):
+        step = timeframe_ms(timeframe)
+        start = int(year.time[0]) + 200 * DAY_MS + 7 * step + 12_345  # mid-day, mid-candle
+        window = fresh.history("BTC/USDT", timeframe, start, start + 3 * DAY_MS)
+        longer = feed.history("BTC/USDT", timeframe, int(year.time[0]), int(year.time[-1]))
+        at = int(np.searchsorted(longer.time, window.time[0]))
+        assert_candles_equal(
+            window,
+            Candles(*(getattr(longer, f)[at : at + len(window)] for f in FIELDS)),
+        )
+    # A paper bot's tick sees the very candles the backtest saw.
+    tick_now = int(year.time[-1000]) + 30_000
+    recent = fresh.candles("BTC/USDT", "1m", 120, tick_now)
+    at = int(np.searchsorted(year.time, recent.time[0]))
+    assert np.array_equal(recent.close, year.close[at : at + 120])
+
+
+def test_synthetic_candles_are_consistent_ohlcv(feed: ReplayFeed) -> None:
+    for symbol in (*SYMBOLS, "DOGE/USDT", "FOO/USDT", "ETH/BTC"):
+        for timeframe in TIMEFRAME_MS:
+            end = NOW - NOW % DAY_MS
+            candles = feed.history(symbol, timeframe, end - 60 * DAY_MS, end)
+            assert (candles.low > 0).all(), (symbol, timeframe)
+            assert (candles.low <= np.minimum(candles.open, candles.close)).all()
+            assert (candles.high >= np.maximum(candles.open, candles.close)).all()
+            assert (candles.volume > 0).all()
+            assert np.array_equal(candles.open[1:], candles.close[:-1])  # no seam, midnight too
+
+
+def test_price_levels_and_daily_moves_are_plausible(feed: ReplayFeed) -> None:
+    levels = {"BTC/USDT": (20_000, 300_000), "ETH/USDT": (1_000, 10_000), "DOGE/USDT": (0.02, 1)}
+    for symbol, (low, high) in levels.items():
+        year = feed.history(symbol, "1d", NOW - 365 * DAY_MS, NOW)
+        assert low < year.close.min() < year.close.max() < high, symbol
+    daily = np.diff(np.log(feed.history("BTC/USDT", "1d", NOW - 730 * DAY_MS, NOW).close))
+    assert 0.5 * DAILY_VOLATILITY["BTC"] < daily.std() < 2 * DAILY_VOLATILITY["BTC"]
+    hours = feed.history("ETH/USDT", "1h", NOW - 30 * DAY_MS, NOW)
+    ranges = (hours.high - hours.low) / hours.close
+    assert 0.002 < float(np.median(ranges)) < 0.03  # an hour moves like an hour of crypto
+
+
+def test_volatility_clusters_and_returns_do_not(feed: ReplayFeed) -> None:
+    returns = np.diff(np.log(_year(feed, "SOL/USDT").close))
+    moves = np.abs(returns)
+    for lag in (1, 10, 30):
+        assert np.corrcoef(moves[:-lag], moves[lag:])[0, 1] > 0.05, lag
+        assert abs(np.corrcoef(returns[:-lag], returns[lag:])[0, 1]) < 0.02, lag
+
+
+def test_strategies_find_signals_in_synthetic_data(feed: ReplayFeed) -> None:
+    for symbol in SYMBOLS:
+        candles = feed.history(symbol, "1m", NOW - 7 * DAY_MS, NOW)
+        for name in ("sma_crossover", "rsi"):
+            strategy = STRATEGIES[name]
+            signal = strategy.compute(candles, strategy.defaults())
+            assert (signal > 0).sum() >= 10 and (signal < 0).sum() >= 10, (symbol, name)
+
+
+def test_a_profile_makes_its_own_market() -> None:
+    btc = MarketProfile.of("BTC/USDT")
+    other = MarketProfile(seed=stable_seed("bench:1"), price=60_000.0, daily_volatility=0.03)
+    a = synthetic_candles(btc, "1h", 0, 48)
+    b = synthetic_candles(other, "1h", 0, 48)
+    assert not np.array_equal(a.close, b.close)
+    with pytest.raises(ValueError, match="aligned"):
+        synthetic_candles(btc, "1h", 1, 3)

@@ -6,7 +6,7 @@ import asyncio
 import struct
 import time
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -30,6 +30,7 @@ from robotrader.use_cases.backtests import (
     get_backtest,
     notify_when_done,
     parse_period,
+    period_end,
     start_backtest,
 )
 from robotrader.use_cases.bots import BotSpec, create_bot
@@ -67,6 +68,23 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 def sma(period: str | int, **options: str) -> BacktestRequest:
     return BacktestRequest("sma_crossover", symbol="btcusdt", period=period, options=options)
+
+
+def test_a_period_ends_today_at_the_latest() -> None:
+    now = T0 + 10 * DAY + 5 * 3_600_000  # 2025-01-11 05:00 UTC
+    assert period_end(date(2025, 1, 10), now_ms=now) == T0 + 10 * DAY  # a past day: its end
+    assert period_end(date(2025, 1, 11), now_ms=now) == now  # today: up to now
+    with pytest.raises(UserError) as refused:
+        period_end(date(2025, 1, 12), now_ms=now)
+    assert refused.value.key == "backtest_end_in_future"
+    assert refused.value.args_ == {"end": "2025-01-12"}
+
+
+async def test_a_spec_ending_in_the_future_is_refused(app: App) -> None:
+    user = await user_on(app, Plan.FREE)
+    with pytest.raises(UserError) as refused:
+        await start_backtest(app, user, sma("7d"), end_ms=int(time.time() * 1000) + DAY)
+    assert refused.value.key == "backtest_end_in_future"
 
 
 def test_periods_are_read_as_days() -> None:
@@ -201,6 +219,8 @@ async def test_a_bot_is_backtested_with_its_own_settings(app: App) -> None:
         (sma("7d", stop_loss="200"), "bad_percent"),
         (BacktestRequest("sma_crossover", symbol="BTC", period="7d"), "bad_symbol"),
         (sma("7x"), "bad_backtest_period"),
+        # Offline (this app replays), the shipped listings still refuse an unlisted pair.
+        (BacktestRequest("rsi", symbol="FOO/USDT", period="30d"), "unknown_symbol"),
     ],
 )
 async def test_bad_requests_are_refused_with_a_reason(

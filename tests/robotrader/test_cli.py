@@ -150,6 +150,8 @@ def test_backtest_json_on_the_shipped_data_matches_the_backtester(tmp_path: Path
         (["sma_crossover", "BTC/USDT", "-p", "fast"], "is not name=value"),
         (["sma_crossover", "BTC/USDT", "-p", "fast=50"], "fast must be smaller than slow"),
         (["sma_crossover", "BTC/USDT", "--end", "yesterday"], "not a date"),
+        (["sma_crossover", "BTC/USDT", "--end", "2999-01-01"], "can't end in the future"),
+        (["rsi", "FOO/USDT"], "binance doesn't list FOO/USDT"),
     ],
 )
 def test_backtest_refuses_bad_input_with_exit_code_2(
@@ -181,3 +183,55 @@ def test_errors_speak_the_language_of_lang_or_the_shell(
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.strip() == message
+
+
+def _offline_backtest(
+    tmp_path: Path, *extra: str, lang: str = "C.UTF-8"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ROBOTRADER, "backtest", "sma_crossover", "BTC/USDT", "--period", "3d",
+         "--timeframe", "15m", "-p", "fast=3", "-p", "slow=8", "--end", "2025-01-10",
+         "--offline", *extra],
+        env=_env(tmp_path, LANG=lang), cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_backtest_exports_the_trades_as_csv_and_json(tmp_path: Path) -> None:
+    import csv
+    import json
+
+    out = tmp_path / "trades.csv"
+    result = _offline_backtest(tmp_path, "--json", "--csv", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert figures["synthetic"] is True and figures["trade_count"] == len(figures["trades"]) > 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == figures["trade_count"]
+    assert rows[0]["pnl"] == figures["trades"][0]["pnl"]
+    assert rows[0]["entry_time"].endswith("Z") and rows[0]["symbol"] == "BTC/USDT"
+
+    text = _offline_backtest(tmp_path, "--csv", str(out))
+    assert text.returncode == 0, text.stderr
+    assert "data: SYNTHETIC" in text.stdout and f"trades (CSV): {out}" in text.stdout
+
+
+@pytest.mark.parametrize("option", ["--csv", "--chart"])
+def test_an_unwritable_file_is_reported_after_the_figures(tmp_path: Path, option: str) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "out.file"
+    result = _offline_backtest(tmp_path, option, str(missing))
+    assert result.returncode == 2
+    assert "profit/loss" in result.stdout  # the figures were printed, not lost
+    assert "Traceback" not in result.stderr
+    assert f"could not be written to {missing} (No such file or directory)" in result.stderr
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        denied = _offline_backtest(tmp_path, "--json", option, str(locked / "out.file"))
+    finally:
+        locked.chmod(0o700)
+    if os.geteuid() != 0:  # root writes anywhere
+        assert denied.returncode == 2 and "Permission denied" in denied.stderr
+        assert denied.stdout.startswith("{")  # the JSON came out whole first
+    portuguese = _offline_backtest(tmp_path, option, str(missing), lang="pt_BR.UTF-8")
+    assert portuguese.returncode == 2 and "não foi possível gravar" in portuguese.stderr

@@ -26,8 +26,15 @@ from bots.core.commands.bots import POPULAR_SYMBOLS
 from bots.core.commands.comparison import compare_command
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command
-from bots.core.replies import Block, Button, Image, Paragraph, Reply, Table, Title
-from robotrader.backtesting import STAGES, BacktestSpec, BacktestSummary
+from bots.core.replies import Block, Button, Document, Image, Paragraph, Reply, Table, Title
+from robotrader.backtesting import (
+    STAGES,
+    BacktestSpec,
+    BacktestSummary,
+    DataCoverage,
+    csv_filename,
+    trades_csv,
+)
 from robotrader.enums import BacktestStatus
 from robotrader.errors import UserError
 from robotrader.formatting import day, money, number, percent, share, signed_money
@@ -365,8 +372,10 @@ def result_reply(t: Translator, summary: BacktestSummary, png: bytes | None) -> 
             )
         ),
     ]
-    if summary.source == "replay":
+    if summary.synthetic:
         blocks.append(Paragraph(t("backtest.source_replay")))
+    if summary.coverage is not None:
+        blocks.extend(_coverage_notes(t, summary, summary.coverage))
     image = None
     if png:
         caption = t(
@@ -378,7 +387,56 @@ def result_reply(t: Translator, summary: BacktestSummary, png: bytes | None) -> 
             hold_pct=percent(summary.buy_and_hold_pct, lang),
         )
         image = Image(png, caption)
-    return Reply(blocks=blocks, image=image)
+    document = None
+    if summary.trades:
+        data = trades_csv(summary).encode()
+        document = Document(data, csv_filename(summary), t("backtest.csv_caption"))
+    return Reply(blocks=blocks, image=image, document=document)
+
+
+def _coverage_notes(
+    t: Translator, summary: BacktestSummary, coverage: DataCoverage
+) -> list[Block]:
+    """What the period really had: a later start than asked, and the gaps in the data."""
+    lang = t.language
+    spec = summary.spec
+
+    def at(ms: int) -> str:
+        return day(_when(ms), lang)
+
+    notes: list[Block] = []
+    if coverage.clipped:
+        notes.append(
+            Paragraph(
+                t(
+                    "backtest.clipped",
+                    exchange=spec.exchange,
+                    symbol=spec.symbol,
+                    first=at(coverage.first_candle_ms),
+                    start=at(coverage.first_candle_ms),
+                    end=at(coverage.last_candle_ms),
+                )
+            )
+        )
+    if coverage.gaps and coverage.longest_gap_first_ms is not None:
+        notes.append(
+            Paragraph(
+                t(
+                    "backtest.gaps",
+                    gaps=coverage.gaps,
+                    missing=coverage.missing_candles,
+                    longest=coverage.longest_gap_candles,
+                    gap_start=_moment(coverage.longest_gap_first_ms),
+                    gap_end=_moment(coverage.longest_gap_last_ms or coverage.longest_gap_first_ms),
+                )
+            )
+        )
+    return notes
+
+
+def _moment(ms: int) -> str:
+    """A candle's open time to the minute, UTC: gaps are often minutes long."""
+    return _when(ms).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # --- /chart ------------------------------------------------------------------------------------

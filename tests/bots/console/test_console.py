@@ -38,7 +38,7 @@ async def test_a_session_in_the_terminal(settings: Settings, database: Database)
     feed = MarketDataFeed(app.pool, MemoryCandleCache(), mode="replay")
     await run_tick(app.database, feed)
     await console.deliver_notifications()
-    assert "replayed market data" in out.getvalue()
+    assert "synthetic market data" in out.getvalue()
     await app.pool.close()
 
 

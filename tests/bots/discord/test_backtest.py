@@ -37,7 +37,17 @@ async def test_backtest_edits_its_progress_then_answers_with_figures_and_chart(
     [embed] = result["embeds"]
     assert embed["image"]["url"].endswith("chart.png")
     assert embed["footer"]["text"].startswith("Cruzamento de médias móveis em BTC/USDT, 7 dias: ")
-    assert [a["filename"] for a in result["attachments"]] == ["chart.png"]
+    chart, document = result["attachments"]
+    assert chart["filename"] == "chart.png"
+    # The trades, as a CSV file attached to the same message.
+    assert document["filename"].startswith("backtest-sma_crossover-BTC-USDT-")
+    assert document["filename"].endswith(".csv")
+    rows = emulator.attachment_bytes(int(document["id"])).decode().splitlines()
+    assert rows[0] == (
+        "entry_time,exit_time,symbol,side,amount,entry_price,exit_price,fees,pnl,pnl_pct,exit_reason"
+    )
+    assert len(rows) > 1 and all(",BTC/USDT,long," in row for row in rows[1:])
+    assert "Dados sintéticos" in text
     assert is_ephemeral(result) and is_ephemeral(progress)  # personal, in a server
 
 

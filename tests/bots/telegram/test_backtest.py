@@ -11,6 +11,7 @@ from sqlalchemy import select
 from db.models import Backtest, BacktestStatus, Bot, BotMode, Trade
 from db.types import utcnow
 from engine.backtest.summary import BacktestSummary
+from engine.backtest.trade_csv import csv_filename, trades_csv
 from tests.bots.telegram.conftest import RunningBot
 from tests.bots.telegram.test_e2e import button, make_pro, new_user
 
@@ -60,6 +61,17 @@ async def test_backtest_in_one_line_edits_its_progress_then_sends_figures_and_ch
     summary = BacktestSummary.from_json(job.summary)
     assert re.search(rf"\nTrades +{summary.trade_count}\n", text)
     assert f"{summary.total_pnl_pct:.2f}".replace(".", ",") in photo["caption"]
+
+    # Synthetic data says so; the trades come along as a CSV document.
+    assert "⚠️ Dados sintéticos" in text
+    [document] = [m for m in emu.sent(user) if m.get("document")]
+    assert document["document"]["file_name"] == csv_filename(summary)
+    assert document["caption"] == "Todas as operações deste backtest, uma por linha (CSV)."
+    data = emu.file_bytes(document["document"]["file_id"])
+    assert data == trades_csv(summary).encode()
+    rows = data.decode().splitlines()
+    assert rows[0].startswith("entry_time,exit_time,symbol,side,amount,entry_price")
+    assert len(rows) == summary.trade_count + 1 > 1
 
 
 async def test_the_button_flow_turns_the_last_step_into_the_progress_message(

@@ -1,1 +1,0 @@
-"""Shipped 1m sample candles for the replay feed (see make_samples.py)."""
