@@ -215,22 +215,32 @@ class Ledger:
         await add_notifications(session, pending, self.recipients)
 
 
-async def record_highest_prices(session: AsyncSession, highs: dict[int, Decimal]) -> None:
-    """Store each position's new highest price since entry (position id -> price): one
-    statement for a tick's worth. A position closed meanwhile is simply not found; a new
-    one, opened since, has another id and starts afresh.
+@dataclass(frozen=True, order=True)
+class PositionKey:
+    """One position, not just its row: SQLite may give a new position a deleted one's id."""
+
+    id: int
+    opened_at: datetime
+
+
+async def record_highest_prices(session: AsyncSession, highs: dict[PositionKey, Decimal]) -> None:
+    """Store each position's new highest price since entry: one statement for a tick's worth.
+
+    A position closed meanwhile is simply not found, and one opened since starts afresh
+    (``opened_at`` tells it from an old one that had its id).
     """
     if not highs:
         return
     table = Position.__table__
     assert isinstance(table, Table)
+    now = utcnow()
     await session.execute(
         update(table)
-        .where(table.c.id == bindparam("position_id"))
+        .where(table.c.id == bindparam("position_id"), table.c.opened_at == bindparam("opened"))
         .values(highest_price=bindparam("highest"), updated_at=bindparam("now")),
         [
-            {"position_id": position_id, "highest": highs[position_id], "now": utcnow()}
-            for position_id in sorted(highs)  # one lock order, as Ledger.load_for takes them
+            {"position_id": key.id, "opened": key.opened_at, "highest": price, "now": now}
+            for key, price in sorted(highs.items())  # one lock order, as Ledger.load_for's
         ],
     )
 

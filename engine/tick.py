@@ -49,6 +49,7 @@ from db.types import utcnow
 from engine.bookkeeping import (
     BotRef,
     Ledger,
+    PositionKey,
     pause_bot,
     record_highest_prices,
     record_rejection,
@@ -148,7 +149,7 @@ class PositionRow:
     average_entry: Decimal
     cost: Decimal
     entries: int
-    id: int | None = None
+    key: PositionKey | None = None  # None: not a stored row (a simulation)
     highest_price: Decimal | None = None  # what the exit rules remember (ExitState)
     targets_hit: int = 0
 
@@ -281,15 +282,16 @@ async def load_bots(
     positions = await conn.execute(
         select(
             Position.bot_id, Position.symbol, Position.amount, Position.average_entry,
-            Position.cost, Position.entries, Position.id, Position.highest_price,
-            Position.targets_hit,
+            Position.cost, Position.entries, Position.id, Position.opened_at,
+            Position.highest_price, Position.targets_hit,
         ).join(Bot, Bot.id == Position.bot_id).where(running)
     )  # fmt: skip
     for p in positions.all():
         if p.bot_id in bots:
             bots[p.bot_id].positions[p.symbol] = PositionRow(
-                p.amount, p.average_entry, p.cost, p.entries, p.id, p.highest_price, p.targets_hit
-            )
+                p.amount, p.average_entry, p.cost, p.entries,
+                PositionKey(p.id, p.opened_at), p.highest_price, p.targets_hit,
+            )  # fmt: skip
     # Orders the exchange has not settled (pending: maybe sent; open: resting or partly
     # filled). Only live orders can be left so: paper ones settle inside the tick.
     # Read through the partial index of unsettled orders (a handful, however long the
@@ -760,14 +762,14 @@ async def _run_tick(
     return report
 
 
-def _new_highs(bots: list[BotState]) -> dict[int, Decimal]:
-    """Position id -> the new highest price since entry this tick saw (trailing stops, targets)."""
-    highs: dict[int, Decimal] = {}
+def _new_highs(bots: list[BotState]) -> dict[PositionKey, Decimal]:
+    """Position -> the new highest price since entry this tick saw (trailing stops, targets)."""
+    highs: dict[PositionKey, Decimal] = {}
     for bot in bots:
         for symbol, price in bot.highs.items():
             position = bot.positions.get(symbol)
-            if position is not None and position.id is not None:
-                highs[position.id] = price
+            if position is not None and position.key is not None:
+                highs[position.key] = price
     return highs
 
 

@@ -80,7 +80,8 @@ def test_dynamic_key_families_are_complete() -> None:
         "kind.": list(MUTABLE_KINDS),
         "period.": ["today", "7d", "30d", "all"],
         "reason.": ["entry", "exit", "stop_loss", "take_profit", "base", "safety", "grid_buy",
-                    "grid_sell", "signal_buy", "signal_sell", "signal_close", "panic"],
+                    "grid_sell", "signal_buy", "signal_sell", "signal_close", "panic",
+                    "trailing_stop", "breakeven", *(f"target_{n}" for n in range(1, 5))],
         "error.": sorted(_user_error_keys()),
     }  # fmt: skip
     assert set(families) <= prefixes | {"error."}
