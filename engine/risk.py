@@ -146,7 +146,16 @@ def decide_exit(
     rule needs it), so a decision never trails from a high it has not seen. A flat
     position, or one without a known entry price, never exits and changes no state.
     """
-    if not position.is_open or position.average_entry <= 0:
+    if (
+        not position.is_open
+        or position.average_entry <= 0
+        or (
+            risk.stop_loss_pct is None
+            and risk.take_profit_pct is None
+            and risk.trailing_stop_pct is None
+            and not risk.targets
+        )  # no exit rule (breakeven needs targets): most bots, on every tick
+    ):
         return ExitDecision(None, ZERO, state)
     entry = _decimal(position.average_entry)
     now = _decimal(price)

@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 FILL_COST_RATE = cost_rate(FEE_RATE, SLIPPAGE)
 # Strategies whose live orders are limit orders at the decision's price (see _new_order).
 LIMIT_ORDER_STRATEGIES = frozenset({"grid"})
+NO_EXIT_STATE = ExitState()  # shared by the positions that remember nothing yet
 PLAN_PRIORITY = {Plan.FREE: 0, Plan.PRO: 1, Plan.PREMIUM: 2}
 SIGNAL_CODES = {"buy": 1, "sell": -1, "close": -2}
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and asyncpg's bind-parameter caps
@@ -150,15 +151,10 @@ class PositionRow:
     cost: Decimal
     entries: int
     key: PositionKey | None = None  # None: not a stored row (a simulation)
-    highest_price: Decimal | None = None  # what the exit rules remember (ExitState)
-    targets_hit: int = 0
+    exits: ExitState = NO_EXIT_STATE  # what the exit rules remember
 
     def state(self) -> PositionState:
         return PositionState(float(self.amount), float(self.average_entry), self.entries)
-
-    @property
-    def exits(self) -> ExitState:
-        return ExitState(self.highest_price, self.targets_hit)
 
 
 @dataclass(frozen=True)
@@ -290,7 +286,10 @@ async def load_bots(
         if p.bot_id in bots:
             bots[p.bot_id].positions[p.symbol] = PositionRow(
                 p.amount, p.average_entry, p.cost, p.entries,
-                PositionKey(p.id, p.opened_at), p.highest_price, p.targets_hit,
+                PositionKey(p.id, p.opened_at),
+                ExitState(p.highest_price, p.targets_hit)
+                if p.highest_price is not None or p.targets_hit
+                else NO_EXIT_STATE,
             )  # fmt: skip
     # Orders the exchange has not settled (pending: maybe sent; open: resting or partly
     # filled). Only live orders can be left so: paper ones settle inside the tick.
