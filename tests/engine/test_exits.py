@@ -14,9 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from db.models import Bot, Order, OrderStatus, Position
+from db.models import Bot, BotMode, Order, OrderSide, OrderStatus, OrderType, Position
 from db.session import Database
 from engine.backtest.runner import run_backtest
+from engine.bookkeeping import BotRef, record_rejection, record_report
+from engine.exchanges.gateway import OrderReport
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.market_data.replay import ReplayFeed
@@ -329,3 +331,49 @@ async def test_a_new_position_starts_with_a_fresh_exit_state(app: App) -> None:
         fresh = await session.scalar(select(Position).where(Position.bot_id == bot_id))
     assert fresh is not None and fresh.opened_at != position.opened_at
     assert fresh.targets_hit == 0 and fresh.highest_price is None
+
+
+async def _live_target_order(app: App, bot_id: int, reason: str, amount: Decimal) -> int:
+    async with app.database.transaction() as session:
+        bot = await session.get(Bot, bot_id)
+        assert bot is not None
+        order = Order(
+            bot_id=bot_id, user_id=bot.user_id, client_order_id=f"rt-test-{reason}",
+            mode=BotMode.LIVE, symbol="BTC/USDT", side=OrderSide.SELL, type=OrderType.MARKET,
+            amount=amount, price=D(90_000), reason=reason,
+        )  # fmt: skip
+        session.add(order)
+        await session.flush()
+        return order.id
+
+
+async def _targets_hit(app: App, bot_id: int) -> int:
+    async with app.database.sessions() as session:
+        position = await session.scalar(select(Position).where(Position.bot_id == bot_id))
+    assert position is not None
+    return position.targets_hit
+
+
+async def test_a_live_target_counts_when_its_order_is_booked_not_when_refused(app: App) -> None:
+    bot_id = await _bot_with_exits(app, TARGETS)
+    await _tick_candles(app, 0, 0)  # the base buy: a position to sell from
+    ref = BotRef(bot_id, 0, "exits")
+    refused = await _live_target_order(app, bot_id, "target_1", D("0.001"))
+    async with app.database.transaction() as session:
+        order = await session.get(Order, refused)
+        assert order is not None
+        await record_rejection(session, order, ref, "insufficient_funds")
+    assert await _targets_hit(app, bot_id) == 0
+
+    # Settled later by reconciliation, in two reports (partly filled, then filled).
+    settled = await _live_target_order(app, bot_id, "target_2", D("0.002"))
+    for status, filled in ((OrderStatus.OPEN, D("0.001")), (OrderStatus.FILLED, D("0.002"))):
+        async with app.database.transaction() as session:
+            order = await session.get(Order, settled)
+            assert order is not None
+            report = OrderReport(
+                order.client_order_id, "x1", status, order.amount, filled, D(90_000),
+                fee_currency="USDT",
+            )  # fmt: skip
+            await record_report(session, order, report, ref)
+        assert await _targets_hit(app, bot_id) == 2  # counted on its first fill, once
