@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from engine.backtest.runner import FILL_RULE, BacktestResult
-from engine.risk import RiskSettings, Target
+from engine.risk import RiskSettings
 
 Source = Literal["exchange", "replay"]
 
@@ -25,32 +25,13 @@ def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def risk_to_json(risk: RiskSettings) -> dict[str, Any]:
-    """Numbers as decimal strings; targets ``[[profit_pct, share_pct], ...]`` as on a bot row."""
-    data: dict[str, Any] = {
-        f.name: _str(getattr(risk, f.name))
-        for f in fields(risk)
-        if f.name not in ("targets", "breakeven")
-    }
-    data["targets"] = [[str(t.profit_pct), str(t.share_pct)] for t in risk.targets]
-    data["breakeven"] = risk.breakeven
-    return data
+def risk_to_json(risk: RiskSettings) -> dict[str, str | None]:
+    return {f.name: _str(getattr(risk, f.name)) for f in fields(risk)}
 
 
 def risk_from_json(data: dict[str, Any] | None) -> RiskSettings:
     data = data or {}
-    return RiskSettings(
-        stop_loss_pct=_dec(data.get("stop_loss_pct")),
-        take_profit_pct=_dec(data.get("take_profit_pct")),
-        max_position=_dec(data.get("max_position")),
-        daily_loss_limit_pct=_dec(data.get("daily_loss_limit_pct")),
-        trailing_stop_pct=_dec(data.get("trailing_stop_pct")),
-        trailing_arm_pct=_dec(data.get("trailing_arm_pct")),
-        targets=tuple(
-            Target(Decimal(profit), Decimal(share)) for profit, share in data.get("targets") or ()
-        ),
-        breakeven=bool(data.get("breakeven")),
-    )
+    return RiskSettings(**{f.name: _dec(data.get(f.name)) for f in fields(RiskSettings)})
 
 
 @dataclass(frozen=True)
