@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from engine.backtest.runner import FILL_RULE, BacktestResult
-from engine.risk import RiskSettings
+from engine.risk import RiskSettings, Target
 
 Source = Literal["exchange", "replay"]
 
@@ -25,13 +25,33 @@ def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def risk_to_json(risk: RiskSettings) -> dict[str, str | None]:
-    return {f.name: _str(getattr(risk, f.name)) for f in fields(risk)}
+# RiskSettings fields that are not a Decimal (or None) of their own.
+_STRUCTURED = ("targets", "breakeven")
+
+
+def risk_to_json(risk: RiskSettings) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        f.name: _str(getattr(risk, f.name)) for f in fields(risk) if f.name not in _STRUCTURED
+    }
+    data["targets"] = [[str(t.profit_pct), str(t.share_pct)] for t in risk.targets]
+    data["breakeven"] = risk.breakeven
+    return data
 
 
 def risk_from_json(data: dict[str, Any] | None) -> RiskSettings:
+    """A spec's risk settings; one stored before targets and breakeven existed has neither."""
     data = data or {}
-    return RiskSettings(**{f.name: _dec(data.get(f.name)) for f in fields(RiskSettings)})
+    return RiskSettings(
+        **{
+            f.name: _dec(data.get(f.name))
+            for f in fields(RiskSettings)
+            if f.name not in _STRUCTURED
+        },
+        targets=tuple(
+            Target(Decimal(profit), Decimal(share)) for profit, share in data.get("targets") or ()
+        ),
+        breakeven=bool(data.get("breakeven", False)),
+    )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -185,7 +185,7 @@ def _option_decimal(options: Mapping[str, str], name: str) -> str | None:
 
 
 def _risk(options: Mapping[str, str], base: RiskSettings) -> RiskSettings:
-    values: dict[str, Decimal | None] = {
+    values: dict[str, Any] = {
         attr: getattr(base, attr) for attr in RISK_OPTIONS.values()
     }
     for option, attr in RISK_OPTIONS.items():
@@ -196,7 +196,7 @@ def _risk(options: Mapping[str, str], base: RiskSettings) -> RiskSettings:
             values[attr] = positive_amount(raw, option)
         else:
             values[attr] = positive_pct(raw, option)
-    return RiskSettings(**values)
+    return replace(base, **values)
 
 
 def _strategy_parameters(options: Mapping[str, str]) -> dict[str, Any]:
