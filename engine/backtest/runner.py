@@ -67,7 +67,8 @@ curve and the statistics are vectorised. A year of 1-minute SMA 9/21 candles
 (~28,000 signals; 10,000 USDT at 0.1 % fees, spent after ~4,700 round trips)
 runs in ~12 ms without risk rules (a quarter of it the strategy's ``compute``,
 a quarter the walk over the fills, ~0.6 µs per round trip) and in ~50 ms with
-a stop loss and a take profit, almost all of it the loop. A bot that never
+a stop loss and a take profit, almost all of it the loop. A trailing stop (every close
+while holding looked at, with numpy) takes ~80 ms, targets with breakeven ~120 ms. A bot that never
 runs short over such a year (~14,000 round trips) also needs the Decimal
 budget for a buy or two in a thousand (see Rounding): ~50 ms.
 
