@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -43,6 +43,7 @@ from db.session import upsert
 from db.types import utcnow
 from engine.exchanges.gateway import OrderReport
 from engine.exchanges.paper import split_symbol
+from engine.risk import target_number
 
 DUST = Decimal("0.00000001")
 # What is left after a sell worth less than this (in the quote currency) is dust the
@@ -77,11 +78,13 @@ class OpenPosition:
     entries: int
     opened_at: datetime
     id: int | None = None  # None until stored
+    targets_hit: int = 0  # take-profit targets sold (engine.risk.ExitState)
 
 
 _POSITION_COLUMNS = (
     Position.id, Position.bot_id, Position.user_id, Position.symbol, Position.amount,
     Position.average_entry, Position.cost, Position.entries, Position.opened_at,
+    Position.targets_hit,
 )  # fmt: skip
 
 
@@ -131,7 +134,7 @@ class Ledger:
             for row in found:
                 positions[(row.bot_id, row.symbol)] = OpenPosition(
                     row.bot_id, row.user_id, row.symbol, row.amount, row.average_entry,
-                    row.cost, row.entries, row.opened_at, row.id,
+                    row.cost, row.entries, row.opened_at, row.id, row.targets_hit,
                 )  # fmt: skip
         recipients = await load_recipients(session, user_ids)
         return cls(positions, recipients)
@@ -181,7 +184,8 @@ class Ledger:
             {
                 "bot_id": p.bot_id, "user_id": p.user_id, "symbol": p.symbol,
                 "amount": p.amount, "average_entry": p.average_entry, "cost": p.cost,
-                "entries": p.entries, "opened_at": p.opened_at, "updated_at": now,
+                "entries": p.entries, "opened_at": p.opened_at, "targets_hit": p.targets_hit,
+                "updated_at": now,
             }
             for p in changed
         ]  # fmt: skip
@@ -209,6 +213,36 @@ class Ledger:
             await _add_results(session, trades)
         pending, self.notifications = self.notifications, []
         await add_notifications(session, pending, self.recipients)
+
+
+@dataclass(frozen=True, order=True)
+class PositionKey:
+    """One position, not just its row: SQLite may give a new position a deleted one's id."""
+
+    id: int
+    opened_at: datetime
+
+
+async def record_highest_prices(session: AsyncSession, highs: dict[PositionKey, Decimal]) -> None:
+    """Store each position's new highest price since entry: one statement for a tick's worth.
+
+    A position closed meanwhile is simply not found, and one opened since starts afresh
+    (``opened_at`` tells it from an old one that had its id).
+    """
+    if not highs:
+        return
+    table = Position.__table__
+    assert isinstance(table, Table)
+    now = utcnow()
+    await session.execute(
+        update(table)
+        .where(table.c.id == bindparam("position_id"), table.c.opened_at == bindparam("opened"))
+        .values(highest_price=bindparam("highest"), updated_at=bindparam("now")),
+        [
+            {"position_id": key.id, "opened": key.opened_at, "highest": price, "now": now}
+            for key, price in sorted(highs.items())  # one lock order, as Ledger.load_for's
+        ],
+    )
 
 
 async def _add_results(session: AsyncSession, trades: list[dict[str, object]]) -> None:
@@ -392,6 +426,11 @@ def _book_sell(
     if closed:
         ledger.close(position)
     else:
+        # A target's sale counts once booked (a refused order sells nothing); by its number,
+        # so the several reports of one order, or a re-booked one, count it once.
+        target = target_number(order.reason)
+        if target is not None and target > position.targets_hit:
+            position.targets_hit = target
         ledger.touch(position)
     ledger.trades.append(
         {

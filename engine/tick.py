@@ -46,14 +46,22 @@ from db.notifications import DataFallbackNotice, SignalExpiredNotice
 from db.outbox import NewNotification, add_notifications
 from db.session import Database
 from db.types import utcnow
-from engine.bookkeeping import BotRef, Ledger, pause_bot, record_rejection, record_report
+from engine.bookkeeping import (
+    BotRef,
+    Ledger,
+    PositionKey,
+    pause_bot,
+    record_highest_prices,
+    record_rejection,
+    record_report,
+)
 from engine.client_order_ids import client_order_id
 from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
 from engine.exchanges.paper import FEE_RATE, SLIPPAGE, PaperAccounts, PaperGateway, split_symbol
 from engine.market_data.feed import MarketDataFeed, MarketKey, MarketSnapshot
 from engine.market_data.timeframes import TIMEFRAME_MS
-from engine.risk import RiskSettings, daily_loss_breached, exit_reason
+from engine.risk import ExitState, RiskSettings, Target, daily_loss_breached, decide_exit
 from engine.sizing import Budget, buy_quote, cost_rate, within_account
 from engine.strategies.base import Intent, PositionState
 from engine.strategies.registry import get_strategy
@@ -65,6 +73,7 @@ log = logging.getLogger(__name__)
 FILL_COST_RATE = cost_rate(FEE_RATE, SLIPPAGE)
 # Strategies whose live orders are limit orders at the decision's price (see _new_order).
 LIMIT_ORDER_STRATEGIES = frozenset({"grid"})
+NO_EXIT_STATE = ExitState()  # shared by the positions that remember nothing yet
 PLAN_PRIORITY = {Plan.FREE: 0, Plan.PRO: 1, Plan.PREMIUM: 2}
 SIGNAL_CODES = {"buy": 1, "sell": -1, "close": -2}
 _IN_CHUNK = 500  # ids per IN (...) list: far below SQLite's and asyncpg's bind-parameter caps
@@ -109,6 +118,8 @@ class BotState:
     params_key: str = field(default="", repr=False, compare=False)
     # Symbols with a live order the exchange has not settled yet: no new decision there.
     in_flight: dict[str, InFlightOrder] = field(default_factory=dict)
+    # Symbol -> a new highest price since entry seen by this tick, to store with the position.
+    highs: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def ref(self) -> BotRef:
@@ -139,6 +150,8 @@ class PositionRow:
     average_entry: Decimal
     cost: Decimal
     entries: int
+    key: PositionKey | None = None  # None: not a stored row (a simulation)
+    exits: ExitState = NO_EXIT_STATE  # what the exit rules remember
 
     def state(self) -> PositionState:
         return PositionState(float(self.amount), float(self.average_entry), self.entries)
@@ -216,6 +229,8 @@ async def load_bots(
             Bot.strategy, cast(Bot.parameters, Text), cast(Bot.capital, Text), Bot.mode,
             cast(Bot.stop_loss_pct, Text), cast(Bot.take_profit_pct, Text),
             cast(Bot.max_position, Text), cast(Bot.daily_loss_limit_pct, Text),
+            cast(Bot.trailing_stop_pct, Text), cast(Bot.trailing_arm_pct, Text),
+            cast(Bot.take_profit_targets, Text), Bot.breakeven_after_target,
             Bot.market_data_source, User.plan, cast(BotResult.realized_pnl, Text),
         )
         .join(User, User.id == Bot.user_id)
@@ -248,13 +263,7 @@ async def load_bots(
         risk_key = tuple(risk_texts)
         risk = risks.get(risk_key)
         if risk is None:
-            stop_loss, take_profit, max_position, daily_loss = (
-                None if text is None else Decimal(text) for text in risk_texts
-            )
-            risk = risks[risk_key] = RiskSettings(
-                stop_loss_pct=stop_loss, take_profit_pct=take_profit,
-                max_position=max_position, daily_loss_limit_pct=daily_loss,
-            )  # fmt: skip
+            risk = risks[risk_key] = _risk_settings(risk_key)
         bots[bot_id] = BotState(
             id=bot_id, user_id=user_id, name=name, exchange=exchange, symbols=list(symbols),
             timeframe=timeframe, strategy=strategy, parameters=dict(params), capital=capital,
@@ -269,14 +278,19 @@ async def load_bots(
     positions = await conn.execute(
         select(
             Position.bot_id, Position.symbol, Position.amount, Position.average_entry,
-            Position.cost, Position.entries,
+            Position.cost, Position.entries, Position.id, Position.opened_at,
+            Position.highest_price, Position.targets_hit,
         ).join(Bot, Bot.id == Position.bot_id).where(running)
     )  # fmt: skip
     for p in positions.all():
         if p.bot_id in bots:
             bots[p.bot_id].positions[p.symbol] = PositionRow(
-                p.amount, p.average_entry, p.cost, p.entries
-            )
+                p.amount, p.average_entry, p.cost, p.entries,
+                PositionKey(p.id, p.opened_at),
+                ExitState(p.highest_price, p.targets_hit)
+                if p.highest_price is not None or p.targets_hit
+                else NO_EXIT_STATE,
+            )  # fmt: skip
     # Orders the exchange has not settled (pending: maybe sent; open: resting or partly
     # filled). Only live orders can be left so: paper ones settle inside the tick.
     # Read through the partial index of unsettled orders (a handful, however long the
@@ -330,6 +344,21 @@ async def load_bots(
     return list(bots.values())
 
 
+def _risk_settings(texts: tuple[Any, ...]) -> RiskSettings:
+    """RiskSettings from the bot columns load_bots reads, in RiskSettings' field order:
+    six percentages and amounts as text, the targets as JSON text, breakeven a boolean.
+    """
+    stop, take, cap, daily, trail, arm = (None if t is None else Decimal(t) for t in texts[:6])
+    targets_json, breakeven = texts[6:]
+    targets = json.loads(targets_json) if targets_json else None  # JSON null when unset
+    return RiskSettings(
+        stop_loss_pct=stop, take_profit_pct=take, max_position=cap, daily_loss_limit_pct=daily,
+        trailing_stop_pct=trail, trailing_arm_pct=arm,
+        targets=tuple(Target(Decimal(profit), Decimal(share)) for profit, share in targets or ()),
+        breakeven=bool(breakeven),
+    )  # fmt: skip
+
+
 def _dec(value: float) -> Decimal:
     return Decimal(repr(value))
 
@@ -347,21 +376,36 @@ def _unrealized(bot: BotState, snapshots: dict[MarketKey, MarketSnapshot]) -> De
 def decide_for_bot(
     bot: BotState, symbol: str, snapshot: MarketSnapshot, signal: int
 ) -> Decision | None:
-    """Risk first (stop loss / take profit), then the strategy."""
+    """Risk first (engine.risk.decide_exit), then the strategy.
+
+    A new highest price since entry is noted in ``bot.highs`` (the tick stores it with
+    the position); a target's sale is counted when it is booked, not here.
+    """
     strategy = get_strategy(bot.strategy)
     raw_position = bot.positions.get(symbol)
     position = raw_position.state() if raw_position is not None else PositionState()
     price = snapshot.last_close
-    exit_rule = exit_reason(position, price, bot.risk)
+    exit_rule: str | None = None
+    exit_fraction = Decimal(1)
+    if raw_position is not None:
+        remembered = raw_position.exits
+        verdict = decide_exit(position, price, bot.risk, remembered)
+        if verdict.state.highest_price != remembered.highest_price:
+            assert verdict.state.highest_price is not None  # it only rises
+            bot.highs[symbol] = verdict.state.highest_price
+        exit_rule, exit_fraction = verdict.reason, verdict.fraction
     intent = (
-        Intent("sell", 1.0, exit_rule)
+        Intent("sell", float(exit_fraction), exit_rule)
         if exit_rule
         else strategy.decide(signal, price, position, bot.parameters)
     )
     if intent is None:
         return None
     price_dec = _dec(price)
-    if intent.side == "buy":
+    if exit_rule:
+        assert raw_position is not None
+        amount = raw_position.amount * exit_fraction
+    elif intent.side == "buy":
         held = raw_position.amount * price_dec if raw_position is not None else Decimal(0)
         quote = buy_quote(
             bot.budget, symbols=len(bot.symbols), fraction=_dec(intent.fraction),
@@ -694,6 +738,7 @@ async def _run_tick(
             async with database.transaction() as session:
                 await _note_sources(session, bots, sources, now)
                 await _note_stale_signals(session, bots, now)
+                await record_highest_prices(session, _new_highs(bots))
                 await _record_decisions(session, placing, report)
                 for bot, reason in to_pause.values():
                     await pause_bot(session, bot.ref, reason)
@@ -714,6 +759,17 @@ async def _run_tick(
             log.info("tick.write_raced shard=%s attempt=%s", shard, attempt)
     timer.lap("write")
     return report
+
+
+def _new_highs(bots: list[BotState]) -> dict[PositionKey, Decimal]:
+    """Position -> the new highest price since entry this tick saw (trailing stops, targets)."""
+    highs: dict[PositionKey, Decimal] = {}
+    for bot in bots:
+        for symbol, price in bot.highs.items():
+            position = bot.positions.get(symbol)
+            if position is not None and position.key is not None:
+                highs[position.key] = price
+    return highs
 
 
 async def _heartbeat(session: AsyncSession, runner: str, report: TickReport) -> None:

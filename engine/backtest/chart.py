@@ -59,6 +59,9 @@ SELL_STYLE = {
     "stop_loss": ("X", STOP_COLOR),
     "panic": ("X", STOP_COLOR),
     "take_profit": ("v", TARGET_COLOR),
+    "trailing_stop": ("X", STOP_COLOR),
+    "breakeven": ("X", STOP_COLOR),
+    **{f"target_{n}": ("v", TARGET_COLOR) for n in range(1, 5)},
 }
 
 
