@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     def is_production(self) -> bool:
         return self.environment == "production"
 
+    @property
+    def billing_enabled(self) -> bool:
+        """Whether this server sells plans: only with Stripe configured (DESIGN.md,
+        "Self-hosted without Stripe": without it there are no plans)."""
+        return self.stripe_api_key is not None
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -44,6 +44,7 @@ from engine.risk import RiskSettings
 from engine.strategies.registry import STRATEGIES, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.plans import plan_in_force
 from robotrader.use_cases.bot_refs import parse_bot_ref
 from robotrader.use_cases.bots import (
     check_strategy_in_plan,
@@ -342,8 +343,9 @@ async def start_backtest(
         await expire_stale_jobs(session, user_id, now)  # a write first: see its docstring
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None
-        check_strategy_in_plan(user.plan, spec.strategy)
-        limits = limits_of(user.plan)
+        plan = plan_in_force(app.settings, user.plan)
+        check_strategy_in_plan(plan, spec.strategy)
+        limits = limits_of(plan)
         active = await session.scalar(
             select(func.count())
             .select_from(Backtest)
@@ -495,9 +497,10 @@ async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
                 select(Bot).where(Bot.user_id == user_id, Bot.is_active).order_by(Bot.id)
             )
         ).all()
-    limits = limits_of(user.plan)
+    plan = plan_in_force(app.settings, user.plan)
+    limits = limits_of(plan)
     return BacktestChoices(
-        plan=str(user.plan),
+        plan=str(plan),
         max_days=limits.max_backtest_days,
         bots=[
             BotChoice(b.id, b.name, b.strategy, list(b.symbols))
