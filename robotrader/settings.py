@@ -121,6 +121,11 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'robotrader.db').resolve()}"
 
     @property
+    def chat_log_file(self) -> Path:
+        """Where `robotrader chat` logs: its terminal is the chat, so not there."""
+        return self.data_dir / "logs" / "chat.log"
+
+    @property
     def master_key_file(self) -> Path:
         return self.data_dir / "master.key"
 
