@@ -63,9 +63,16 @@ def _fail(key: str, /, **args: object) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _settings() -> Settings:
+def _settings(*, log_to_file: bool = False) -> Settings:
+    """The settings, and logging set up: to stderr, or with ``log_to_file`` to the chat's
+    log file (said once, on stdout)."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    if log_to_file:
+        path = settings.chat_log_file.resolve()
+        configure_logging(settings.log_level, file=path)
+        typer.echo(_t()("cli.chat_log", path=str(path)))
+    else:
+        configure_logging(settings.log_level)
     return settings
 
 
@@ -196,7 +203,7 @@ def chat() -> None:
     """Try the product in this terminal: the chat commands for one local user, and the engine."""
     from robotrader.services import console_service, engine_service
 
-    settings = _settings()
+    settings = _settings(log_to_file=True)
     _serve(
         settings, lambda application: [console_service(application), engine_service(application)]
     )

@@ -9,9 +9,11 @@ pytest's capture) ever sees them, whichever library logged them.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 import threading
 import traceback
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -56,8 +58,22 @@ def _scrubbing_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
 logging.setLogRecordFactory(_scrubbing_factory)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+# A log file kept by a terminal session stays small: a few rotated files at most.
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 3
+
+
+def configure_logging(level: str = "INFO", *, file: Path | None = None) -> None:
+    """Log records to stderr, or to ``file`` (its folder made) when the terminal is the
+    chat itself (`robotrader chat`): there, only what is meant for the user is printed."""
+    handler: logging.Handler
+    if file is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

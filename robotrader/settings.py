@@ -121,12 +121,23 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'robotrader.db').resolve()}"
 
     @property
+    def chat_log_file(self) -> Path:
+        """Where `robotrader chat` logs: its terminal is the chat, so not there."""
+        return self.data_dir / "logs" / "chat.log"
+
+    @property
     def master_key_file(self) -> Path:
         return self.data_dir / "master.key"
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def billing_enabled(self) -> bool:
+        """Whether this server sells plans: only with Stripe configured (DESIGN.md,
+        "Self-hosted without Stripe": without it there are no plans)."""
+        return self.stripe_api_key is not None
 
 
 @lru_cache(maxsize=1)

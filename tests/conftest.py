@@ -21,6 +21,10 @@ from tests.secret_audit import AUDIT, AuditHandler
 
 BACKENDS = ["sqlite", "postgresql"]
 NOWHERE = "http://127.0.0.1:9"  # the discard port: connections are refused at once
+# Billing on, as on a server that sells plans, so plan limits apply in every test; the key
+# reaches no Stripe (its base is NOWHERE until a test points it at the emulator). Tests of
+# a self-hosted server (no plans) set stripe_api_key to None.
+SUITE_STRIPE_KEY = "sk_test_FAKE_suite_billing_on"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -107,7 +111,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings for one test: its own data dir and database, no .env, a fresh master key.
 
     Every outside service points at a closed local port until a test points it at
-    an emulator: nothing ever leaves 127.0.0.0/8.
+    an emulator: nothing ever leaves 127.0.0.0/8. Billing is on (SUITE_STRIPE_KEY).
     """
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
@@ -117,5 +121,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         exchange_api_urls={"binance": NOWHERE, "bybit": NOWHERE},
         telegram_api_url=f"{NOWHERE}/bot",
         discord_api_url=f"{NOWHERE}/api/v10",
+        stripe_api_key=SecretStr(SUITE_STRIPE_KEY),
         stripe_api_base=NOWHERE,
     )

@@ -2,6 +2,11 @@
 
 Buttons are shown as numbered choices: type the number to press one. Lets the
 whole product be tried with no chat platform at all (`robotrader chat`).
+
+A chat keeps every message with its buttons on screen; a terminal only has the
+last numbers printed. So when an answer in a dialog is refused (the dialog stays
+at its step), the step's question is printed again under the refusal, and its
+buttons keep their numbers.
 """
 
 from __future__ import annotations
@@ -86,6 +91,10 @@ class Console:
             progress=self.progress,
         )
         self.buttons: list[Button] = []
+        # The latest reply with buttons, and the dialog step it was shown at: a refusal
+        # at that same step asks it again.
+        self.question: Reply | None = None
+        self.question_step: tuple[str, str] | None = None
         self.charts = 0
         self.delivery = ConsoleDelivery(app, out)
 
@@ -93,9 +102,21 @@ class Console:
         """A terminal cannot edit a line already printed: each step is a line of its own."""
         print(render_plain(reply, []).replace("\n", "  "), file=self.out, flush=True)
 
-    def show(self, replies: list[Reply]) -> None:
+    def _dialog_step(self) -> tuple[str, str] | None:
+        dialog = self.core.dialogs.get(self.ctx.identity_key)
+        return (dialog.name, dialog.step) if dialog else None
+
+    def show(self, replies: list[Reply], asked: tuple[str, str] | None = None) -> None:
+        """Print ``replies``; ``asked`` is the dialog step the user was answering, if any."""
+        step = self._dialog_step()
+        refused = not any(reply.buttons for reply in replies)
+        if refused and asked is not None and asked == step == self.question_step:
+            assert self.question is not None
+            replies = [*replies, self.question]
         self.buttons = []
         for reply in replies:
+            if reply.buttons:
+                self.question, self.question_step = reply, step
             if reply.image is not None:
                 print(f"🖼  {reply.image.caption}: {self._save(reply.image.png)}", file=self.out)
             if reply.document is not None:
@@ -126,14 +147,17 @@ class Console:
         line = line.strip()
         if not line:
             return
+        asked = self._dialog_step()
         if line.isdigit() and 0 < int(line) <= len(self.buttons):
             button = self.buttons[int(line) - 1]
             if button.action:
-                self.show(await self.core.handle_action(self.ctx, button.action))
+                self.show(await self.core.handle_action(self.ctx, button.action), asked)
             return
-        if not line.startswith("/") and not self.core.dialogs.get(self.ctx.identity_key):
+        if line.startswith("/"):
+            asked = None  # another command, not an answer to the step
+        elif asked is None:
             line = "/" + line  # in a terminal, "bots" means /bots
-        self.show(await self.core.handle_text(self.ctx, line))
+        self.show(await self.core.handle_text(self.ctx, line), asked)
 
     async def deliver_notifications(self) -> int:
         """Print what is pending for this user; returns how many were claimed."""

@@ -11,13 +11,14 @@ from db.session import upsert
 from robotrader import languages
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.plans import plan_in_force
 from robotrader.text import clean_text
 
 
 @dataclass(frozen=True)
 class Account:
     user_id: int
-    plan: Plan
+    plan: Plan  # the plan in force (robotrader/plans.py), not only the stored one
     language: str  # the user's choice, else their client's
     created: bool  # True on the very first contact
 
@@ -85,7 +86,7 @@ async def register(
         language = user.language or languages.from_client(
             client_language or identity.client_language
         )
-        return Account(user.id, Plan(user.plan), language, created)
+        return Account(user.id, plan_in_force(app.settings, user.plan), language, created)
 
 
 async def set_language(app: App, user_id: int, language: str) -> str:

@@ -47,6 +47,7 @@ from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.i18n import chart_text
 from robotrader.languages import DEFAULT_LANGUAGE
+from robotrader.plans import plan_in_force
 from robotrader.use_cases.bot_refs import parse_bot_ref
 from robotrader.use_cases.bots import (
     check_strategy_in_plan,
@@ -380,10 +381,11 @@ async def start_backtest(
         await expire_stale_jobs(session, user_id, now)  # a write first: see its docstring
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None
-        check_strategy_in_plan(user.plan, spec.strategy)
+        plan = plan_in_force(app.settings, user.plan)
+        check_strategy_in_plan(plan, spec.strategy)
         words = chart_text(language or user.language or DEFAULT_LANGUAGE)
         spec = replace(spec, chart_text=words)
-        limits = limits_of(user.plan)
+        limits = limits_of(plan)
         active = await session.scalar(
             select(func.count())
             .select_from(Backtest)
@@ -535,9 +537,10 @@ async def backtest_choices(app: App, user_id: int) -> BacktestChoices:
                 select(Bot).where(Bot.user_id == user_id, Bot.is_active).order_by(Bot.id)
             )
         ).all()
-    limits = limits_of(user.plan)
+    plan = plan_in_force(app.settings, user.plan)
+    limits = limits_of(plan)
     return BacktestChoices(
-        plan=str(user.plan),
+        plan=str(plan),
         max_days=limits.max_backtest_days,
         bots=[
             BotChoice(b.id, b.name, b.strategy, list(b.symbols))

@@ -23,6 +23,7 @@ from db.types import utcnow
 from engine.strategies.registry import basic_strategies
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.plans import limits_in_force, plan_in_force
 from robotrader.public_links import public_url
 from robotrader.settings import Settings
 from robotrader.use_cases.usage import plan_usage
@@ -74,14 +75,16 @@ def _require_gateway(app: App) -> StripeGateway:
 
 @dataclass(frozen=True)
 class PlanOverview:
-    plan: Plan
+    plan: Plan  # the plan in force (robotrader/plans.py)
     limits: PlanLimits
     usage: Usage
     renews_at: datetime | None
     cancel_at_period_end: bool
+    plans_apply: bool  # False: this server sells no plans (no Stripe), every feature is on
 
 
 async def plan_overview(app: App, user_id: int) -> PlanOverview:
+    """The user's plan in force, its limits and how much of them the user uses."""
     async with app.database.sessions() as session:
         user = await session.get(User, user_id)
         assert user is not None
@@ -93,7 +96,11 @@ async def plan_overview(app: App, user_id: int) -> PlanOverview:
             .order_by(Subscription.updated_at.desc())
             .limit(1)
         )
-        return PlanOverview(Plan(user.plan), limits_of(user.plan), usage, renews, bool(canceling))
+        plan = plan_in_force(app.settings, user.plan)
+        return PlanOverview(
+            plan, limits_of(plan), usage, renews, bool(canceling),
+            plans_apply=app.settings.billing_enabled,
+        )  # fmt: skip
 
 
 def paid_plans() -> list[PlanLimits]:
@@ -102,6 +109,13 @@ def paid_plans() -> list[PlanLimits]:
         (limits for limits in PLANS.values() if limits.price_usd_month > 0),
         key=lambda limits: limits.price_usd_month,
     )
+
+
+def upgrade_offers(app: App) -> list[PlanLimits]:
+    """What /upgrade offers: every paid plan, where this server sells plans."""
+    if not app.settings.billing_enabled:
+        raise UserError("billing_not_configured")
+    return paid_plans()
 
 
 def parse_plan(name: str) -> Plan:
@@ -133,8 +147,8 @@ async def _customer(app: App, gateway: StripeGateway, user_id: int) -> str:
 
 async def start_upgrade(app: App, user_id: int, plan_name: str) -> str:
     """A Stripe Checkout link for ``plan`` (pro or premium)."""
-    plan = parse_plan(plan_name)
     gateway = _require_gateway(app)
+    plan = parse_plan(plan_name)
     async with app.database.sessions() as session:
         user = await session.get(User, user_id)
         assert user is not None
@@ -326,9 +340,10 @@ async def _announce(session: Any, event_id: str, change: PlanChange) -> None:
     )
 
 
-async def bot_fits_plan(session: Any, user_id: int, bot_id: int) -> bool:
+async def bot_fits_plan(session: Any, settings: Settings, user_id: int, bot_id: int) -> bool:
     """False when the bot is over the limits of the user's current plan (after a downgrade)."""
     user = await session.get(User, user_id)
     assert user is not None
-    over = await bots_over_limits(session, user_id, limits_of(user.plan), BASIC)
+    limits = limits_in_force(settings, user.plan)
+    over = await bots_over_limits(session, user_id, limits, BASIC)
     return all(bot.id != bot_id for bot in over)

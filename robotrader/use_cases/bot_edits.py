@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.plans import LimitReached, limits_of, strategy_allowed
+from billing.plans import LimitReached, strategy_allowed
 from db.models import AuditEntry, Bot, BotMode, BotStatus, Position, User
 from engine.exchanges.catalog import EXCHANGES, ExchangeSpec, exchange_spec
 from engine.strategies.base import Strategy
 from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.plans import limits_in_force
 from robotrader.use_cases.bot_settings import (
     BotSettings,
     changes,
@@ -187,9 +188,9 @@ async def _target(app: App, user_id: int, bot_ref: str | int, edit: BotEdit) -> 
 
 
 async def _check_plan(
-    session: AsyncSession, user: User, bot: Bot, strategy: Strategy, symbols: list[str]
+    app: App, session: AsyncSession, user: User, bot: Bot, strategy: Strategy, symbols: list[str]
 ) -> None:
-    limits = limits_of(user.plan)
+    limits = limits_in_force(app.settings, user.plan)
     try:
         if strategy.info.name != bot.strategy and not strategy_allowed(
             limits, strategy_is_basic=strategy.info.basic
@@ -270,7 +271,7 @@ async def edit_bot(
             held = await _holds(session, bot.id)
             if held and (structural["exchange"] or not held <= set(target.symbols)):
                 raise UserError("close_positions_first", bot=bot.name)
-        await _check_plan(session, user, bot, target.strategy, target.symbols)
+        await _check_plan(app, session, user, bot, target.strategy, target.symbols)
         if apply and found:
             if structural["exchange"] and bot.mode == BotMode.LIVE:
                 await _require_credential(session, user_id, bot)

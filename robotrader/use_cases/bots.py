@@ -51,6 +51,7 @@ from engine.strategies.base import ParameterError, Strategy
 from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.plans import limits_in_force
 from robotrader.use_cases.billing import bot_fits_plan
 from robotrader.use_cases.bot_refs import check_bot_name, parse_bot_ref
 from robotrader.use_cases.usage import plan_usage, user_symbols
@@ -349,7 +350,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
         new_symbols = len(set(symbols) - await user_symbols(session, user_id))
         try:
             check_bot_allowed(
-                limits_of(user.plan), usage, new_symbols=new_symbols,
+                limits_in_force(app.settings, user.plan), usage, new_symbols=new_symbols,
                 strategy_is_basic=strategy.info.basic,
             )  # fmt: skip
         except LimitReached as exc:
@@ -405,7 +406,7 @@ async def start_bot(app: App, user_id: int, bot_ref: str | int) -> BotSummary:
     """Run a stopped or paused bot; a live bot needs a working key for its exchange."""
     async with app.database.transaction() as session:
         bot = await _owned_bot(session, user_id, bot_ref)
-        if not await bot_fits_plan(session, user_id, bot.id):
+        if not await bot_fits_plan(session, app.settings, user_id, bot.id):
             raise UserError("bot_over_plan", bot=bot.name)
         if bot.mode == BotMode.LIVE:
             await _require_credential(session, user_id, bot)

@@ -23,6 +23,7 @@ from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.i18n import chart_text
 from robotrader.languages import DEFAULT_LANGUAGE
+from robotrader.plans import plan_in_force
 from robotrader.use_cases.backtests import (
     DEFAULT_CAPITAL,
     DEFAULT_DAYS,
@@ -159,7 +160,7 @@ async def compare_for_user(
     async with app.database.sessions() as session:
         user = await session.get(User, user_id)
         assert user is not None
-        plan = str(user.plan)
+        plan = str(plan_in_force(app.settings, user.plan))
     for spec in specs:
         check_strategy_in_plan(plan, spec.strategy)
     check_period_in_plan(plan, days)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from billing.plans import LimitReached, check_exchange_allowed, limits_of
+from billing.plans import LimitReached, check_exchange_allowed
 from db.credential_secrets import CredentialSecrets, seal
 from db.models import (
     AuditEntry,
@@ -34,6 +34,7 @@ from engine.exchanges.key_check import check_key
 from robotrader.app import App
 from robotrader.errors import UserError
 from robotrader.logging_setup import redact
+from robotrader.plans import limits_in_force
 from robotrader.use_cases.usage import plan_usage
 
 
@@ -105,7 +106,10 @@ async def connect_exchange(
             )
         )
         try:
-            check_exchange_allowed(limits_of(user.plan), usage, is_new_exchange=not has_exchange)
+            check_exchange_allowed(
+                limits_in_force(app.settings, user.plan), usage,
+                is_new_exchange=not has_exchange,
+            )  # fmt: skip
         except LimitReached as exc:
             raise UserError("limit_reached", limit=exc.limit, plan=str(exc.plan),
                             maximum=exc.maximum, current=exc.current) from None  # fmt: skip

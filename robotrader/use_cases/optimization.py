@@ -40,6 +40,7 @@ from engine.strategies.base import ParameterError, ParamValue
 from engine.strategies.registry import get_strategy
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.plans import plan_in_force
 from robotrader.use_cases.backtests import (
     DEFAULT_CAPITAL,
     DEFAULT_DAYS,
@@ -223,7 +224,7 @@ async def optimize_for_user(
     async with app.database.sessions() as session:
         user = await session.get(User, user_id)
         assert user is not None
-        plan = str(user.plan)
+        plan = str(plan_in_force(app.settings, user.plan))
     limits = limits_of(plan)
     name = request.strategy.strip().lower()
     options = {str(k).strip().lower(): str(v).strip() for k, v in request.options.items()}

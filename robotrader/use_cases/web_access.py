@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.plans import limits_of
 from db.models import ApiToken, AuditEntry, ChatIdentity, Plan, User, WebSession
 from db.types import utcnow
 from robotrader import languages
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.plans import limits_in_force, plan_in_force
 from robotrader.public_links import public_url
 from robotrader.use_cases import one_time_codes
 
@@ -50,8 +50,8 @@ async def _user_language(session: AsyncSession, user: User) -> str:
     return languages.from_client(client)
 
 
-def _require_rest_api(user: User) -> None:
-    if not limits_of(user.plan).rest_api:
+def _require_rest_api(app: App, user: User) -> None:
+    if not limits_in_force(app.settings, user.plan).rest_api:
         raise UserError("rest_api_not_in_plan", plan=str(user.plan))
 
 
@@ -86,7 +86,7 @@ async def create_api_token(app: App, user_id: int) -> NewApiToken:
     async with app.database.transaction() as session:
         user = await session.get(User, user_id, with_for_update=True)
         assert user is not None
-        _require_rest_api(user)
+        _require_rest_api(app, user)
         active = await session.scalar(
             select(func.count())
             .select_from(ApiToken)
@@ -158,11 +158,13 @@ async def authenticate_api_token(app: App, token: str) -> ApiUser:
             raise UserError("api_token_invalid")
         user = await session.get(User, row.user_id)
         assert user is not None
-        _require_rest_api(user)
+        _require_rest_api(app, user)
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             row.last_used_at = now
-        return ApiUser(user.id, Plan(user.plan), await _user_language(session, user))
+        return ApiUser(
+            user.id, plan_in_force(app.settings, user.plan), await _user_language(session, user)
+        )
 
 
 # --- dashboard logins -----------------------------------------------------------------------
@@ -182,9 +184,10 @@ class DashboardUser:
     """Who an open dashboard session belongs to."""
 
     user_id: int
-    plan: Plan
+    plan: Plan  # the plan in force (robotrader/plans.py)
     language: str
     csrf_token: str
+    plans_apply: bool  # False: this server sells no plans (no Stripe), every feature is on
 
 
 async def issue_dashboard_link(app: App, user_id: int) -> str:
@@ -233,8 +236,9 @@ async def dashboard_user(app: App, session_token: str) -> DashboardUser | None:
         if user is None:
             return None
         return DashboardUser(
-            user.id, Plan(user.plan), await _user_language(session, user), row.csrf_token
-        )
+            user.id, plan_in_force(app.settings, user.plan), await _user_language(session, user),
+            row.csrf_token, plans_apply=app.settings.billing_enabled,
+        )  # fmt: skip
 
 
 async def end_dashboard_session(app: App, session_token: str) -> None:

@@ -23,3 +23,13 @@ async def app(settings: Settings, database: Database) -> AsyncIterator[App]:
     yield application
     await application.backtests.close()
     await application.pool.close()
+
+
+@pytest.fixture
+async def self_hosted_app(settings: Settings, database: Database) -> AsyncIterator[App]:
+    """The same App on a server without Stripe: no plans, every feature for every user."""
+    update = {"market_data": "replay", "stripe_api_key": None}
+    application = App.from_settings(settings.model_copy(update=update), database)
+    yield application
+    await application.backtests.close()
+    await application.pool.close()

@@ -85,10 +85,12 @@ async def test_the_overview_shows_plan_limits_and_usage(app: App) -> None:
     assert overview.renews_at is None and not overview.cancel_at_period_end
 
 
-async def test_without_stripe_configured_billing_says_so(app: App) -> None:
-    user = await make_user(app, plan="free")
-    assert await refused(start_upgrade(app, user, "pro")) == "billing_not_configured"
-    assert await refused(billing_portal(app, user)) == "billing_not_configured"
+async def test_without_stripe_configured_billing_says_so(self_hosted_app: App) -> None:
+    user = await make_user(self_hosted_app, plan="free")
+    for plan in ("pro", "gold"):
+        refusal = await refused(start_upgrade(self_hosted_app, user, plan))
+        assert refusal == "billing_not_configured"
+    assert await refused(billing_portal(self_hosted_app, user)) == "billing_not_configured"
 
 
 async def test_upgrade_links_one_customer_and_refuses_a_lower_plan(
@@ -133,5 +135,5 @@ async def test_after_a_downgrade_only_the_oldest_basic_bot_fits(app: App) -> Non
     async with app.database.transaction() as session:
         await session.execute(update(User).where(User.id == user).values(plan="free"))
     async with app.database.transaction() as session:
-        assert await bot_fits_plan(session, user, oldest.id)
-        assert not await bot_fits_plan(session, user, newer.id)
+        assert await bot_fits_plan(session, app.settings, user, oldest.id)
+        assert not await bot_fits_plan(session, app.settings, user, newer.id)

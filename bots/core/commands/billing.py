@@ -9,9 +9,9 @@ from bots.core.replies import Button, Paragraph, Reply, Table, Title
 from robotrader.formatting import when
 from robotrader.use_cases.billing import (
     billing_portal,
-    paid_plans,
     plan_overview,
     start_upgrade,
+    upgrade_offers,
 )
 
 
@@ -31,6 +31,14 @@ async def plan(inv: Invocation) -> Reply:
         [t("plan.strategies"), t("plan.all") if limits.all_strategies else t("plan.basic")],
         [t("plan.rest_api"), t("plan.yes") if limits.rest_api else t("plan.no")],
     ]
+    if not overview.plans_apply:  # self-hosted without Stripe: nothing to sell, no buttons
+        return Reply(
+            blocks=[
+                Title(t("plan.self_hosted_title")),
+                Paragraph(t("plan.self_hosted")),
+                Table(rows),
+            ]
+        )
     blocks: list[Title | Paragraph | Table] = [
         Title(t("plan.title", plan=t(f"plan.{overview.plan}"))),
         Table(rows),
@@ -49,7 +57,7 @@ async def plan(inv: Invocation) -> Reply:
 def _choose_plan(inv: Invocation) -> Reply:
     """Every paid plan's price and limits come from the plan table (billing/plans.py)."""
     t = inv.t
-    offers = paid_plans()
+    offers = upgrade_offers(inv.app)
     limits_text: dict[str, str] = {}
     for offer in offers:
         plan = str(offer.plan)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,11 @@ from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import run_tick
 from robotrader.app import App
+from robotrader.i18n import translate
 from robotrader.settings import Settings
+
+# A log record as the formatter writes it: "2026-01-01 12:00:00,000 INFO name event ..."
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 
 
 async def test_a_session_in_the_terminal(settings: Settings, database: Database) -> None:
@@ -70,7 +75,7 @@ def test_robotrader_chat_reads_commands_from_stdin(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "robotrader", "chat"],
         input="help\nnewbot binance ETH/USDT rsi 250\n1\nbots\n/quit\n",
-        env=env,
+        env={**env, "LANG": "C.UTF-8"},
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -80,3 +85,71 @@ def test_robotrader_chat_reads_commands_from_stdin(tmp_path: Path) -> None:
     assert "What I can do" in result.stdout
     assert "rsi-1" in result.stdout
     assert "Traceback" not in result.stderr
+    # The terminal is the chat: logs go to a file under DATA_DIR, said once at start.
+    log_file = (tmp_path / "data" / "logs" / "chat.log").resolve()
+    assert [line for line in result.stdout.splitlines() if str(log_file) in line] == [
+        translate("en", "cli.chat_log", path=str(log_file))
+    ]
+    for said in (result.stdout, result.stderr):
+        assert not LOG_LINE.search(said), said
+    logged = log_file.read_text(encoding="utf-8")
+    assert "runtime.started services=console,engine" in logged
+    assert "alembic.runtime.migration" in logged and "runtime.stopped" in logged
+
+
+def _since(out: io.StringIO, mark: int) -> str:
+    return out.getvalue()[mark:]
+
+
+async def test_a_bad_answer_asks_the_same_step_again_and_its_buttons_still_press(
+    settings: Settings, database: Database
+) -> None:
+    app = App.from_settings(settings.model_copy(update={"market_data": "replay"}), database)
+    out = io.StringIO()
+    console = Console(app, out=out, user="typo")
+    # exchange [1] Binance; pairs [1] BTC/USDT, [7] next; strategy [1] SMA; [1] use these
+    for line in ("newbot", "1", "1", "7", "1", "1"):
+        await console.handle_line(line)
+    assert "Step 5/6" in out.getvalue()
+
+    for bad in ("abc", "5"):  # not a number; a number under the minimum
+        mark = len(out.getvalue())
+        await console.handle_line(bad)
+        said = _since(out, mark)
+        assert "capital" in said.splitlines()[0].lower()  # the refusal first
+        assert "Step 5/6" in said and "[2] 500 USDT" in said  # then the same step, buttons on
+        assert "Step 4/6" not in said and "Step 6/6" not in said
+
+    mark = len(out.getvalue())
+    await console.handle_line("2")  # [2] 500 USDT, pressed by its number after the errors
+    assert "Step 6/6" in _since(out, mark)
+    mark = len(out.getvalue())
+    await console.handle_line("maybe")  # typed where only buttons answer
+    said = _since(out, mark)
+    assert "Step 6/6" in said and "Step 5/6" not in said
+    await console.handle_line("1")  # [1] Paper
+    await console.handle_line("1")  # [1] Create
+    assert "sma_crossover-1 created" in out.getvalue()
+    await app.pool.close()
+
+
+async def test_a_refused_button_keeps_the_dialog_at_its_step(
+    settings: Settings, database: Database
+) -> None:
+    """A Free user (billing on, as in the suite) presses a locked strategy: the strategy step
+    is asked again and a number still presses its button, never typed as pairs (step 2)."""
+    app = App.from_settings(settings.model_copy(update={"market_data": "replay"}), database)
+    out = io.StringIO()
+    console = Console(app, out=out, user="locked")
+    for line in ("newbot", "1", "1", "7"):  # Binance, BTC/USDT, next
+        await console.handle_line(line)
+    mark = len(out.getvalue())
+    await console.handle_line("3")  # [3] 🔒 Grid trading
+    said = _since(out, mark)
+    assert "isn't included in the Free plan" in said
+    assert "Step 3/6" in said and "[2] RSI reversion" in said
+    mark = len(out.getvalue())
+    await console.handle_line("2")  # [2] RSI reversion
+    said = _since(out, mark)
+    assert "Step 4/6" in said and "Step 2/6" not in said
+    await app.pool.close()
