@@ -19,6 +19,7 @@ from db.models import (
 )
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.use_cases.bot_settings import BotSettings
 from robotrader.use_cases.bots import (
     BotSpec,
     create_bot,
@@ -65,11 +66,12 @@ def test_capital_outside_the_range_is_refused() -> None:
 
 async def test_create_stores_a_stopped_paper_bot(app: App) -> None:
     user = await make_user(app)
-    bot = await create_bot(app, user, spec(symbols=["btcusdt", "BTC/USDT"], stop_loss_pct="5"))
+    settings = BotSettings(stop_loss_pct=Decimal(5))
+    bot = await create_bot(app, user, spec(symbols=["btcusdt", "BTC/USDT"], settings=settings))
     assert (bot.name, bot.symbols, bot.mode, bot.status) == (
         "dca-1", ["BTC/USDT"], BotMode.PAPER, BotStatus.STOPPED,
     )  # fmt: skip
-    assert bot.capital == Decimal(1000) and bot.stop_loss_pct == Decimal(5)
+    assert bot.capital == Decimal(1000) and bot.settings.stop_loss_pct == Decimal(5)
     async with app.database.sessions() as session:
         stored = await session.get(Bot, bot.id)
         audit = set(
@@ -93,11 +95,11 @@ async def test_a_signal_bot_gets_its_webhook_secret(app: App) -> None:
         ({"symbols": ["BTC/USDT!"]}, "bad_symbol"),
         ({"symbols": [f"C{i}/USDT" for i in range(11)]}, "too_many_symbols"),
         ({"symbols": ["NOPE/USDT"]}, "unknown_symbol"),
-        ({"timeframe": "7m"}, "bad_timeframe"),
+        ({"settings": BotSettings(timeframe="7m")}, "bad_option"),
         ({"strategy": "martingale"}, "unknown_strategy"),
         ({"capital": "1"}, "bad_capital"),
         ({"name": "bad/name"}, "bad_bot_name"),
-        ({"stop_loss_pct": "150"}, "bad_percent"),
+        ({"settings": BotSettings(stop_loss_pct=Decimal(150))}, "bad_option"),
     ],
 )
 async def test_create_refuses_what_is_wrong(app: App, values: dict[str, object], key: str) -> None:

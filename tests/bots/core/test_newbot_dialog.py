@@ -11,6 +11,7 @@ from bots.core.context import ChatContext
 from bots.core.core import ChatCore
 from bots.core.rate_limit import RateLimiter
 from bots.core.registry import ACTIONS
+from bots.core.replies import Table
 from db.models import Platform
 from db.session import Database
 from robotrader.app import App
@@ -39,7 +40,8 @@ def step(core: ChatCore) -> Step:
 def test_every_dialog_button_answers_a_declared_step() -> None:
     dialog_buttons = {name for name in ACTIONS if name.startswith("nb") and name != "nb"}
     assert dialog_buttons == set(BUTTON_STEP)
-    assert [BUTTON_STEP[b] for b in ("nbx", "nbs", "nbt", "nbp", "nbk", "nbm", "nbc")] == STEPS
+    buttons = ("nbx", "nbs", "nbt", "nbp", "nbf", "nbr", "nbk", "nbm", "nbc")
+    assert [BUTTON_STEP[b] for b in buttons] == STEPS
 
 
 async def test_buttons_walk_the_steps_in_order(core: ChatCore) -> None:
@@ -51,7 +53,9 @@ async def test_buttons_walk_the_steps_in_order(core: ChatCore) -> None:
         ("nbs:BTC/USDT", Step.SYMBOLS),
         ("nbs:next", Step.STRATEGY),
         ("nbt:sma_crossover", Step.PARAMS),
-        ("nbp", Step.CAPITAL),
+        ("nbp", Step.TIMEFRAME),
+        ("nbf:1h", Step.RISK),
+        ("nbr:sl3", Step.CAPITAL),
         ("nbk:100", Step.MODE),
         ("nbm:paper", Step.CONFIRM),
     ]:
@@ -77,8 +81,83 @@ async def test_typed_answers_go_to_the_step_being_asked(core: ChatCore) -> None:
     await core.handle_action(CTX, "v1:nbt:sma_crossover")
     [reply] = await core.handle_text(CTX, "fast=5")
     assert step(core) == Step.PARAMS and "5" in reply.plain()
+    [reply] = await core.handle_text(CTX, "250")  # not key=value: asked again, with why
+    assert step(core) == Step.PARAMS and '"250" is not key=value' in reply.plain()
+    await core.handle_action(CTX, "v1:nbp")
+    await core.handle_text(CTX, "4h")
+    assert step(core) == Step.RISK
+    await core.handle_action(CTX, "v1:nbr:done")
     await core.handle_text(CTX, "250")
     assert step(core) == Step.MODE
     await core.handle_action(CTX, "v1:nbm:paper")
     [confirm] = await core.handle_text(CTX, "300")  # capital was answered: use the buttons
     assert step(core) == Step.CONFIRM and "buttons" in confirm.plain()
+
+
+async def to_risk_step(core: ChatCore, ctx: ChatContext = CTX, strategy: str = "rsi") -> None:
+    await core.handle_text(ctx, "/newbot")
+    for press in ("nbx:binance", "nbs:BTC/USDT", "nbs:next", f"nbt:{strategy}", "nbp", "nbf:skip"):
+        await core.handle_action(ctx, f"v1:{press}")
+
+
+async def test_params_step_shows_the_strategys_own_parameters(core: ChatCore) -> None:
+    await core.handle_text(CTX, "/newbot")
+    for press in ("nbx:binance", "nbs:BTC/USDT", "nbs:next"):
+        await core.handle_action(CTX, f"v1:{press}")
+    [reply] = await core.handle_action(CTX, "v1:nbt:rsi")
+    table = next(b for b in reply.blocks if isinstance(b, Table))
+    assert [row[:3] for row in table.rows] == [
+        ["period", "14", "2–50"], ["oversold", "30", "1–50"], ["overbought", "70", "50–99"],
+    ]  # fmt: skip
+    assert all(row[3] and not row[3].startswith("strategy.") for row in table.rows)
+    assert "period=2 oversold=1" in reply.plain() and "fast=" not in reply.plain()
+
+
+async def test_risk_step_takes_typed_settings_until_done(core: ChatCore) -> None:
+    await to_risk_step(core)
+    assert step(core) == Step.RISK
+    [reply] = await core.handle_text(CTX, "sl=3 dll=5")
+    assert step(core) == Step.RISK and "Now: sl=3 dll=5" in reply.plain()
+    assert "[Done]" in reply.plain()
+    [reply] = await core.handle_text(CTX, "sl=300")  # refused: the same step, with why
+    assert step(core) == Step.RISK
+    assert "sl=300 is not valid (sl takes 0.1-99 %)" in reply.plain()
+    assert "Now: sl=3 dll=5" in reply.plain()
+    [reply] = await core.handle_text(CTX, "stop=3")
+    assert "stop is not a setting of this bot" in reply.plain() and step(core) == Step.RISK
+    await core.handle_action(CTX, "v1:nbr:done")
+    assert step(core) == Step.CAPITAL
+    await core.handle_action(CTX, "v1:nbk:500")
+    [confirm] = await core.handle_action(CTX, "v1:nbm:paper")
+    table = next(b for b in confirm.blocks if isinstance(b, Table))
+    assert [
+        row for row in table.rows if row[0] in ("Timeframe", "Stop loss", "Daily loss limit")
+    ] == [["Timeframe", "1m"], ["Stop loss", "3"], ["Daily loss limit", "5"]]
+    assert "/newbot binance BTC/USDT rsi 500 tf=1m sl=3 dll=5" in confirm.plain()
+
+
+async def test_a_preset_sets_every_exit_and_moves_on(core: ChatCore) -> None:
+    await to_risk_step(core)
+    await core.handle_text(CTX, "sl=7 max=100")
+    [reply] = await core.handle_action(CTX, "v1:nbr:targets")
+    assert step(core) == Step.CAPITAL, reply.plain()
+    dialog = core.dialogs.get(CTX.identity_key)
+    assert dialog is not None
+    settings = dialog.data["settings"]
+    assert settings.stop_loss_pct is None and settings.breakeven
+    assert [(t.profit_pct, t.share_pct) for t in settings.targets] == [(2, 50), (4, 50)]
+    assert settings.max_position == 100  # not an exit: kept
+
+
+async def test_typed_timeframe_and_parameters_go_together_or_not_at_all(core: ChatCore) -> None:
+    await core.handle_text(CTX, "/newbot")
+    for press in ("nbx:binance", "nbs:BTC/USDT", "nbs:next", "nbt:rsi"):
+        await core.handle_action(CTX, f"v1:{press}")
+    [reply] = await core.handle_text(CTX, "tf=4h period=99")
+    assert step(core) == Step.PARAMS and "period" in reply.plain()
+    dialog = core.dialogs.get(CTX.identity_key)
+    assert dialog is not None and dialog.data["settings"].timeframe == "1m"
+    await core.handle_text(CTX, "tf=4h period=9")
+    assert dialog.data["settings"].timeframe == "4h" and dialog.data["parameters"]["period"] == 9
+    [reply] = await core.handle_action(CTX, "v1:nbp")
+    assert step(core) == Step.TIMEFRAME and "[✅ 4h]" in reply.plain()
