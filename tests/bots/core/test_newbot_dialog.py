@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import select
 
+from billing import plans
 from bots.core.commands.bots import BUTTON_STEP, STEPS, Step
 from bots.core.context import ChatContext
 from bots.core.core import ChatCore
 from bots.core.rate_limit import RateLimiter
 from bots.core.registry import ACTIONS
 from bots.core.replies import Table
-from db.models import Platform
+from db.models import ChatIdentity, Plan, Platform, User
 from db.session import Database
 from robotrader.app import App
 from robotrader.settings import Settings
@@ -161,3 +163,88 @@ async def test_typed_timeframe_and_parameters_go_together_or_not_at_all(core: Ch
     assert dialog.data["settings"].timeframe == "4h" and dialog.data["parameters"]["period"] == 9
     [reply] = await core.handle_action(CTX, "v1:nbp")
     assert step(core) == Step.TIMEFRAME and "[✅ 4h]" in reply.plain()
+
+
+async def user_on(core: ChatCore, name: str, plan: Plan, language: str = "en") -> ChatContext:
+    """A registered chat user on ``plan`` (set here: whatever billing is configured)."""
+    ctx = ChatContext(
+        platform=Platform.TELEGRAM, platform_user_id=name, chat_id=name, is_private=True,
+        client_language=language,
+    )  # fmt: skip
+    await core.handle_text(ctx, "/plan")
+    async with core.app.database.transaction() as session:
+        user_id = await session.scalar(
+            select(ChatIdentity.user_id).where(ChatIdentity.platform_user_id == name)
+        )
+        user = await session.get(User, user_id)
+        assert user is not None
+        user.plan = plan
+    return ctx
+
+
+async def made(core: ChatCore, ctx: ChatContext, line: str) -> None:
+    await core.handle_text(ctx, line)
+    [created] = await core.handle_action(ctx, "v1:nbc")
+    assert "created" in created.plain() or "criado" in created.plain(), created.plain()
+
+
+async def test_newbot_says_at_once_when_no_bot_is_left(core: ChatCore) -> None:
+    ctx = await user_on(core, "full-free", Plan.FREE)
+    await made(core, ctx, "/newbot binance BTC/USDT rsi 100")
+    [refused] = await core.handle_text(ctx, "/newbot")
+    assert refused.plain() == (
+        "Your Free plan allows 1 bot(s): you use 1. Pro allows more: /upgrade."
+    )
+    assert core.dialogs.get(ctx.identity_key) is None
+    [refused] = await core.handle_text(ctx, "/newbot binance ETH/USDT rsi 100 sl=3")
+    assert "Free plan allows 1 bot(s)" in refused.plain()
+
+
+async def test_pair_picker_refuses_the_pair_over_the_plan_when_pressed(core: ChatCore) -> None:
+    ctx = await user_on(core, "pairs-free", Plan.FREE, "pt-br")
+    await made(core, ctx, "/newbot binance BTC/USDT,ETH/USDT rsi 100")
+    async with core.app.database.transaction() as session:
+        user_id = await session.scalar(
+            select(ChatIdentity.user_id).where(ChatIdentity.platform_user_id == "pairs-free")
+        )
+        user = await session.get(User, user_id)
+        assert user is not None
+        user.plan = Plan.PRO  # room for bots, and then Pro's pairs are counted
+    limit = plans.PLANS[Plan.PRO].max_symbols
+    assert limit is not None
+    await core.handle_text(ctx, "/newbot")
+    await core.handle_action(ctx, "v1:nbx:binance")
+    # A pair another bot trades costs nothing; new ones count until the limit.
+    await core.handle_action(ctx, "v1:nbs:BTC/USDT")
+    for n in range(limit - 2):
+        [reply] = await core.handle_action(ctx, f"v1:nbs:C{n}/USDT")
+        assert "Selecionados" in reply.plain(), reply.plain()
+    [refused] = await core.handle_action(ctx, "v1:nbs:SOL/USDT")
+    assert refused.plain() == (
+        f"Seu plano Pro permite {limit} pares somando seus robôs: você usa {limit}. "
+        "O Premium permite mais: /upgrade."
+    )
+    dialog = core.dialogs.get(ctx.identity_key)
+    assert dialog is not None and "SOL/USDT" not in dialog.data["symbols"]
+    await core.handle_action(ctx, "v1:nbs:ETH/USDT")  # the other bot's: still free
+    assert "ETH/USDT" in dialog.data["symbols"]
+
+
+async def test_a_locked_strategy_says_which_plan_unlocks_it(core: ChatCore) -> None:
+    ctx = await user_on(core, "locked-free", Plan.FREE)
+    await core.handle_text(ctx, "/newbot")
+    for press in ("nbx:binance", "nbs:BTC/USDT"):
+        await core.handle_action(ctx, f"v1:{press}")
+    [strategies] = await core.handle_action(ctx, "v1:nbs:next")
+    assert "🔒 Grid" in strategies.plain() and "🔒 RSI" not in strategies.plain()
+    [refused] = await core.handle_action(ctx, "v1:nbt:grid")
+    assert "isn't in the Free plan" in refused.plain() and "Pro unlocks it" in refused.plain()
+    assert step_of(core, ctx) == Step.STRATEGY
+    [refused] = await core.handle_text(ctx, "/newbot binance BTC/USDT dca 100")
+    assert "Pro unlocks it" in refused.plain()
+
+
+def step_of(core: ChatCore, ctx: ChatContext) -> Step:
+    dialog = core.dialogs.get(ctx.identity_key)
+    assert dialog is not None
+    return Step(dialog.step)
