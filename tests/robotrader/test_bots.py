@@ -14,6 +14,7 @@ from db.models import (
     BotStatus,
     Notification,
     PaperBalance,
+    Plan,
     Position,
     User,
 )
@@ -22,6 +23,8 @@ from robotrader.errors import UserError
 from robotrader.use_cases.bot_settings import BotSettings
 from robotrader.use_cases.bots import (
     BotSpec,
+    check_pairs_in_plan,
+    check_room_for_bot,
     create_bot,
     delete_bot,
     kill_switch,
@@ -119,9 +122,28 @@ async def test_the_free_plan_limits_bots_and_strategies(app: App) -> None:
     user = await make_user(app, plan="free")
     assert await refused(create_bot(app, user, spec(strategy="grid"))) == "strategy_not_in_plan"
     await create_bot(app, user, spec(strategy="rsi"))
-    assert await refused(create_bot(app, user, spec(strategy="rsi", name="second"))) == (
-        "limit_reached"
-    )
+    with pytest.raises(UserError) as raised:
+        await create_bot(app, user, spec(strategy="rsi", name="second"))
+    assert raised.value.key == "limit_reached_upgrade"
+    assert raised.value.args_ == {
+        "limit": "bots", "plan": "free", "maximum": 1, "current": 1, "next_plan": "Pro",
+    }  # fmt: skip
+
+
+async def test_pairs_other_bots_trade_are_free_on_the_plan(app: App) -> None:
+    user = await make_user(app, plan="pro")
+    await create_bot(app, user, spec(symbols=["BTC/USDT", "ETH/USDT"]))
+    async with app.database.transaction() as session:
+        found = await session.get(User, user)
+        assert found is not None
+        found.plan = Plan.FREE  # 3 pairs, 1 bot: the pairs are counted, not the bots here
+    await check_pairs_in_plan(app, user, [], ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    with pytest.raises(UserError) as raised:
+        await check_pairs_in_plan(app, user, ["SOL/USDT"], ["ETH/USDT", "XRP/USDT"])
+    assert raised.value.args_["current"] == 3 and raised.value.args_["maximum"] == 3
+    with pytest.raises(UserError) as raised:
+        await check_room_for_bot(app, user)
+    assert raised.value.key == "limit_reached_upgrade"
 
 
 async def test_start_and_stop(app: App) -> None:
