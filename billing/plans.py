@@ -102,7 +102,14 @@ def check_backtest_allowed(limits: PlanLimits, *, days: int, active: int) -> Non
 
 
 def next_plan_with_more(limits: PlanLimits, limit: str) -> PlanLimits | None:
-    """The cheapest plan that allows more of ``limit`` (a PlanLimits field name), if any."""
+    """The cheapest plan that allows more of ``limit`` (a PlanLimits field name), if any.
+
+    ``None`` is unlimited: more than any number, and nothing is more than it.
+    """
     mine = getattr(limits, limit)
-    better = [p for p in PLANS.values() if getattr(p, limit) > mine]
+    better = [
+        p
+        for p in PLANS.values()
+        if mine is not None and (getattr(p, limit) is None or getattr(p, limit) > mine)
+    ]
     return min(better, key=lambda p: p.price_usd_month) if better else None

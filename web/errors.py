@@ -33,6 +33,7 @@ STATUS_OF_ERROR: dict[str, int] = {
     "api_token_invalid": 401,
     "rest_api_not_in_plan": 403,
     "limit_reached": 403,
+    "limit_reached_upgrade": 403,
     "strategy_not_in_plan": 403,
     "bot_over_plan": 403,
     "bot_not_found": 404,

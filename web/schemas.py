@@ -15,10 +15,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer
 
 from robotrader import activity_text
 from robotrader.public_links import signal_url
-from robotrader.reference import EXCHANGES, STRATEGIES, TIMEFRAME_MS
+from robotrader.reference import EXCHANGES, STRATEGIES, TIMEFRAME_MS, Target
 from robotrader.settings import Settings
+from robotrader.text import clean_text
 from robotrader.use_cases.bot_edits import EditResult
-from robotrader.use_cases.bot_settings import TIMEFRAMES
+from robotrader.use_cases.bot_settings import MAX_TARGETS, TIMEFRAMES, BotSettings
 from robotrader.use_cases.bot_status import (
     BotActivity,
     HeldPosition,
@@ -62,6 +63,19 @@ def _documented(**schema: Any) -> Any:
     return Field(json_schema_extra=schema)
 
 
+class TargetIn(BaseModel):
+    """A take-profit target: at +``profit_pct`` % sell ``share_pct`` % of the position."""
+
+    model_config = ConfigDict(extra="forbid")
+    profit_pct: Annotated[Decimal, Field(gt=0, le=1000, allow_inf_nan=False)]
+    share_pct: Percent
+
+
+class TargetOut(BaseModel):
+    profit_pct: Money
+    share_pct: Money
+
+
 class BotCreate(BaseModel):
     """A new bot; it starts stopped and on paper, as from the chat."""
 
@@ -97,6 +111,27 @@ class BotCreate(BaseModel):
     take_profit_pct: Percent | None = None
     max_position: Amount | None = None
     daily_loss_limit_pct: Percent | None = None
+    # Sell ``share_pct`` of the position at ``profit_pct`` each (instead of take_profit_pct).
+    take_profit_targets: list[TargetIn] = Field(default_factory=list, max_length=MAX_TARGETS)
+    # Sell when the price falls this % under its high since entry; armed after +arm %.
+    trailing_stop_pct: Percent | None = None
+    trailing_arm_pct: Annotated[Decimal, Field(ge=0, le=1000, allow_inf_nan=False)] | None = None
+    # After the first target, the stop moves to the entry price (needs targets).
+    breakeven_after_target: bool = False
+
+    def settings(self) -> BotSettings:
+        """The body's timeframe, stops, exits and limits; `create_bot` checks their ranges."""
+        return BotSettings(
+            timeframe=clean_text(self.timeframe, max_length=8),
+            stop_loss_pct=self.stop_loss_pct,
+            take_profit_pct=self.take_profit_pct,
+            targets=tuple(Target(t.profit_pct, t.share_pct) for t in self.take_profit_targets),
+            trailing_stop_pct=self.trailing_stop_pct,
+            trailing_arm_pct=self.trailing_arm_pct,
+            breakeven=self.breakeven_after_target,
+            max_position=self.max_position,
+            daily_loss_limit_pct=self.daily_loss_limit_pct,
+        )
 
 
 Setting = Annotated[Decimal, Field(allow_inf_nan=False)]
@@ -288,6 +323,10 @@ class BotOut(BaseModel):
     created_at: datetime
     stop_loss_pct: Money | None
     take_profit_pct: Money | None
+    take_profit_targets: list[TargetOut]
+    trailing_stop_pct: Money | None
+    trailing_arm_pct: Money | None
+    breakeven_after_target: bool
     max_position: Money | None
     daily_loss_limit_pct: Money | None
     # POST TradingView alerts here (signal strategy only). Keep it secret.
@@ -299,14 +338,20 @@ class BotOut(BaseModel):
 
     @classmethod
     def of(cls, bot: BotSummary, settings: Settings) -> BotOut:
+        risk = bot.settings
         return cls(
             id=bot.id, name=bot.name, exchange=bot.exchange, symbols=bot.symbols,
-            timeframe=bot.timeframe, strategy=bot.strategy, parameters=bot.parameters,
+            timeframe=risk.timeframe, strategy=bot.strategy, parameters=bot.parameters,
             capital=bot.capital, mode=str(bot.mode), status=str(bot.status),
             pause_reason=bot.pause_reason, market_data_source=bot.market_data_source,
-            created_at=bot.created_at, stop_loss_pct=bot.stop_loss_pct,
-            take_profit_pct=bot.take_profit_pct, max_position=bot.max_position,
-            daily_loss_limit_pct=bot.daily_loss_limit_pct,
+            created_at=bot.created_at, stop_loss_pct=risk.stop_loss_pct,
+            take_profit_pct=risk.take_profit_pct,
+            take_profit_targets=[
+                TargetOut(profit_pct=t.profit_pct, share_pct=t.share_pct) for t in risk.targets
+            ],
+            trailing_stop_pct=risk.trailing_stop_pct, trailing_arm_pct=risk.trailing_arm_pct,
+            breakeven_after_target=risk.breakeven, max_position=risk.max_position,
+            daily_loss_limit_pct=risk.daily_loss_limit_pct,
             signal_webhook_url=(
                 signal_url(settings, bot.signal_secret) if bot.signal_secret else None
             ),

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import discord
 from discord import app_commands
 
+from bots.core.commands.account import HELP_TOPICS
 from bots.core.registry import COMMANDS, Command, Handler
 from bots.discord.community import set_channel, share, show_leaderboard
 from bots.discord.localization import text, texts
@@ -114,6 +115,14 @@ STRATEGY_CHOICES = [
 LANGUAGE_CHOICES = [
     app_commands.Choice(name=language.name, value=language.tag) for language in languages.LANGUAGES
 ]
+# /help <topic>: the commands explained in detail, under their Discord names.
+HELP_TOPIC_CHOICES = [
+    app_commands.Choice(
+        name=texts({lang: command_label(name, lang) or name for lang in languages.tags()}),
+        value=name,
+    )
+    for name in HELP_TOPICS
+]
 PLAN_CHOICES = [app_commands.Choice(name=text(f"plan.{p}"), value=p) for p in ("pro", "premium")]
 PERIOD_CHOICES = [
     app_commands.Choice(name=text(f"period.{days}d"), value=days) for days in LEADERBOARD_DAYS
@@ -133,12 +142,14 @@ def _bot_group(runner: CommandRunner) -> app_commands.Group:
         symbols=text("discord.opt.symbols"),
         strategy=text("discord.opt.strategy"),
         capital=text("discord.opt.capital"),
+        options=text("discord.opt.options"),
     )
     @app_commands.describe(
         exchange=text("discord.opt.exchange.desc"),
         symbols=text("discord.opt.symbols.desc"),
         strategy=text("discord.opt.strategy.desc"),
         capital=text("discord.opt.capital.desc"),
+        options=text("discord.opt.options.desc"),
     )
     @app_commands.choices(exchange=EXCHANGE_CHOICES, strategy=STRATEGY_CHOICES)
     async def create(
@@ -147,14 +158,17 @@ def _bot_group(runner: CommandRunner) -> app_commands.Group:
         symbols: app_commands.Range[str, 1, 200] | None = None,
         strategy: str | None = None,
         capital: app_commands.Range[int, int(MIN_CAPITAL), int(MAX_CAPITAL)] | None = None,
+        options: app_commands.Range[str, 1, 300] | None = None,
     ) -> None:
-        """Guided with buttons, or in one go when every option is given (as /newbot takes it)."""
+        """Guided with buttons, or in one go when every option is given (as /newbot takes it);
+        ``options`` is the one-line form's key=value part (``tf=1h sl=3 period=7``)."""
         if exchange is None or symbols is None or strategy is None or capital is None:
             await runner.run_text(interaction, "/newbot")
             return
         pairs = ",".join(symbols.replace(",", " ").split())
+        words = (options or "").split()
         await runner.run_text(
-            interaction, core_text("newbot", exchange, pairs, strategy, str(capital))
+            interaction, core_text("newbot", exchange, pairs, strategy, str(capital), *words)
         )
 
     @group.command(name=text("discord.cmd.bot.list"), description=text("help.bots"))
@@ -294,6 +308,13 @@ def _account_commands(runner: CommandRunner) -> list[app_commands.Command[Any, A
     ) -> None:
         await runner.run_text(interaction, core_text("link", *([code] if code else [])))
 
+    @app_commands.command(name=text("discord.cmd.help"), description=text("help.help"))
+    @app_commands.rename(topic=text("discord.opt.topic"))
+    @app_commands.describe(topic=text("discord.opt.topic.desc"))
+    @app_commands.choices(topic=HELP_TOPIC_CHOICES)
+    async def help_(interaction: Interaction, topic: str | None = None) -> None:
+        await runner.run_text(interaction, core_text("help", *([topic] if topic else [])))
+
     return [
         simple("plan"),
         upgrade,
@@ -302,7 +323,7 @@ def _account_commands(runner: CommandRunner) -> list[app_commands.Command[Any, A
         settings,
         language,
         link,
-        simple("help"),
+        help_,
     ]
 
 

@@ -38,10 +38,10 @@ from robotrader.use_cases.bots import (
     MAX_SYMBOLS_PER_BOT,
     BotSummary,
     _in_flight,
-    _limit_error,
     _owned_bot,
     _require_credential,
     known_symbol,
+    limit_error,
     normalize_symbol,
     parse_capital,
     show_bot,
@@ -183,7 +183,7 @@ async def _target(app: App, user_id: int, bot_ref: str | int, edit: BotEdit) -> 
         parameters = validated_parameters(strategy, suggested)
     else:
         parameters = validated_parameters(strategy, {**current.parameters, **given})
-    seen = (current.exchange, current.strategy, tuple(current.symbols), current.timeframe)
+    seen = (current.exchange, current.strategy, tuple(current.symbols), current.settings.timeframe)
     return _Target(exchange, strategy, symbols, options.settings, parameters, capital, seen)
 
 
@@ -209,7 +209,7 @@ async def _check_plan(
                 current = len(used | set(bot.symbols))
                 raise LimitReached("symbols", limits.plan, limits.max_symbols, current)
     except LimitReached as exc:
-        raise _limit_error(exc) from None
+        raise limit_error(exc) from None
 
 
 async def _holds(session: AsyncSession, bot_id: int) -> set[str]:

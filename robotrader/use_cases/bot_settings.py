@@ -47,11 +47,29 @@ class BotSettings:
     daily_loss_limit_pct: Decimal | None = None
 
     def check(self) -> BotSettings:
-        """Rules across settings; the settings themselves when they hold."""
+        """Every value in its range and the rules across settings; the settings when they hold.
+
+        Settings made field by field (the REST API, the command line) meet the same ranges
+        as typed ones: each value goes through its option's parser once more.
+        """
+        if self.take_profit_pct is not None and self.targets:
+            raise UserError("bad_option", problem="option.tp_twice", valid=valid_keys(None))
+        if self.trailing_arm_pct is not None and self.trailing_stop_pct is None:
+            raise UserError("bad_option", problem="option.arm_needs_trail", valid=valid_keys(None))
         if self.breakeven and not self.targets:
             raise UserError(
                 "bad_option", problem="option.breakeven_needs_targets", valid=valid_keys(None)
             )
+        for key, value in option_values(self).items():
+            if value is None:
+                continue
+            read = parse_options([f"{key}={value}"], None).settings
+            if any(read[name] != getattr(self, name) for name in OPTIONS[key].fields):
+                option = OPTIONS[key]
+                raise UserError(
+                    "bad_option", problem="option.bad_value", setting=key, value=value[:20],
+                    range=option.range, valid=valid_keys(None),
+                )  # fmt: skip
         return self
 
 
@@ -174,8 +192,13 @@ def valid_keys(strategy: Strategy | None) -> str:
     """Every key a trader may type for a bot of ``strategy``, with what it takes."""
     keys = [f"{option.key}={option.range}" for option in OPTIONS.values()]
     if strategy is not None:
-        keys += [f"{p.name}={p.minimum}-{p.maximum}" for p in strategy.info.params]
+        keys += parameter_ranges(strategy)
     return ", ".join(keys)
+
+
+def parameter_ranges(strategy: Strategy) -> list[str]:
+    """``["period=2-50", ...]``: the strategy's parameters as typed, with their ranges."""
+    return [f"{p.name}={p.minimum}-{p.maximum}" for p in strategy.info.params]
 
 
 @dataclass(frozen=True)
@@ -321,3 +344,24 @@ def changes(before: BotSettings, after: BotSettings) -> list[tuple[str, str | No
     """``(key, before, after)`` of every option an edit changes, in declaration order."""
     old, new = option_values(before), option_values(after)
     return [(key, old[key], new[key]) for key in OPTIONS if old[key] != new[key]]
+
+
+# The exits a new bot is offered in one tap (the /newbot step "risk & exits"), as typed.
+EXIT_KEYS = ("sl", "tp", "trail", "be")
+RISK_PRESETS: dict[str, str] = {
+    "none": "",
+    "sl3": "sl=3",
+    "sl3_trail": "sl=3 trail=1.5@2",
+    "targets": "tp=2:50,4:50 be=1",
+}
+
+
+def with_preset(settings: BotSettings, preset: str) -> BotSettings:
+    """``settings`` with its exits (stop, take profit, trailing, breakeven) those of ``preset``.
+
+    KeyError for a preset not in ``RISK_PRESETS``.
+    """
+    default = BotSettings()
+    exits = {name: getattr(default, name) for key in EXIT_KEYS for name in OPTIONS[key].fields}
+    chosen = parse_options(RISK_PRESETS[preset].split(), None).settings
+    return with_changes(settings, {**exits, **chosen})

@@ -146,7 +146,7 @@ async def _activities(app: App, bots: list[BotSummary]) -> list[BotActivity]:
         for symbol in _symbols(bot, held):
             if not running and (bot.id, symbol) not in held:
                 continue
-            key = MarketKey(bot.exchange, symbol, bot.timeframe)
+            key = MarketKey(bot.exchange, symbol, bot.settings.timeframe)
             needs[key] = max(needs.get(key, 0), warmup)
             if bot.mode == BotMode.LIVE:
                 live.add(key)
@@ -157,7 +157,7 @@ async def _activities(app: App, bots: list[BotSummary]) -> list[BotActivity]:
         running = bot.status == BotStatus.RUNNING
         markets = []
         for symbol in _symbols(bot, held):
-            key = MarketKey(bot.exchange, symbol, bot.timeframe)
+            key = MarketKey(bot.exchange, symbol, bot.settings.timeframe)
             snapshot = None
             if fetched is not None:
                 # A live bot decides on the exchange's candles only, never on the replay.
@@ -176,7 +176,7 @@ async def _activities(app: App, bots: list[BotSummary]) -> list[BotActivity]:
             BotActivity(
                 bot=bot,
                 last_evaluated_at=last,
-                next_decision_at=next_decision(bot.timeframe, now_ms) if running else None,
+                next_decision_at=next_decision(bot.settings.timeframe, now_ms) if running else None,
                 engine_stale=running and (last is None or now - last > stale_after),
                 markets=tuple(markets),
             )
@@ -215,7 +215,7 @@ def _market(
         strategy = get_strategy(bot.strategy)
         view = strategy.view(snapshot.candles, bot.parameters, state)
         readings = readings_of(view, snapshot.last_close)
-    closed_at = snapshot.last_time + timeframe_ms(bot.timeframe)
+    closed_at = snapshot.last_time + timeframe_ms(bot.settings.timeframe)
     return MarketActivity(
         symbol=symbol,
         source=snapshot.source,

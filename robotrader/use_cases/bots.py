@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.plans import (
     LimitReached,
+    PlanLimits,
     check_bot_allowed,
     limits_of,
     next_plan_with_more,
@@ -45,7 +46,6 @@ from engine.exchanges.clients import ClientPool
 from engine.exchanges.listings import listed_offline
 from engine.live_orders import reconcile, unsettled_orders
 from engine.market_data.feed import MarketKey
-from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.panic import close_paper_positions, open_markets
 from engine.strategies.base import ParameterError, Strategy
 from engine.strategies.registry import STRATEGIES, UnknownStrategy, get_strategy
@@ -54,6 +54,7 @@ from robotrader.errors import UserError
 from robotrader.plans import limits_in_force
 from robotrader.use_cases.billing import bot_fits_plan
 from robotrader.use_cases.bot_refs import check_bot_name, parse_bot_ref
+from robotrader.use_cases.bot_settings import BotSettings, settings_of, store
 from robotrader.use_cases.usage import plan_usage, user_symbols
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,7 @@ class BotSpec:
     capital: Decimal | str | int
     parameters: dict[str, Any] = field(default_factory=dict)
     name: str | None = None
-    timeframe: str = "1m"
-    stop_loss_pct: Decimal | None = None
-    take_profit_pct: Decimal | None = None
-    max_position: Decimal | None = None
-    daily_loss_limit_pct: Decimal | None = None
+    settings: BotSettings = field(default_factory=BotSettings)
 
 
 @dataclass(frozen=True)
@@ -104,7 +101,6 @@ class BotSummary:
     name: str
     exchange: str
     symbols: list[str]
-    timeframe: str
     strategy: str
     parameters: dict[str, Any]
     capital: Decimal
@@ -114,10 +110,7 @@ class BotSummary:
     market_data_source: str | None
     created_at: datetime
     signal_secret: str | None
-    stop_loss_pct: Decimal | None
-    take_profit_pct: Decimal | None
-    max_position: Decimal | None
-    daily_loss_limit_pct: Decimal | None
+    settings: BotSettings  # timeframe, stops, exits, limits
     # Orders waiting for the exchange (pending, in flight or partly filled), oldest first.
     in_flight: tuple[OrderInFlight, ...] = ()
 
@@ -125,13 +118,11 @@ class BotSummary:
     def of(cls, bot: Bot, in_flight: tuple[OrderInFlight, ...] = ()) -> BotSummary:
         return cls(
             id=bot.id, name=bot.name, exchange=bot.exchange, symbols=list(bot.symbols),
-            timeframe=bot.timeframe, strategy=bot.strategy, parameters=dict(bot.parameters),
+            strategy=bot.strategy, parameters=dict(bot.parameters),
             capital=bot.capital, mode=BotMode(bot.mode), status=BotStatus(bot.status),
             pause_reason=bot.pause_reason, market_data_source=bot.market_data_source,
             created_at=bot.created_at, signal_secret=bot.signal_secret,
-            stop_loss_pct=bot.stop_loss_pct, take_profit_pct=bot.take_profit_pct,
-            max_position=bot.max_position, daily_loss_limit_pct=bot.daily_loss_limit_pct,
-            in_flight=in_flight,
+            settings=settings_of(bot), in_flight=in_flight,
         )  # fmt: skip
 
 
@@ -252,8 +243,9 @@ def strategy_choices(plan: Plan | str) -> list[StrategyChoice]:
 def check_strategy_in_plan(plan: Plan | str, strategy: str) -> None:
     """UserError if ``plan`` lacks ``strategy``: said at once, before a dialog's other steps
     (`create_bot` checks it again, with the rest of the plan's limits)."""
-    if not strategy_allowed(limits_of(plan), strategy_is_basic=get_strategy(strategy).info.basic):
-        raise UserError("strategy_not_in_plan", plan=str(Plan(plan)))
+    limits = limits_of(plan)
+    if not strategy_allowed(limits, strategy_is_basic=get_strategy(strategy).info.basic):
+        raise _strategy_error(limits)
 
 
 async def _last_price(app: App, exchange: str, symbol: str) -> Decimal | None:
@@ -298,13 +290,64 @@ async def _owned_bot(session: AsyncSession, user_id: int, bot_ref: str | int) ->
     return bot
 
 
-def _limit_error(exc: LimitReached) -> UserError:
+# What a LimitReached of bots, symbols or exchanges counts, as a PlanLimits field.
+LIMIT_FIELDS = {"bots": "max_bots", "symbols": "max_symbols", "exchanges": "max_exchanges"}
+
+
+def limit_error(exc: LimitReached) -> UserError:
+    """The refusal of a plan limit, naming the cheapest plan that allows more (if any)."""
+    limits = limits_of(exc.plan)
     if exc.limit == "strategy":
-        return UserError("strategy_not_in_plan", plan=str(exc.plan))
+        return _strategy_error(limits)
+    better = next_plan_with_more(limits, LIMIT_FIELDS[exc.limit])
+    if better is None:
+        return UserError(
+            "limit_reached", limit=exc.limit, plan=str(exc.plan), maximum=exc.maximum,
+            current=exc.current,
+        )  # fmt: skip
     return UserError(
-        "limit_reached", limit=exc.limit, plan=str(exc.plan), maximum=exc.maximum,
-        current=exc.current,
+        "limit_reached_upgrade", limit=exc.limit, plan=str(exc.plan), maximum=exc.maximum,
+        current=exc.current, next_plan=better.title,
     )  # fmt: skip
+
+
+def _strategy_error(limits: PlanLimits) -> UserError:
+    better = next_plan_with_more(limits, "all_strategies")
+    return UserError(
+        "strategy_not_in_plan", plan=str(limits.plan), next_plan=better.title if better else "—"
+    )
+
+
+async def check_room_for_bot(app: App, user_id: int) -> None:
+    """UserError when the user's plan has no bot left: said at once, as /newbot starts."""
+    async with app.database.sessions() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        usage = await plan_usage(session, user_id)
+    limits = limits_of(user.plan)
+    if usage.bots + 1 > limits.max_bots:
+        raise limit_error(LimitReached("bots", limits.plan, limits.max_bots, usage.bots))
+
+
+async def check_pairs_in_plan(
+    app: App, user_id: int, chosen: Collection[str], adding: Iterable[str]
+) -> None:
+    """UserError when adding pairs ``adding`` to a new bot on ``chosen`` goes over the plan.
+
+    Said as each pair is picked, with the count in use. Pairs count once across the
+    user's bots: one that another bot trades already is free (as `create_bot` counts).
+    """
+    async with app.database.sessions() as session:
+        user = await session.get(User, user_id)
+        assert user is not None
+        in_use = await user_symbols(session, user_id) | set(chosen)
+    limits = limits_of(user.plan)
+    for pair in adding:
+        if pair in in_use or limits.max_symbols is None:
+            continue
+        if len(in_use) >= limits.max_symbols:
+            raise limit_error(LimitReached("symbols", limits.plan, limits.max_symbols, len(in_use)))
+        in_use.add(pair)
 
 
 async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
@@ -322,8 +365,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
         raise UserError("no_symbols")
     if len(symbols) > MAX_SYMBOLS_PER_BOT:
         raise UserError("too_many_symbols", maximum=MAX_SYMBOLS_PER_BOT)
-    if spec.timeframe not in TIMEFRAME_MS:
-        raise UserError("bad_timeframe", choices=", ".join(TIMEFRAME_MS))
+    settings = spec.settings.check()
     try:
         strategy = get_strategy(spec.strategy)
     except UnknownStrategy:
@@ -354,7 +396,7 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
                 strategy_is_basic=strategy.info.basic,
             )  # fmt: skip
         except LimitReached as exc:
-            raise _limit_error(exc) from None
+            raise limit_error(exc) from None
         if not name:
             name = f"{strategy.info.name}-{usage.bots + 1}"
         taken = await session.scalar(
@@ -368,14 +410,11 @@ async def create_bot(app: App, user_id: int, spec: BotSpec) -> BotSummary:
             raise UserError("bot_name_taken", name=name)
         bot = Bot(
             user_id=user_id, name=name, exchange=exchange.id, symbols=symbols,
-            timeframe=spec.timeframe, strategy=strategy.info.name, parameters=parameters,
+            strategy=strategy.info.name, parameters=parameters,
             capital=capital, mode=BotMode.PAPER, status=BotStatus.STOPPED,
-            stop_loss_pct=positive_pct(spec.stop_loss_pct, "stop_loss"),
-            take_profit_pct=positive_pct(spec.take_profit_pct, "take_profit"),
-            max_position=positive_amount(spec.max_position, "max_position"),
-            daily_loss_limit_pct=positive_pct(spec.daily_loss_limit_pct, "daily_loss_limit"),
             signal_secret=secrets.token_urlsafe(24) if strategy.info.name == "signal" else None,
         )  # fmt: skip
+        store(bot, settings)
         session.add(bot)
         await session.flush()
         session.add(AuditEntry(user_id=user_id, platform="api", action="bot.create",

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import fields, replace
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -13,10 +16,28 @@ from engine.market_data.feed import MarketDataFeed
 from robotrader.app import App
 from robotrader.settings import Settings
 from robotrader.use_cases.accounts import register
+from robotrader.use_cases.bot_settings import BotSettings
 from robotrader.use_cases.bots import BotSpec, create_bot, start_bot
 from tests.emulators.exchange import ExchangeEmulator
 
 CLOSED_PORT = "http://127.0.0.1:9"  # nothing listens there: the exchange is "unreachable"
+
+# Keywords of a test bot that are its settings (timeframe, stops, exits, limits).
+SETTINGS_FIELDS = {field.name for field in fields(BotSettings)}
+
+
+def bot_settings_of(values: dict[str, Any]) -> BotSettings:
+    """A test bot's settings: ``settings=`` and/or its fields as keywords (taken out of
+    ``values``); numbers may be given as text."""
+    base = values.pop("settings", BotSettings())
+    given = {k: values.pop(k) for k in SETTINGS_FIELDS & set(values)}
+    return replace(
+        base,
+        **{
+            k: Decimal(str(v)) if isinstance(v, str | int) and k != "timeframe" else v
+            for k, v in given.items()
+        },
+    )
 
 
 @pytest.fixture
@@ -49,7 +70,8 @@ async def running_bot(app: App, user_id: int, **spec: object) -> int:
         "exchange": "binance", "symbols": ["BTC/USDT"], "strategy": "dca", "capital": "1000",
     }  # fmt: skip
     values.update(spec)
-    bot = await create_bot(app, user_id, BotSpec(**values))  # type: ignore[arg-type]
+    settings = bot_settings_of(values)  # type: ignore[arg-type]
+    bot = await create_bot(app, user_id, BotSpec(**values, settings=settings))  # type: ignore[arg-type]
     await start_bot(app, user_id, bot.id)
     return bot.id
 

@@ -29,6 +29,7 @@ from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import LIVE_DATA_GRACE, run_tick
 from robotrader.app import App
+from robotrader.use_cases.bot_settings import BotSettings
 from robotrader.use_cases.bots import start_bot, stop_bot
 from robotrader.use_cases.signals import SignalAlert, receive_signal
 from tests.engine.conftest import make_user, offline_feed, running_bot
@@ -150,7 +151,7 @@ async def test_live_bot_in_replay_mode_pauses_at_once(app: App) -> None:
 
 async def test_stop_loss_sells_the_position(app: App) -> None:
     user = await make_user(app)
-    bot_id = await running_bot(app, user, stop_loss_pct="1")
+    bot_id = await running_bot(app, user, settings=BotSettings(stop_loss_pct=Decimal(1)))
     feed = replay_feed(app)
     await run_tick(app.database, feed, now_ms=NOW)
     # Pretend the entry was far above the market: the stop loss must fire next tick.

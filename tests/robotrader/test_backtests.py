@@ -33,6 +33,7 @@ from robotrader.use_cases.backtests import (
     period_end,
     start_backtest,
 )
+from robotrader.use_cases.bot_settings import BotSettings
 from robotrader.use_cases.bots import BotSpec, create_bot
 from robotrader.use_cases.equity import bot_equity_chart
 
@@ -186,7 +187,8 @@ async def test_a_bot_is_backtested_with_its_own_settings(app: App) -> None:
     bot = await create_bot(
         app, user,
         BotSpec(exchange="bybit", symbols=["ETH/USDT", "BTC/USDT"], strategy="rsi", capital="250",
-                parameters={"period": 10}, timeframe="5m", stop_loss_pct=Decimal(3), name="Ana"),
+                parameters={"period": 10}, name="Ana",
+                settings=BotSettings(timeframe="5m", stop_loss_pct=Decimal(3))),
     )  # fmt: skip
     job = await start_backtest(app, user, BacktestRequest("ana", period="7d"))
     spec = job.spec

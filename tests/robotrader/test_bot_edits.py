@@ -131,7 +131,7 @@ async def test_the_plan_limits_strategies_and_symbols(app: App) -> None:
     )
     four = BotEdit(symbols=["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT"])
     error = await refused(edit_bot(app, user, bot_id, four))
-    assert error.key == "limit_reached" and error.args_["limit"] == "symbols"
+    assert error.key == "limit_reached_upgrade" and error.args_["limit"] == "symbols"
     three = await edit_bot(app, user, bot_id, BotEdit(symbols=["SOL/USDT", "BNB/USDT", "XRP/USDT"]))
     assert three.bot.symbols == ["SOL/USDT", "BNB/USDT", "XRP/USDT"]
 

@@ -14,13 +14,17 @@ from db.models import (
     BotStatus,
     Notification,
     PaperBalance,
+    Plan,
     Position,
     User,
 )
 from robotrader.app import App
 from robotrader.errors import UserError
+from robotrader.use_cases.bot_settings import BotSettings
 from robotrader.use_cases.bots import (
     BotSpec,
+    check_pairs_in_plan,
+    check_room_for_bot,
     create_bot,
     delete_bot,
     kill_switch,
@@ -65,11 +69,12 @@ def test_capital_outside_the_range_is_refused() -> None:
 
 async def test_create_stores_a_stopped_paper_bot(app: App) -> None:
     user = await make_user(app)
-    bot = await create_bot(app, user, spec(symbols=["btcusdt", "BTC/USDT"], stop_loss_pct="5"))
+    settings = BotSettings(stop_loss_pct=Decimal(5))
+    bot = await create_bot(app, user, spec(symbols=["btcusdt", "BTC/USDT"], settings=settings))
     assert (bot.name, bot.symbols, bot.mode, bot.status) == (
         "dca-1", ["BTC/USDT"], BotMode.PAPER, BotStatus.STOPPED,
     )  # fmt: skip
-    assert bot.capital == Decimal(1000) and bot.stop_loss_pct == Decimal(5)
+    assert bot.capital == Decimal(1000) and bot.settings.stop_loss_pct == Decimal(5)
     async with app.database.sessions() as session:
         stored = await session.get(Bot, bot.id)
         audit = set(
@@ -93,11 +98,11 @@ async def test_a_signal_bot_gets_its_webhook_secret(app: App) -> None:
         ({"symbols": ["BTC/USDT!"]}, "bad_symbol"),
         ({"symbols": [f"C{i}/USDT" for i in range(11)]}, "too_many_symbols"),
         ({"symbols": ["NOPE/USDT"]}, "unknown_symbol"),
-        ({"timeframe": "7m"}, "bad_timeframe"),
+        ({"settings": BotSettings(timeframe="7m")}, "bad_option"),
         ({"strategy": "martingale"}, "unknown_strategy"),
         ({"capital": "1"}, "bad_capital"),
         ({"name": "bad/name"}, "bad_bot_name"),
-        ({"stop_loss_pct": "150"}, "bad_percent"),
+        ({"settings": BotSettings(stop_loss_pct=Decimal(150))}, "bad_option"),
     ],
 )
 async def test_create_refuses_what_is_wrong(app: App, values: dict[str, object], key: str) -> None:
@@ -117,9 +122,28 @@ async def test_the_free_plan_limits_bots_and_strategies(app: App) -> None:
     user = await make_user(app, plan="free")
     assert await refused(create_bot(app, user, spec(strategy="grid"))) == "strategy_not_in_plan"
     await create_bot(app, user, spec(strategy="rsi"))
-    assert await refused(create_bot(app, user, spec(strategy="rsi", name="second"))) == (
-        "limit_reached"
-    )
+    with pytest.raises(UserError) as raised:
+        await create_bot(app, user, spec(strategy="rsi", name="second"))
+    assert raised.value.key == "limit_reached_upgrade"
+    assert raised.value.args_ == {
+        "limit": "bots", "plan": "free", "maximum": 1, "current": 1, "next_plan": "Pro",
+    }  # fmt: skip
+
+
+async def test_pairs_other_bots_trade_are_free_on_the_plan(app: App) -> None:
+    user = await make_user(app, plan="pro")
+    await create_bot(app, user, spec(symbols=["BTC/USDT", "ETH/USDT"]))
+    async with app.database.transaction() as session:
+        found = await session.get(User, user)
+        assert found is not None
+        found.plan = Plan.FREE  # 3 pairs, 1 bot: the pairs are counted, not the bots here
+    await check_pairs_in_plan(app, user, [], ["BTC/USDT", "ETH/USDT", "SOL/USDT"])
+    with pytest.raises(UserError) as raised:
+        await check_pairs_in_plan(app, user, ["SOL/USDT"], ["ETH/USDT", "XRP/USDT"])
+    assert raised.value.args_["current"] == 3 and raised.value.args_["maximum"] == 3
+    with pytest.raises(UserError) as raised:
+        await check_room_for_bot(app, user)
+    assert raised.value.key == "limit_reached_upgrade"
 
 
 async def test_start_and_stop(app: App) -> None:

@@ -24,10 +24,12 @@ from robotrader.settings import Settings
 from robotrader.use_cases.accounts import register
 from robotrader.use_cases.bots import BotSpec, create_bot, start_bot
 from robotrader.use_cases.web_access import create_api_token
+from tests.engine.conftest import bot_settings_of
 from tests.secret_audit import AUDIT
 from web.app import create_app
 
 _names = itertools.count(1)
+
 
 
 @dataclass
@@ -68,7 +70,8 @@ class Web:
             "exchange": "binance", "symbols": ["BTC/USDT"], "strategy": "dca", "capital": "1000",
         }  # fmt: skip
         values.update(spec)
-        bot = await create_bot(self.app, user_id, BotSpec(**values))
+        settings = bot_settings_of(values)
+        bot = await create_bot(self.app, user_id, BotSpec(**values, settings=settings))
         if running:
             await start_bot(self.app, user_id, bot.id)
         return bot.id

@@ -128,7 +128,7 @@ async def test_rules_come_from_the_use_cases(web: Web) -> None:
         ({**base, "strategy": "martingale"}, 422, "unknown_strategy"),
         ({**base, "symbols": ["not a pair"]}, 422, "bad_symbol"),
         ({**base, "parameters": {"nope": 1}}, 422, "bad_parameter"),
-        ({**base, "timeframe": "7m"}, 422, "bad_timeframe"),
+        ({**base, "timeframe": "7m"}, 422, "bad_option"),  # the settings' own rule
         ({**base, "name": "bad/name"}, 422, "bad_bot_name"),
     ]
     for body, status, code in cases:
@@ -305,3 +305,40 @@ async def test_one_bot_shows_what_it_decides_on_in_the_owners_language(web: Web)
     assert reading["text"].startswith("IFR 14: ") and "compra ao cruzar 30" in reading["text"]
     listed = (await web.client.get("/api/v1/bots", headers=auth)).json()
     assert listed[0]["activity"] is None  # lists stay cheap: no market data
+
+
+async def test_create_with_trailing_stop_targets_and_breakeven(web: Web) -> None:
+    _, auth = await web.premium()
+    body = {
+        "exchange": "binance", "symbols": ["BTC/USDT"], "strategy": "rsi", "capital": "500",
+        "timeframe": "1h", "stop_loss_pct": "3", "trailing_stop_pct": 1.5,
+        "trailing_arm_pct": "2", "breakeven_after_target": True,
+        "take_profit_targets": [{"profit_pct": "2", "share_pct": 50},
+                                {"profit_pct": "4", "share_pct": "50"}],
+    }  # fmt: skip
+    created = await web.client.post("/api/v1/bots", headers=auth, json=body)
+    assert created.status_code == 201, created.text
+    bot = created.json()
+    assert bot["timeframe"] == "1h" and bot["stop_loss_pct"] == "3"
+    assert (bot["trailing_stop_pct"], bot["trailing_arm_pct"]) == ("1.5", "2")
+    assert bot["take_profit_targets"] == [
+        {"profit_pct": "2", "share_pct": "50"}, {"profit_pct": "4", "share_pct": "50"},
+    ]  # fmt: skip
+    assert bot["breakeven_after_target"] is True and bot["take_profit_pct"] is None
+    shown = await web.client.get(f"/api/v1/bots/{bot['id']}", headers=auth)
+    assert shown.json()["take_profit_targets"] == bot["take_profit_targets"]
+
+    # The chat's rules, in the caller's words: nothing is created.
+    for wrong, fragment in [
+        ({"breakeven_after_target": True, "take_profit_targets": []}, "needs take-profit"),
+        ({"take_profit_pct": "5"}, "not both"),
+        ({"trailing_stop_pct": None}, "needs a trailing distance"),
+        ({"stop_loss_pct": "99.5"}, "sl takes 0.1-99 %"),
+        ({"timeframe": "2h"}, "tf takes 1m|5m|15m|1h|4h|1d"),
+    ]:
+        answer = await web.client.post(
+            "/api/v1/bots", headers=auth, json={**body, **wrong, "name": "other"}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"] == "bad_option" and fragment in answer.json()["message"]
+    assert len((await web.client.get("/api/v1/bots", headers=auth)).json()) == 1

@@ -59,11 +59,7 @@ async def create_bot(body: BotCreate, app: AppDep, user: ApiUserDep) -> BotOut:
         capital=body.capital,
         parameters={clean_text(k, max_length=32): v for k, v in body.parameters.items()},
         name=clean_text(body.name, max_length=32) if body.name is not None else None,
-        timeframe=clean_text(body.timeframe, max_length=8),
-        stop_loss_pct=body.stop_loss_pct,
-        take_profit_pct=body.take_profit_pct,
-        max_position=body.max_position,
-        daily_loss_limit_pct=body.daily_loss_limit_pct,
+        settings=body.settings(),
     )
     summary = await bot_cases.create_bot(app, user.user_id, spec)
     return BotOut.of(summary, app.settings)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bots.core import actions
+from bots.core.commands.bots import newbot_help
 from bots.core.invocation import Invocation
 from bots.core.registry import COMMANDS, action, command
 from bots.core.replies import Block, Button, Paragraph, Reply, Title
@@ -58,14 +61,27 @@ def _help(inv: Invocation) -> Reply:
     blocks: list[Block] = [
         Title(inv.t("help.title")),
         Paragraph("\n".join(lines)),
-        Paragraph(inv.t("help.footer")),
+        Paragraph(inv.t("help.footer") + "\n" + inv.t("help.topics")),
     ]
     return Reply(blocks=blocks, personal=not inv.ctx.is_private)
 
 
-@command("help")
+# Commands explained in detail by ``/help <command>``.
+HELP_TOPICS: dict[str, Callable[[Invocation], Reply]] = {"newbot": newbot_help}
+
+
+@command("help", args=("command",))
 async def help_command(inv: Invocation) -> Reply:
-    return _help(inv)
+    """Every command in a line; ``/help newbot``: that command in detail."""
+    if not inv.args:
+        return _help(inv)
+    topic = inv.args[0].lstrip("/").lower()
+    if topic not in HELP_TOPICS:
+        return Reply.text(
+            inv.t("help.unknown_topic", topic=topic[:32], topics=", ".join(HELP_TOPICS)),
+            personal=not inv.ctx.is_private,
+        )
+    return HELP_TOPICS[topic](inv)
 
 
 @action("help")

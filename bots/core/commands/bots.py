@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -10,18 +10,33 @@ from typing import Any
 from bots.core import actions
 from bots.core.invocation import Invocation
 from bots.core.registry import action, command, dialog
-from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
+from bots.core.replies import Block, Button, Code, Paragraph, Reply, Table, Title
 from robotrader import activity_text
 from robotrader.enums import BotMode, BotStatus
 from robotrader.errors import UserError
 from robotrader.formatting import age, money, percent
-from robotrader.i18n import keywords
+from robotrader.i18n import error_text, keywords
 from robotrader.public_links import signal_url
 from robotrader.reference import EXCHANGES, STRATEGIES, get_strategy
+from robotrader.use_cases.bot_settings import (
+    OPTIONS,
+    RISK_PRESETS,
+    TIMEFRAMES,
+    BotSettings,
+    one_line,
+    option_values,
+    parameter_ranges,
+    parse_options,
+    valid_keys,
+    with_changes,
+    with_preset,
+)
 from robotrader.use_cases.bot_status import BotActivity, bot_activity, bots_activity
 from robotrader.use_cases.bots import (
     BotSpec,
     BotSummary,
+    check_pairs_in_plan,
+    check_room_for_bot,
     check_strategy_in_plan,
     create_bot,
     delete_bot,
@@ -39,6 +54,14 @@ from robotrader.use_cases.bots import (
 
 POPULAR_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "DOGE/USDT")
 CAPITAL_CHOICES = ("100", "500", "1000", "5000")
+# The one-line form with every kind of setting, as /help newbot shows it first.
+EXAMPLE = " ".join(
+    [
+        "/newbot binance BTC/USDT rsi 500",
+        "tf=1h sl=3 tp=2:50,4:50 trail=1.5@2 be=1",
+        "period=7 oversold=25",
+    ]
+)
 STATUS_ICON = {BotStatus.RUNNING: "🟢", BotStatus.STOPPED: "⚪", BotStatus.PAUSED: "🟠"}
 
 
@@ -60,6 +83,8 @@ class Step(StrEnum):
     SYMBOLS = "symbols"
     STRATEGY = "strategy"
     PARAMS = "params"
+    TIMEFRAME = "timeframe"
+    RISK = "risk"
     CAPITAL = "capital"
     MODE = "mode"
     CONFIRM = "confirm"
@@ -71,6 +96,8 @@ BUTTON_STEP = {
     "nbs": Step.SYMBOLS,
     "nbt": Step.STRATEGY,
     "nbp": Step.PARAMS,
+    "nbf": Step.TIMEFRAME,
+    "nbr": Step.RISK,
     "nbk": Step.CAPITAL,
     "nbm": Step.MODE,
     "nbc": Step.CONFIRM,
@@ -80,17 +107,23 @@ ANSWERED: dict[Step, Callable[[dict[str, Any]], bool]] = {
     Step.SYMBOLS: lambda data: bool(data.get("symbols")),
     Step.STRATEGY: lambda data: "strategy" in data,
     Step.PARAMS: lambda data: "parameters" in data,
+    # Both have defaults (1m, no stops) from the moment a strategy is picked.
+    Step.TIMEFRAME: lambda data: "settings" in data,
+    Step.RISK: lambda data: "settings" in data,
     Step.CAPITAL: lambda data: "capital" in data,
     Step.MODE: lambda data: "mode" in data,
     Step.CONFIRM: lambda data: False,  # the bot is created: the dialog ends
 }
-# Typed text: more symbols (while choosing them or the strategy), or parameters
-# (``fast=5``) and capital (an amount) while either is asked.
+# Typed text: more symbols (while choosing them or the strategy); settings and parameters
+# as key=value (``period=7 tf=1h sl=3``) from the parameters to the capital; an amount
+# while the capital is asked.
 TYPED = {
     Step.SYMBOLS: "symbols",
     Step.STRATEGY: "symbols",
-    Step.PARAMS: "params_or_capital",
-    Step.CAPITAL: "params_or_capital",
+    Step.PARAMS: "options",
+    Step.TIMEFRAME: "options",
+    Step.RISK: "options",
+    Step.CAPITAL: "options_or_capital",
 }
 
 
@@ -99,13 +132,15 @@ def _ask(inv: Invocation, step: Step) -> Reply:
     assert inv.dialog is not None
     data = inv.dialog.data
     if step == Step.PARAMS and not get_strategy(data["strategy"]).info.params:
-        step = Step.CAPITAL  # nothing to set
+        step = Step.TIMEFRAME  # nothing to set
     inv.dialog.step = step
     views = {
         Step.EXCHANGE: _step_exchange,
         Step.SYMBOLS: _step_symbols,
         Step.STRATEGY: _step_strategy,
         Step.PARAMS: _step_params,
+        Step.TIMEFRAME: _step_timeframe,
+        Step.RISK: _step_risk,
         Step.CAPITAL: _step_capital,
         Step.MODE: _step_mode,
         Step.CONFIRM: _step_confirm,
@@ -153,29 +188,85 @@ def _strategy_title(inv: Invocation, name: str) -> str:
     return inv.t(STRATEGIES[name].info.title_key)
 
 
-async def _suggested_params(inv: Invocation, data: dict[str, Any]) -> dict[str, Any]:
-    return await suggested_parameters(
-        inv.app, data["exchange"], data["symbols"][0], data["strategy"]
+async def _suggested_params(
+    inv: Invocation, data: dict[str, Any], given: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    strategy = get_strategy(data["strategy"])
+    suggested = await suggested_parameters(
+        inv.app, data["exchange"], data["symbols"][0], data["strategy"], given
     )
+    return validated_parameters(strategy, suggested)
+
+
+def _value(value: Any) -> str:
+    """A parameter's value as typed: ``25`` rather than ``25.0``, never ``1E+1``."""
+    if isinstance(value, float):
+        return format(Decimal(repr(value)).normalize(), "f")
+    return str(value)
 
 
 def _step_params(inv: Invocation, data: dict[str, Any]) -> Reply:
     strategy = get_strategy(data["strategy"])
+    params = strategy.info.params
     rows = [
         [
             p.name,
-            str(data["parameters"].get(p.name, p.default)),
+            _value(data["parameters"].get(p.name, p.default)),
+            f"{_value(p.minimum)}–{_value(p.maximum)}",
             inv.t(strategy.info.help_key(p.name)),
         ]
-        for p in strategy.info.params
+        for p in params
     ]
+    example = " ".join(f"{p.name}={_value(p.minimum)}" for p in params[:2])
     return Reply(
         blocks=[
-            Paragraph(inv.t("newbot.ask_params")),
+            Paragraph(inv.t("newbot.ask_params", strategy=inv.t(strategy.info.title_key))),
             Table(rows),
-            Paragraph(inv.t("newbot.params_hint")),
+            Paragraph(inv.t("newbot.params_hint", example=example)),
         ],
         buttons=[[Button(inv.t("button.use_these"), action=actions.encode("nbp"))]],
+        edit=True,
+    )
+
+
+def _step_timeframe(inv: Invocation, data: dict[str, Any]) -> Reply:
+    current = data["settings"].timeframe
+    rows = [
+        [
+            Button(("✅ " if tf == current else "") + tf, action=actions.encode("nbf", tf))
+            for tf in TIMEFRAMES[i : i + 3]
+        ]
+        for i in range(0, len(TIMEFRAMES), 3)
+    ]
+    rows.append([Button(inv.t("button.skip"), action=actions.encode("nbf", "skip"))])
+    return Reply(
+        blocks=[Paragraph(inv.t("newbot.ask_timeframe", timeframe=current))],
+        buttons=rows,
+        edit=True,
+    )
+
+
+def _exits(settings: BotSettings) -> str:
+    """The settings but the timeframe, as typed (``sl=3 trail=1.5@2``)."""
+    values = option_values(settings)
+    return " ".join(f"{key}={value}" for key, value in values.items() if value and key != "tf")
+
+
+def _step_risk(inv: Invocation, data: dict[str, Any]) -> Reply:
+    exits = _exits(data["settings"])
+    rows = [
+        [Button(inv.t(f"newbot.risk_preset.{name}"), action=actions.encode("nbr", name))]
+        for name in RISK_PRESETS
+    ]
+    done = inv.t("button.done") if exits else inv.t("button.skip")
+    rows.append([Button(done, action=actions.encode("nbr", "done"))])
+    return Reply(
+        blocks=[
+            Paragraph(inv.t("newbot.ask_risk")),
+            Paragraph(inv.t("newbot.risk_now", settings=exits or inv.t("newbot.risk_none"))),
+            Paragraph(inv.t("newbot.risk_keys", valid=valid_keys(None))),
+        ],
+        buttons=rows,
         edit=True,
     )
 
@@ -201,19 +292,45 @@ def _step_mode(inv: Invocation, data: dict[str, Any]) -> Reply:
     )
 
 
+def one_line_command(data: dict[str, Any]) -> str:
+    """The /newbot dialog's answers as the one-line form: what to type next time."""
+    strategy = get_strategy(data["strategy"])
+    defaults = strategy.defaults()
+    changed = [
+        f"{name}={_value(value)}"
+        for name, value in data["parameters"].items()
+        if value != defaults.get(name)
+    ]
+    words = [
+        "/newbot", data["exchange"], ",".join(data["symbols"]), data["strategy"],
+        data["capital"], one_line(data["settings"]), *changed,
+    ]  # fmt: skip
+    return " ".join(words)
+
+
 def _step_confirm(inv: Invocation, data: dict[str, Any]) -> Reply:
     strategy = get_strategy(data["strategy"])
-    params = ", ".join(f"{k}={v}" for k, v in data["parameters"].items()) or "—"
+    params = ", ".join(f"{k}={_value(v)}" for k, v in data["parameters"].items()) or "—"
     rows = [
         [inv.t("field.exchange"), EXCHANGES[data["exchange"]].title],
         [inv.t("field.symbols"), ", ".join(data["symbols"])],
         [inv.t("field.strategy"), inv.t(strategy.info.title_key)],
         [inv.t("field.parameters"), params],
+        *(
+            [inv.t(f"bot_setting.{key}"), value]
+            for key, value in option_values(data["settings"]).items()
+            if value
+        ),
         [inv.t("field.capital"), money(Decimal(data["capital"]), inv.t.language)],
         [inv.t("field.mode"), inv.t(f"mode.{data['mode']}")],
     ]
     return Reply(
-        blocks=[Title(inv.t("newbot.confirm")), Table(rows)],
+        blocks=[
+            Title(inv.t("newbot.confirm")),
+            Table(rows),
+            Paragraph(inv.t("newbot.one_line")),
+            Code(one_line_command(data)),
+        ],
         buttons=[
             [
                 Button(inv.t("button.create"), action=actions.encode("nbc")),
@@ -240,14 +357,31 @@ def _dialog_data(inv: Invocation, answering: Step | None = None) -> dict[str, An
     return inv.dialog.data
 
 
-@command("newbot", private_only=True, args=("exchange", "symbols", "strategy", "capital"))
+def _apply_options(data: dict[str, Any], words: list[str]) -> None:
+    """Settings and parameters typed as key=value, all or none of them (UserError)."""
+    strategy = get_strategy(data["strategy"])
+    options = parse_options(words, strategy)
+    parameters = validated_parameters(strategy, {**data["parameters"], **options.parameters})
+    data["settings"] = with_changes(data["settings"], options.settings)
+    data["parameters"] = parameters
+
+
+@command(
+    "newbot", private_only=True,
+    args=("exchange", "symbols", "strategy", "capital", "key=value..."),
+)  # fmt: skip
 async def newbot(inv: Invocation) -> Reply:
-    """Guided with buttons; or in one line: /newbot binance BTC/USDT,ETH/USDT sma_crossover 500."""
+    """Guided with buttons; or in one line:
+    /newbot binance BTC/USDT,ETH/USDT rsi 500 tf=1h sl=3 tp=2:50,4:50 period=7 (/help newbot).
+    """
+    await check_room_for_bot(inv.app, inv.user_id)
     if len(inv.args) >= 4:
         exchange, symbols, strategy, capital = inv.args[:4]
         data: dict[str, Any] = {
             "exchange": exchange.lower(),
-            "symbols": [normalize_symbol(s) for s in symbols.split(",") if s.strip()],
+            "symbols": list(
+                dict.fromkeys(normalize_symbol(s) for s in symbols.split(",") if s.strip())
+            ),
             "strategy": strategy.lower(),
             "capital": str(parse_capital(capital)),
             "mode": "paper",
@@ -261,7 +395,10 @@ async def newbot(inv: Invocation) -> Reply:
                 "unknown_strategy", strategy=strategy[:32], choices=", ".join(STRATEGIES)
             )
         check_strategy_in_plan(inv.account.plan, data["strategy"])
-        data["parameters"] = await _suggested_params(inv, data)
+        await check_pairs_in_plan(inv.app, inv.user_id, [], data["symbols"])
+        options = parse_options(inv.args[4:], get_strategy(data["strategy"]))
+        data["settings"] = with_changes(BotSettings(), options.settings)
+        data["parameters"] = await _suggested_params(inv, data, options.parameters)
         inv.start_dialog("newbot", Step.CONFIRM, **data)
         reply = _ask(inv, Step.CONFIRM)
         reply.edit = False
@@ -331,6 +468,7 @@ async def newbot_symbol(inv: Invocation) -> Reply:
     if symbol in symbols:
         symbols.remove(symbol)
     else:
+        await check_pairs_in_plan(inv.app, inv.user_id, symbols, [symbol])
         symbols.append(symbol)
     return _ask(inv, Step.SYMBOLS)
 
@@ -342,14 +480,37 @@ async def newbot_strategy(inv: Invocation) -> Reply:
     if name not in STRATEGIES:
         raise UserError("dialog_expired")
     check_strategy_in_plan(inv.account.plan, name)
-    data["strategy"] = name
-    data["parameters"] = await _suggested_params(inv, data)
+    if data.get("strategy") != name:
+        data["strategy"] = name
+        data["parameters"] = await _suggested_params(inv, data)
+    data.setdefault("settings", BotSettings())
     return _ask(inv, Step.PARAMS)
 
 
 @action("nbp")
 async def newbot_params_ok(inv: Invocation) -> Reply:
     _dialog_data(inv, BUTTON_STEP["nbp"])
+    return _ask(inv, Step.TIMEFRAME)
+
+
+@action("nbf")
+async def newbot_timeframe(inv: Invocation) -> Reply:
+    data = _dialog_data(inv, BUTTON_STEP["nbf"])
+    choice = inv.args[0] if inv.args else ""
+    if choice != "skip":
+        timeframe = parse_options([f"tf={choice}"], None).settings
+        data["settings"] = with_changes(data["settings"], timeframe)
+    return _ask(inv, Step.RISK)
+
+
+@action("nbr")
+async def newbot_risk(inv: Invocation) -> Reply:
+    data = _dialog_data(inv, BUTTON_STEP["nbr"])
+    choice = inv.args[0] if inv.args else ""
+    if choice != "done":
+        if choice not in RISK_PRESETS:
+            raise UserError("dialog_expired")
+        data["settings"] = with_preset(data["settings"], choice)
     return _ask(inv, Step.CAPITAL)
 
 
@@ -369,27 +530,37 @@ async def newbot_mode(inv: Invocation) -> Reply:
 
 @dialog("newbot")
 async def newbot_text(inv: Invocation) -> Reply:
-    """Typed answers: symbols, parameters (``fast=5 slow=30``) or an amount of capital."""
+    """Typed answers: symbols, settings and parameters (``tf=1h period=7``) or the capital.
+
+    A typed answer that is wrong re-asks the same step, with what was wrong above it.
+    """
     data = _dialog_data(inv)
     assert inv.dialog is not None
+    step = Step(inv.dialog.step)
     text = inv.text.strip()
-    answer = TYPED.get(Step(inv.dialog.step))
-    if answer == "symbols":
-        for raw in text.replace(",", " ").split():
-            symbol = normalize_symbol(raw)
-            if symbol not in data.setdefault("symbols", []):
-                data["symbols"].append(symbol)
-        reply = _ask(inv, Step.SYMBOLS)
-    elif answer == "params_or_capital" and "=" in text:
-        strategy = get_strategy(data["strategy"])
-        changes = dict(part.split("=", 1) for part in text.replace(",", " ").split() if "=" in part)
-        data["parameters"] = validated_parameters(strategy, {**data["parameters"], **changes})
-        reply = _ask(inv, Step.PARAMS)
-    elif answer == "params_or_capital":
-        data["capital"] = str(parse_capital(text))
-        reply = _ask(inv, Step.MODE)
+    answer = TYPED.get(step)
+    try:
+        if answer == "symbols":
+            typed = [normalize_symbol(raw) for raw in text.replace(",", " ").split()]
+            chosen = data.setdefault("symbols", [])
+            await check_pairs_in_plan(inv.app, inv.user_id, chosen, typed)
+            chosen.extend(s for s in dict.fromkeys(typed) if s not in chosen)
+            step = Step.SYMBOLS
+        elif answer == "options_or_capital" and "=" not in text:
+            data["capital"] = str(parse_capital(text))
+            step = Step.MODE
+        elif answer is not None:
+            words = [word.rstrip(",") for word in text.split()]
+            if step == Step.TIMEFRAME and text.lower() in TIMEFRAMES:
+                words, step = [f"tf={text}"], Step.RISK
+            _apply_options(data, words)
+        else:
+            return Reply.text(inv.t("newbot.use_buttons"))
+    except UserError as exc:
+        reply = _ask(inv, step)
+        reply.blocks.insert(0, Paragraph(error_text(inv.t, exc)))
     else:
-        return Reply.text(inv.t("newbot.use_buttons"))
+        reply = _ask(inv, step)
     reply.edit = False
     return reply
 
@@ -406,6 +577,7 @@ async def newbot_create(inv: Invocation) -> Reply:
             strategy=data["strategy"],
             capital=data["capital"],
             parameters=data["parameters"],
+            settings=data["settings"],
         ),
     )
     inv.end_dialog()
@@ -420,6 +592,38 @@ async def newbot_create(inv: Invocation) -> Reply:
         url = signal_url(inv.app.settings, bot.signal_secret)
         blocks.append(Paragraph(inv.t("newbot.signal_url", url=url)))
     return Reply(blocks=blocks, buttons=buttons, edit=True)
+
+
+def newbot_help(inv: Invocation) -> Reply:
+    """``/help newbot``: the one-line form, examples, every setting and parameter with its range."""
+    examples = [EXAMPLE] + [
+        " ".join(
+            [f"/newbot binance BTC/USDT {name} 500",
+             *(f"{p.name}={_value(p.default)}" for p in strategy.info.params)]
+        )
+        for name, strategy in STRATEGIES.items()
+    ]  # fmt: skip
+    settings = [
+        f"{option.key}={option.range} — {inv.t(f'bot_setting.{option.key}')}: "
+        f"{inv.t(f'bot_setting.{option.key}.help')}"
+        for option in OPTIONS.values()
+    ]
+    parameters = [
+        f"{name}: {', '.join(parameter_ranges(strategy))}"
+        for name, strategy in STRATEGIES.items()
+        if strategy.info.params
+    ]
+    return Reply(
+        blocks=[
+            Title(inv.t("help.newbot.title")),
+            Paragraph(inv.t("help.newbot.usage")),
+            Paragraph(inv.t("help.newbot.examples")),
+            Code("\n".join(examples)),
+            Paragraph(inv.t("help.newbot.settings") + "\n" + "\n".join(settings)),
+            Paragraph(inv.t("help.newbot.parameters") + "\n" + "\n".join(parameters)),
+        ],
+        personal=not inv.ctx.is_private,
+    )
 
 
 # --- bot list and lifecycle ----------------------------------------------------------------
@@ -466,6 +670,7 @@ def _details(inv: Invocation, activity: BotActivity) -> Reply:
     if bot.pause_reason:
         status += f" ({inv.t(f'pause.{bot.pause_reason}')})"
     params = ", ".join(f"{k}={v}" for k, v in bot.parameters.items()) or "—"
+    stop_loss, take_profit = bot.settings.stop_loss_pct, bot.settings.take_profit_pct
     rows = [
         [inv.t("field.status"), status],
         [inv.t("field.mode"), inv.t(f"mode.{bot.mode}")],
@@ -474,11 +679,8 @@ def _details(inv: Invocation, activity: BotActivity) -> Reply:
         [inv.t("field.strategy"), bot.strategy],
         [inv.t("field.parameters"), params],
         [inv.t("field.capital"), money(bot.capital, lang)],
-        [inv.t("field.stop_loss"), percent(bot.stop_loss_pct, lang) if bot.stop_loss_pct else "—"],
-        [
-            inv.t("field.take_profit"),
-            percent(bot.take_profit_pct, lang) if bot.take_profit_pct else "—",
-        ],
+        [inv.t("field.stop_loss"), percent(stop_loss, lang) if stop_loss else "—"],
+        [inv.t("field.take_profit"), percent(take_profit, lang) if take_profit else "—"],
         [inv.t("field.source"), inv.t(f"source.{bot.market_data_source or 'none'}")],
     ]
     if bot.status == BotStatus.RUNNING:

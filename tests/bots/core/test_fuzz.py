@@ -119,7 +119,8 @@ async def test_free_plan_is_told_at_the_strategy_step(core: ChatCore) -> None:
     await core.handle_action(ctx, "v1:nbx:binance")
     await core.handle_action(ctx, "v1:nbs:BTC/USDT")
     replies = await core.handle_action(ctx, "v1:nbt:dca")
-    assert "isn't included in the Free plan" in replies[0].plain()
+    assert "isn't in the Free plan" in replies[0].plain()
+    assert "Pro unlocks it" in replies[0].plain()
 
 
 @FUZZ
@@ -135,6 +136,10 @@ async def test_free_plan_is_told_at_the_strategy_step(core: ChatCore) -> None:
                 "nbt:sma_crossover",
                 "nbt:grid",
                 "nbp",
+                "nbf:1h",
+                "nbf:skip",
+                "nbr:sl3_trail",
+                "nbr:done",
                 "nbk:100",
                 "nbm:live",
                 "nbm:paper",

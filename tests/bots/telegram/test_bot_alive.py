@@ -63,7 +63,7 @@ async def test_status_in_portuguese_shows_evaluation_next_decision_and_rsi(
     assert (
         f"IFR 14: {expected} (compra ao cruzar 30 para cima, vende ao cruzar 70 para baixo)" in text
     )
-    assert "BTC/USDT a " in text and "replay" in text
+    assert "BTC/USDT a " in text and "dados sintéticos" in text
 
 
 async def test_the_card_in_english_shows_the_position_and_dca_prices(
