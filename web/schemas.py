@@ -149,7 +149,15 @@ class BotPatch(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"stop_loss_pct": "3", "take_profit": "2:50,4:50", "capital": "800"}]
+            "examples": [
+                {
+                    "stop_loss_pct": "3", "capital": "800", "breakeven_after_target": True,
+                    "take_profit_targets": [
+                        {"profit_pct": "2", "share_pct": "50"},
+                        {"profit_pct": "4", "share_pct": "50"},
+                    ],
+                }
+            ]
         },
     )
 
@@ -157,11 +165,14 @@ class BotPatch(BaseModel):
         Annotated[str, StringConstraints(max_length=8), _documented(enum=list(TIMEFRAMES))] | None
     ) = None
     stop_loss_pct: Annotated[Setting, _documented(minimum=0.1, maximum=99)] | None = None
-    # "3": everything at +3 %; "2:50,4:50": half at +2 %, half at +4 %.
-    take_profit: Annotated[str, StringConstraints(max_length=64)] | None = None
-    # "1.5": 1.5 % under the high since entry; "1.5@2": armed after +2 %.
-    trailing_stop: Annotated[str, StringConstraints(max_length=32)] | None = None
-    breakeven: bool | None = None  # stop to the entry price after the first target
+    # Everything at +X % (replaces the targets) ...
+    take_profit_pct: Annotated[Setting, _documented(minimum=0.1, maximum=1000)] | None = None
+    # ... or a share at each of up to four profits (replaces take_profit_pct); [] or null: none.
+    take_profit_targets: list[TargetIn] | None = Field(default=None, max_length=MAX_TARGETS)
+    # X % under the high since entry; null switches the trailing stop off (arm included).
+    trailing_stop_pct: Annotated[Setting, _documented(minimum=0.1, maximum=50)] | None = None
+    trailing_arm_pct: Annotated[Setting, _documented(minimum=0, maximum=1000)] | None = None
+    breakeven_after_target: bool | None = None  # stop to the entry after the first target
     max_position: Annotated[Setting, _documented(exclusiveMinimum=0)] | None = None
     daily_loss_limit_pct: Annotated[Setting, _documented(minimum=0.1, maximum=100)] | None = None
     capital: (
@@ -180,24 +191,39 @@ class BotPatch(BaseModel):
         | None
     ) = Field(default=None, min_length=1, max_length=MAX_SYMBOLS_PER_BOT)
 
-    def option_words(self) -> list[str]:
-        """The settings given, as the chat's ``key=value`` words (``off`` for null)."""
-        keys = {
-            "timeframe": "tf", "stop_loss_pct": "sl", "take_profit": "tp",
-            "trailing_stop": "trail", "breakeven": "be", "max_position": "max",
-            "daily_loss_limit_pct": "dll",
-        }  # fmt: skip
-        words = []
-        for name, key in keys.items():
-            if name not in self.model_fields_set:
-                continue
-            value = getattr(self, name)
-            if isinstance(value, bool):
-                text = "1" if value else "0"
-            else:
-                text = "off" if value is None else str(value).strip() or "off"
-            words.append(f"{key}={text}")
-        return words
+    def settings_changes(self) -> dict[str, Any]:
+        """The settings given, as changes to a bot's ``BotSettings`` (checked by the edit).
+
+        The fields are POST /api/v1/bots's; the one rule a field name does not say: one
+        take-profit and targets exclude each other, so setting one clears the other.
+        """
+        given = self.model_fields_set
+        changes: dict[str, Any] = {}
+        if "timeframe" in given:
+            # null is refused by the edit, as `tf=off` is in the chat.
+            changes["timeframe"] = None if self.timeframe is None else clean_text(
+                self.timeframe, max_length=8
+            )
+        for name in ("stop_loss_pct", "max_position", "daily_loss_limit_pct", "trailing_arm_pct"):
+            if name in given:
+                changes[name] = getattr(self, name)
+        if "take_profit_pct" in given:
+            changes["take_profit_pct"] = self.take_profit_pct
+            if self.take_profit_pct is not None:
+                changes["targets"] = ()
+        if "take_profit_targets" in given:
+            given_targets = self.take_profit_targets or ()
+            targets = tuple(Target(t.profit_pct, t.share_pct) for t in given_targets)
+            changes["targets"] = targets
+            if targets:
+                changes["take_profit_pct"] = None
+        if "trailing_stop_pct" in given:
+            changes["trailing_stop_pct"] = self.trailing_stop_pct
+            if self.trailing_stop_pct is None:
+                changes["trailing_arm_pct"] = None
+        if "breakeven_after_target" in given:
+            changes["breakeven"] = bool(self.breakeven_after_target)
+        return changes
 
 
 class ChangeOut(BaseModel):

@@ -61,10 +61,13 @@ class BotEdit:
     ``options`` are ``key=value`` words as a trader types them (``sl=3``, ``tp=off``,
     ``tf=1h``, ``fast=7``): the bot's settings and its strategy's parameters, parsed by
     `bot_settings.parse_options`. ``parameters`` are strategy parameters as values (the
-    REST API's JSON). Both merge into the bot's current parameters.
+    REST API's JSON). Both merge into the bot's current parameters. ``settings`` are
+    changes to `BotSettings` fields as values (the REST API's JSON), applied after the
+    words and checked the same way.
     """
 
     options: Sequence[str] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
     parameters: Mapping[str, Any] = field(default_factory=dict)
     capital: Decimal | str | int | None = None
     strategy: str | None = None
@@ -73,7 +76,8 @@ class BotEdit:
 
     def is_empty(self) -> bool:
         return not (
-            self.options or self.parameters or self.capital is not None or self.strategy
+            self.options or self.settings or self.parameters or self.capital is not None
+            or self.strategy
             or self.exchange or self.symbols is not None
         )  # fmt: skip
 
@@ -184,7 +188,8 @@ async def _target(app: App, user_id: int, bot_ref: str | int, edit: BotEdit) -> 
     else:
         parameters = validated_parameters(strategy, {**current.parameters, **given})
     seen = (current.exchange, current.strategy, tuple(current.symbols), current.settings.timeframe)
-    return _Target(exchange, strategy, symbols, options.settings, parameters, capital, seen)
+    settings = {**options.settings, **edit.settings}
+    return _Target(exchange, strategy, symbols, settings, parameters, capital, seen)
 
 
 async def _check_plan(

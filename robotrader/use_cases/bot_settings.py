@@ -52,6 +52,11 @@ class BotSettings:
         Settings made field by field (the REST API, the command line) meet the same ranges
         as typed ones: each value goes through its option's parser once more.
         """
+        if self.timeframe not in TIMEFRAMES:  # a timeframe is never off
+            raise UserError(
+                "bad_option", problem="option.bad_value", setting="tf",
+                value=str(self.timeframe)[:20], range=OPTIONS["tf"].range, valid=valid_keys(None),
+            )  # fmt: skip
         if self.take_profit_pct is not None and self.targets:
             raise UserError("bad_option", problem="option.tp_twice", valid=valid_keys(None))
         if self.trailing_arm_pct is not None and self.trailing_stop_pct is None:

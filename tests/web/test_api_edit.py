@@ -13,12 +13,20 @@ async def test_patch_changes_settings_and_answers_before_and_after(web: Web) -> 
     bot_id = await web.bot(user, running=True, strategy="sma_crossover", stop_loss_pct="5")
     answer = await web.client.patch(
         f"/api/v1/bots/{bot_id}", headers=auth,
-        json={"stop_loss_pct": None, "take_profit": "2:50,4:50", "breakeven": True,
-              "trailing_stop": "1.5@2", "capital": 800},
+        json={"stop_loss_pct": None, "breakeven_after_target": True, "capital": 800,
+              "take_profit_targets": [{"profit_pct": 2, "share_pct": 50},
+                                      {"profit_pct": "4", "share_pct": 50}],
+              "trailing_stop_pct": "1.5", "trailing_arm_pct": 2},
     )  # fmt: skip
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["bot"]["capital"] == "800" and body["bot"]["stop_loss_pct"] is None
+    # The bot answers in the same fields as POST /api/v1/bots takes.
+    assert body["bot"]["take_profit_targets"] == [
+        {"profit_pct": "2", "share_pct": "50"}, {"profit_pct": "4", "share_pct": "50"},
+    ]  # fmt: skip
+    assert (body["bot"]["trailing_stop_pct"], body["bot"]["trailing_arm_pct"]) == ("1.5", "2")
+    assert body["bot"]["breakeven_after_target"] is True
     assert body["from_next_tick"] is True
     assert body["settings"] == {
         "tf": "1m", "sl": None, "tp": "2:50,4:50", "trail": "1.5@2", "be": "1", "max": None,
@@ -38,6 +46,16 @@ async def test_patch_changes_settings_and_answers_before_and_after(web: Web) -> 
     # Nothing to change: the bot as it is, no changes.
     again = await web.client.patch(f"/api/v1/bots/{bot_id}", headers=auth, json={"capital": 800})
     assert again.status_code == 200 and again.json()["changes"] == []
+
+    # One take-profit replaces the targets; null switches the trailing stop off whole.
+    single = await web.client.patch(
+        f"/api/v1/bots/{bot_id}", headers=auth,
+        json={"take_profit_pct": "3", "breakeven_after_target": False, "trailing_stop_pct": None},
+    )  # fmt: skip
+    assert single.status_code == 200, single.text
+    shown = single.json()["bot"]
+    assert shown["take_profit_pct"] == "3" and shown["take_profit_targets"] == []
+    assert shown["trailing_stop_pct"] is None and shown["trailing_arm_pct"] is None
 
 
 async def test_patch_refusals_have_their_statuses(web: Web) -> None:

@@ -87,7 +87,7 @@ async def show_bot(bot_id: BotId, app: AppDep, user: ApiUserDep) -> BotOut:
 )
 async def edit(bot_id: BotId, body: BotPatch, app: AppDep, user: ApiUserDep) -> BotEditOut:
     change = BotEdit(
-        options=tuple(clean_text(word, max_length=80) for word in body.option_words()),
+        settings=body.settings_changes(),
         parameters={clean_text(k, max_length=32): v for k, v in (body.parameters or {}).items()},
         capital=body.capital,
         strategy=clean_text(body.strategy, max_length=32) if body.strategy else None,
