@@ -14,10 +14,11 @@ from bots.core.replies import Block, Button, Code, Paragraph, Reply, Table, Titl
 from robotrader import activity_text
 from robotrader.enums import BotMode, BotStatus
 from robotrader.errors import UserError
-from robotrader.formatting import age, money, percent
+from robotrader.formatting import age, money
 from robotrader.i18n import error_text, keywords
 from robotrader.public_links import signal_url
 from robotrader.reference import EXCHANGES, STRATEGIES, get_strategy
+from robotrader.settings_text import setting_rows
 from robotrader.use_cases.bot_settings import (
     OPTIONS,
     RISK_PRESETS,
@@ -316,11 +317,7 @@ def _step_confirm(inv: Invocation, data: dict[str, Any]) -> Reply:
         [inv.t("field.symbols"), ", ".join(data["symbols"])],
         [inv.t("field.strategy"), inv.t(strategy.info.title_key)],
         [inv.t("field.parameters"), params],
-        *(
-            [inv.t(f"bot_setting.{key}"), value]
-            for key, value in option_values(data["settings"]).items()
-            if value
-        ),
+        *([label, value] for label, value in setting_rows(data["settings"], inv.t.language)),
         [inv.t("field.capital"), money(Decimal(data["capital"]), inv.t.language)],
         [inv.t("field.mode"), inv.t(f"mode.{data['mode']}")],
     ]
@@ -670,7 +667,6 @@ def _details(inv: Invocation, activity: BotActivity) -> Reply:
     if bot.pause_reason:
         status += f" ({inv.t(f'pause.{bot.pause_reason}')})"
     params = ", ".join(f"{k}={v}" for k, v in bot.parameters.items()) or "—"
-    stop_loss, take_profit = bot.settings.stop_loss_pct, bot.settings.take_profit_pct
     rows = [
         [inv.t("field.status"), status],
         [inv.t("field.mode"), inv.t(f"mode.{bot.mode}")],
@@ -679,8 +675,7 @@ def _details(inv: Invocation, activity: BotActivity) -> Reply:
         [inv.t("field.strategy"), bot.strategy],
         [inv.t("field.parameters"), params],
         [inv.t("field.capital"), money(bot.capital, lang)],
-        [inv.t("field.stop_loss"), percent(stop_loss, lang) if stop_loss else "—"],
-        [inv.t("field.take_profit"), percent(take_profit, lang) if take_profit else "—"],
+        *([label, value] for label, value in setting_rows(bot.settings, lang, with_off=True)),
         [inv.t("field.source"), inv.t(f"source.{bot.market_data_source or 'none'}")],
     ]
     if bot.status == BotStatus.RUNNING:
