@@ -150,10 +150,7 @@ def _breakeven(text: str) -> dict[str, Any]:
 
 
 def _max_position(text: str) -> dict[str, Any]:
-    number = _decimal(text)
-    if number <= 0:
-        raise ValueError(text)
-    return {"max_position": number}
+    return {"max_position": _in_range(Decimal("0.01"), Decimal(10_000_000))(text)}
 
 
 @dataclass(frozen=True)
@@ -182,7 +179,7 @@ OPTIONS: dict[str, Option] = {
             "trail", ("trailing_stop_pct", "trailing_arm_pct"), "0.1-50 %[@0-1000 %]", _trailing
         ),
         Option("be", ("breakeven",), "0|1", _breakeven),
-        Option("max", ("max_position",), "> 0", _max_position),
+        Option("max", ("max_position",), "0.01-10000000", _max_position),
         Option(
             "dll",
             ("daily_loss_limit_pct",),
@@ -203,7 +200,12 @@ def valid_keys(strategy: Strategy | None) -> str:
 
 def parameter_ranges(strategy: Strategy) -> list[str]:
     """``["period=2-50", ...]``: the strategy's parameters as typed, with their ranges."""
-    return [f"{p.name}={p.minimum}-{p.maximum}" for p in strategy.info.params]
+    return [f"{p.name}={_plain(p.minimum)}-{_plain(p.maximum)}" for p in strategy.info.params]
+
+
+def _plain(value: float | int) -> str:
+    """A range's end as people write it: ``1``, ``0.5``, ``0.00000001``, ``10000000``."""
+    return _number(Decimal(repr(value)))
 
 
 @dataclass(frozen=True)
