@@ -134,7 +134,10 @@ async def test_risk_step_takes_typed_settings_until_done(core: ChatCore) -> None
     table = next(b for b in confirm.blocks if isinstance(b, Table))
     assert [
         row for row in table.rows if row[0] in ("Timeframe", "Stop loss", "Daily loss limit")
-    ] == [["Timeframe", "1m"], ["Stop loss", "3"], ["Daily loss limit", "5"]]
+    ] == [
+        ["Timeframe", "1m"], ["Stop loss", "3 % under the entry"],
+        ["Daily loss limit", "5 % of the capital"],
+    ]  # fmt: skip
     assert "/newbot binance BTC/USDT rsi 500 tf=1m sl=3 dll=5" in confirm.plain()
 
 
