@@ -405,7 +405,7 @@ def _print_summary(summary: BacktestSummary) -> None:
         return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
     def pct(value: Decimal | None) -> str:
-        return "—" if value is None else f"{value:+.2f} %"
+        return "—" if value is None else f"{value + 0:+.2f} %"  # + 0: never "-0.00"
 
     params = ", ".join(f"{k}={v}" for k, v in spec.parameters.items()) or "-"
     lines = [
@@ -415,7 +415,7 @@ def _print_summary(summary: BacktestSummary) -> None:
         "",
         f"  profit/loss     {summary.total_pnl:+,.2f} ({pct(summary.total_pnl_pct)})",
         f"  buy and hold    {pct(summary.buy_and_hold_pct)}",
-        f"  max drawdown    {summary.max_drawdown_pct:.2f} %",
+        f"  max drawdown    {pct(-summary.max_drawdown_pct)}",
         "  win rate        "
         + ("—" if summary.win_rate_pct is None else f"{summary.win_rate_pct:.2f} %"),
         f"  sharpe          {'—' if summary.sharpe is None else f'{summary.sharpe:.2f}'}",
@@ -614,7 +614,7 @@ def optimize(
         params = ", ".join(f"{k}={v}" for k, v in c.params.items())
         lines.append(
             f"  {rank:>3}  {params:32s} {c.out_of_sample.return_pct:>+9.2f} "
-            f"{c.out_of_sample.max_drawdown_pct:>9.2f} {c.out_of_sample.trades:>7} "
+            f"{-c.out_of_sample.max_drawdown_pct:>+9.2f} {c.out_of_sample.trades:>7} "
             f"{c.in_sample.return_pct:>+9.2f}"
         )
     best = result.best
@@ -692,7 +692,7 @@ def compare(
         win = "—" if row["win_rate_pct"] is None else f"{row['win_rate_pct']:.2f}"
         pf = "—" if row["profit_factor"] is None else f"{row['profit_factor']:.2f}"
         lines.append(
-            f"  {row['label']:36s} {row['return_pct']:>+9.2f} {row['max_drawdown_pct']:>9.2f} "
+            f"  {row['label']:36s} {row['return_pct']:>+9.2f} {-row['max_drawdown_pct']:>+9.2f} "
             f"{row['trades']:>7} {win:>7} {pf:>6}"
         )
     if chart is not None:

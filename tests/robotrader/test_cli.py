@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,10 @@ def test_backtest_exports_the_trades_as_csv_and_json(tmp_path: Path) -> None:
     text = _offline_backtest(tmp_path, "--csv", str(out))
     assert text.returncode == 0, text.stderr
     assert "data: SYNTHETIC" in text.stdout and f"trades (CSV): {out}" in text.stdout
+    # A drawdown is a loss: it reads with its minus sign, as in chat and on the chart.
+    drawdown = Decimal(str(figures["max_drawdown_pct"]))
+    assert drawdown > 0
+    assert f"max drawdown    -{drawdown:.2f} %" in text.stdout
 
 
 @pytest.mark.parametrize("option", ["--csv", "--chart"])
