@@ -417,27 +417,31 @@ async def newbot_button(inv: Invocation) -> Reply:
 @action("opb")
 async def newbot_prefilled(inv: Invocation) -> Reply:
     """"Create a bot with these parameters" under an /optimize result: /newbot with the
-    exchange, the pair, the strategy and its parameters filled in; it asks the rest.
+    exchange, the pair, the strategy, the timeframe searched and the parameters found filled
+    in; it asks the rest, from the exits on.
     """
     if not inv.ctx.is_private:
         raise UserError("private_only")
-    if len(inv.args) < 3 or inv.args[0] not in EXCHANGES or inv.args[2] not in STRATEGIES:
+    if (
+        len(inv.args) < 4 or inv.args[0] not in EXCHANGES or inv.args[2] not in STRATEGIES
+        or inv.args[3] not in TIMEFRAMES
+    ):  # fmt: skip
         raise UserError("button_expired")
     exchange, symbol, name = inv.args[0], normalize_symbol(inv.args[1]), inv.args[2]
     strategy = get_strategy(name)
     names = [p.name for p in strategy.info.params]
-    if len(inv.args) != 3 + len(names):
+    if len(inv.args) != 4 + len(names):
         raise UserError("button_expired")
     check_strategy_in_plan(inv.account.plan, name)
-    parameters = validated_parameters(strategy, dict(zip(names, inv.args[3:], strict=True)))
+    parameters = validated_parameters(strategy, dict(zip(names, inv.args[4:], strict=True)))
     inv.start_dialog(
-        "newbot", Step.CAPITAL, exchange=exchange, symbols=[symbol], strategy=name,
-        parameters=parameters,
+        "newbot", Step.RISK, exchange=exchange, symbols=[symbol], strategy=name,
+        parameters=parameters, settings=BotSettings(timeframe=inv.args[3]),
     )  # fmt: skip
-    reply = _ask(inv, Step.CAPITAL)
+    reply = _ask(inv, Step.RISK)
     summary = inv.t(
         "newbot.prefilled", strategy=inv.t(strategy.info.title_key), symbol=symbol,
-        exchange=EXCHANGES[exchange].title,
+        exchange=EXCHANGES[exchange].title, timeframe=inv.args[3],
         parameters=", ".join(f"{k}={v}" for k, v in parameters.items()) or "—",
     )  # fmt: skip
     reply.blocks.insert(0, Paragraph(summary))

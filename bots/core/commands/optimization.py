@@ -67,7 +67,8 @@ def new_bot_button(inv: Invocation, found: OptimizationReport) -> list[list[Butt
     order = [p.name for p in STRATEGIES[spec.strategy].info.params]
     try:
         payload = actions.encode(
-            "opb", spec.exchange, spec.symbol, spec.strategy, *(best.params[n] for n in order)
+            "opb", spec.exchange, spec.symbol, spec.strategy, spec.timeframe,
+            *(best.params[n] for n in order),
         )
     except ValueError:  # too long for a button: the parameters are in the table
         return []

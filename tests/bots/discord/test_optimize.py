@@ -25,9 +25,10 @@ async def test_optimize_edits_its_progress_then_ranks_and_offers_a_bot(
     assert "(40 %, data the search never saw)" in text
     assert is_ephemeral(result) and is_ephemeral(progress)  # personal, in a server
     component, _ = custom_id(result, "Create a bot with these parameters")
-    assert component.startswith("v1:opb:binance:BTC/USDT:sma_crossover:")
+    assert component.startswith("v1:opb:binance:BTC/USDT:sma_crossover:1m:")
 
-    step = await discord_bot.press(user, result, "Create a bot", until="Step 5/6")
+    # The timeframe searched comes with the parameters: the dialog goes on with the exits.
+    step = await discord_bot.press(user, result, "Create a bot", until="Step 6/8")
     assert "New bot: Moving average crossover (fast=" in message_text(step)
 
 

@@ -39,15 +39,18 @@ async def test_optimize_edits_its_progress_ranks_and_creates_a_bot_with_the_best
         assert header in text, text
     assert "julgado em" in text and "(30 %" in text  # the 70/30 split, said
 
-    # The button opens /newbot with everything but the capital and the mode filled in.
+    # The button opens /newbot with what was searched filled in (the timeframe too): it
+    # asks the exits, the capital and the mode.
     emu.user_presses(user, result, button(result, "Criar um robô com estes parâmetros"))
-    step = await telegram_bot.says(user, "Passo 5/6")
+    step = await telegram_bot.says(user, "Passo 6/8")
     assert "Novo robô: Cruzamento de médias móveis (fast=" in step["text"]
-    assert "BTC/USDT, Binance" in step["text"]
+    assert "BTC/USDT, Binance, candles de 1m" in step["text"]
     best = step["text"].split("(", 1)[1].split(")", 1)[0]  # "fast=2, slow=5"
     assert best.split(", ")[0] in text.split("\n1 ", 1)[1].split("\n", 1)[0]  # rank 1's set
+    emu.user_presses(user, step, button(step, "Pular"))
+    step = await telegram_bot.says(user, "Passo 7/8")
     emu.user_presses(user, step, button(step, "500 USDT"))
-    step = await telegram_bot.says(user, "Passo 6/6")
+    step = await telegram_bot.says(user, "Passo 8/8")
     emu.user_presses(user, step, button(step, "papel"))
     step = await telegram_bot.says(user, "Criar este robô?")
     emu.user_presses(user, step, button(step, "Criar"))
