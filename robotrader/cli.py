@@ -688,12 +688,13 @@ def compare(
     lines = [f"{specs[0].symbol}, {found.candles} candles ({found.source})", ""]
     lines.append(f"  {'strategy':36s} {'return %':>9} {'max DD %':>9} {'trades':>7} "
                  f"{'win %':>7} {'PF':>6}")  # fmt: skip
-    for row in rows:
-        win = "—" if row["win_rate_pct"] is None else f"{row['win_rate_pct']:.2f}"
-        pf = "—" if row["profit_factor"] is None else f"{row['profit_factor']:.2f}"
+    for run in found.runs:
+        result = run.result
+        win = "—" if result.win_rate_pct is None else f"{result.win_rate_pct:.2f}"
+        pf = "—" if run.profit_factor is None else f"{run.profit_factor:.2f}"
         lines.append(
-            f"  {row['label']:36s} {row['return_pct']:>+9.2f} {-row['max_drawdown_pct']:>+9.2f} "
-            f"{row['trades']:>7} {win:>7} {pf:>6}"
+            f"  {run.label:36s} {result.total_pnl_pct:>+9.2f} {-result.max_drawdown_pct:>+9.2f} "
+            f"{result.trade_count:>7} {win:>7} {pf:>6}"
         )
     if chart is not None:
         lines.append(f"chart: {chart}")
