@@ -7,13 +7,14 @@ they read on a bot's card and before creating it: "50 % at +2 %, 50 % at +4 %",
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from babel.numbers import format_decimal
 
 from robotrader import formatting, languages
 from robotrader.i18n import translate
-from robotrader.use_cases.bot_settings import OPTIONS, BotSettings
+from robotrader.use_cases.bot_settings import OPTIONS, BotSettings, parse_options
 
 
 def _pct(value: Decimal, language: str) -> str:
@@ -62,3 +63,14 @@ def setting_rows(
         if text is not None or with_off:
             rows.append((translate(language, f"bot_setting.{key}"), text or "—"))
     return rows
+
+
+def code_text(key: str, code: str | None, language: str) -> str | None:
+    """An option's value as typed (``tp=2:50,4:50``: ``"2:50,4:50"``) in words; None when off.
+
+    For an edit's before and after, which keep the typed form (the REST API answers it).
+    """
+    if code is None:
+        return None
+    settings = replace(BotSettings(), **parse_options([f"{key}={code}"], None).settings)
+    return value_text(key, settings, language)

@@ -17,6 +17,7 @@ from bots.core.registry import action, command, dialog
 from bots.core.replies import Block, Button, Paragraph, Reply, Table, Title
 from robotrader.errors import UserError
 from robotrader.reference import get_strategy
+from robotrader.settings_text import code_text
 from robotrader.use_cases.bot_edits import BotEdit, Change, EditResult, edit_bot
 from robotrader.use_cases.bot_settings import TIMEFRAMES, valid_keys
 from robotrader.use_cases.bots import MAX_CAPITAL, MIN_CAPITAL
@@ -34,13 +35,19 @@ def _edit_of(data: dict[str, Any]) -> BotEdit:
     return BotEdit(options=tuple(data["words"]))
 
 
-def _shown(inv: Invocation, value: str | None) -> str:
+def _shown(inv: Invocation, label: str, value: str | None) -> str:
+    """A value before or after an edit as the trader reads it (settings in words)."""
+    if label.startswith("bot_setting.") and value is not None:
+        value = code_text(label.removeprefix("bot_setting."), value, inv.t.language)
     return inv.t("editbot.off") if value is None else value
 
 
 def _changes_table(inv: Invocation, changes: list[Change]) -> Table:
     return Table(
-        [[inv.t(c.label), f"{_shown(inv, c.before)} → {_shown(inv, c.after)}"] for c in changes]
+        [
+            [inv.t(c.label), f"{_shown(inv, c.label, c.before)} → {_shown(inv, c.label, c.after)}"]
+            for c in changes
+        ]
     )
 
 

@@ -87,7 +87,8 @@ async def test_the_menu_collects_changes_and_writes_only_on_confirm(core: ChatCo
     assert "fast" in await say(core, "fast=7")
     await press(core, "ebm:risk")
     menu = await say(core, "sl=2 trail=1.5@2")
-    assert "desligado → 1.5@2" in menu and "1m → 1h" in menu
+    assert "desligado → 1,5 % abaixo do preço máximo, depois de subir 2 %" in menu  # in words
+    assert "1m → 1h" in menu
     assert (await _row(core, bot_id)).timeframe == "1m"  # nothing written yet
 
     done = await press(core, "eby")

@@ -37,7 +37,7 @@ async def test_editbot_in_one_line_in_english(telegram_bot: RunningBot) -> None:
     emu = telegram_bot.emulator
     emu.user_sends(user, "/editbot sma_crossover-1 sl=3 trail=1.5@2 capital=750")
     done = await telegram_bot.says(user, "sma_crossover-1 changed")
-    assert "Trailing stop" in done["text"] and "off → 1.5@2" in done["text"]
+    assert "Trailing stop  off → 1.5 % under the highest price, once up 2 %" in done["text"]
     assert "1000 → 750" in done["text"]
     bot = await _stored(telegram_bot)
     assert bot.stop_loss_pct == Decimal(3) and bot.capital == Decimal(750)
