@@ -24,32 +24,40 @@ def _pct(value: Decimal, language: str) -> str:
 def value_text(key: str, settings: BotSettings, language: str) -> str | None:
     """Option ``key`` of ``settings`` in words; None when it is off."""
 
-    def t(text_key: str, **args: str) -> str:
-        return translate(language, f"bot_setting.value.{text_key}", **args)
+    def t(key: str, **args: str) -> str:
+        return translate(language, key, **args)
 
     match key:
         case "tf":
             return settings.timeframe
         case "sl" if settings.stop_loss_pct is not None:
-            return t("sl", pct=_pct(settings.stop_loss_pct, language))
+            return t("bot_setting.value.sl", pct=_pct(settings.stop_loss_pct, language))
         case "tp" if settings.targets:
             return ", ".join(
-                t("target", share=_pct(t_.share_pct, language), pct=_pct(t_.profit_pct, language))
+                t(
+                    "bot_setting.value.target",
+                    share=_pct(t_.share_pct, language),
+                    pct=_pct(t_.profit_pct, language),
+                )
                 for t_ in settings.targets
             )
         case "tp" if settings.take_profit_pct is not None:
-            return t("tp", pct=_pct(settings.take_profit_pct, language))
+            return t("bot_setting.value.tp", pct=_pct(settings.take_profit_pct, language))
         case "trail" if settings.trailing_stop_pct is not None:
             distance = _pct(settings.trailing_stop_pct, language)
             if settings.trailing_arm_pct is None:
-                return t("trail", pct=distance)
-            return t("trail_armed", pct=distance, arm=_pct(settings.trailing_arm_pct, language))
+                return t("bot_setting.value.trail", pct=distance)
+            return t(
+                "bot_setting.value.trail_armed",
+                pct=distance,
+                arm=_pct(settings.trailing_arm_pct, language),
+            )
         case "be" if settings.breakeven:
-            return t("on")
+            return t("bot_setting.value.on")
         case "max" if settings.max_position is not None:
             return formatting.money(settings.max_position, language)
         case "dll" if settings.daily_loss_limit_pct is not None:
-            return t("dll", pct=_pct(settings.daily_loss_limit_pct, language))
+            return t("bot_setting.value.dll", pct=_pct(settings.daily_loss_limit_pct, language))
     return None
 
 

@@ -23,6 +23,7 @@ from bots.core.context import ChatContext
 from bots.core.core import ChatCore
 from bots.core.delivery import OutboxDelivery
 from bots.core.notifications import render_notification
+from bots.core.rate_limit import RateLimiter
 from bots.core.replies import Button, Code, Paragraph, Reply, Table, Title
 from robotrader.app import App
 from robotrader.enums import Platform
@@ -79,7 +80,9 @@ class ConsoleDelivery(OutboxDelivery):
 class Console:
     def __init__(self, app: App, *, out: TextIO = sys.stdout, user: str | None = None) -> None:
         self.app = app
-        self.core = ChatCore(app)
+        # The person at this terminal is the only user: a flood limit would only get in the
+        # way of pasted commands (and of a /newbot dialog answered quickly).
+        self.core = ChatCore(app, rate_limiter=RateLimiter.unlimited())
         self.out = out
         self.ctx = ChatContext(
             platform=Platform.CONSOLE,

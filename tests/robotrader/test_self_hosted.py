@@ -60,7 +60,7 @@ async def test_with_stripe_the_same_user_is_held_to_the_free_plan(app: App) -> N
     await create_bot(app, user, BotSpec("binance", [SYMBOLS[0]], "rsi", "100"))
     with pytest.raises(UserError) as raised:
         await create_bot(app, user, BotSpec("binance", [SYMBOLS[1]], "rsi", "100"))
-    assert (raised.value.key, raised.value.args_["limit"]) == ("limit_reached", "bots")
+    assert (raised.value.key, raised.value.args_["limit"]) == ("limit_reached_upgrade", "bots")
     with pytest.raises(UserError) as raised:
         await create_bot(app, user, BotSpec("binance", [SYMBOLS[1]], "dca", "100"))
     assert raised.value.key == "strategy_not_in_plan"

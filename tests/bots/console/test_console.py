@@ -107,26 +107,27 @@ async def test_a_bad_answer_asks_the_same_step_again_and_its_buttons_still_press
     app = App.from_settings(settings.model_copy(update={"market_data": "replay"}), database)
     out = io.StringIO()
     console = Console(app, out=out, user="typo")
-    # exchange [1] Binance; pairs [1] BTC/USDT, [7] next; strategy [1] SMA; [1] use these
-    for line in ("newbot", "1", "1", "7", "1", "1"):
+    # exchange [1] Binance; pairs [1] BTC/USDT, [7] next; strategy [1] SMA; [1] use these;
+    # timeframe [7] skip; exits [5] skip
+    for line in ("newbot", "1", "1", "7", "1", "1", "7", "5"):
         await console.handle_line(line)
-    assert "Step 5/6" in out.getvalue()
+    assert "Step 7/8" in out.getvalue()
 
     for bad in ("abc", "5"):  # not a number; a number under the minimum
         mark = len(out.getvalue())
         await console.handle_line(bad)
         said = _since(out, mark)
         assert "capital" in said.splitlines()[0].lower()  # the refusal first
-        assert "Step 5/6" in said and "[2] 500 USDT" in said  # then the same step, buttons on
-        assert "Step 4/6" not in said and "Step 6/6" not in said
+        assert "Step 7/8" in said and "[2] 500 USDT" in said  # then the same step, buttons on
+        assert "Step 6/8" not in said and "Step 8/8" not in said
 
     mark = len(out.getvalue())
     await console.handle_line("2")  # [2] 500 USDT, pressed by its number after the errors
-    assert "Step 6/6" in _since(out, mark)
+    assert "Step 8/8" in _since(out, mark)
     mark = len(out.getvalue())
     await console.handle_line("maybe")  # typed where only buttons answer
     said = _since(out, mark)
-    assert "Step 6/6" in said and "Step 5/6" not in said
+    assert "Step 8/8" in said and "Step 7/8" not in said
     await console.handle_line("1")  # [1] Paper
     await console.handle_line("1")  # [1] Create
     assert "sma_crossover-1 created" in out.getvalue()
@@ -146,10 +147,10 @@ async def test_a_refused_button_keeps_the_dialog_at_its_step(
     mark = len(out.getvalue())
     await console.handle_line("3")  # [3] 🔒 Grid trading
     said = _since(out, mark)
-    assert "isn't included in the Free plan" in said
-    assert "Step 3/6" in said and "[2] RSI reversion" in said
+    assert "isn't in the Free plan" in said and "Pro unlocks it" in said
+    assert "Step 3/8" in said and "[2] RSI reversion" in said
     mark = len(out.getvalue())
     await console.handle_line("2")  # [2] RSI reversion
     said = _since(out, mark)
-    assert "Step 4/6" in said and "Step 2/6" not in said
+    assert "Step 4/8" in said and "Step 2/8" not in said
     await app.pool.close()
