@@ -10,7 +10,7 @@ delivery acknowledged is never claimed again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from db.session import Database, upsert
 from db.types import utcnow
 
 IN_CHUNK = 1_000  # ids per IN (...) list
+ROWS_PER_USER = 20  # a claim of N users leases at most 20 * N rows
 
 
 @dataclass(frozen=True)
@@ -172,30 +173,52 @@ async def claim(
     *,
     limit: int = 100,
     lease: timedelta = timedelta(seconds=60),
+    skip_users: Collection[int] = (),
 ) -> list[ClaimedNotification]:
-    """Lease up to ``limit`` undelivered notifications of ``channel`` to ``worker``.
+    """Lease the undelivered notifications of ``channel`` of up to ``limit`` users to ``worker``.
 
-    Highest priority first, then oldest. Two workers never hold the same one:
-    PostgreSQL skips rows another transaction has locked; SQLite serialises writers.
+    Users come highest priority first, then oldest; each comes with every notification it
+    has due (at most ``ROWS_PER_USER`` on average), so a chat's notifications can go out
+    together (one digest rather than a message each). ``skip_users`` are left alone: the
+    worker is still sending to them, and what they got since goes in their next claim.
+    Two workers never hold the same one: PostgreSQL skips rows another transaction has
+    locked; SQLite serialises writers.
     """
     now = utcnow()
     async with database.transaction() as session:
-        candidates = (
-            select(NotificationDelivery.id)
-            .where(_claimable(channel, now))
+        due = _claimable(channel, now)
+        if skip_users:
+            due = and_(due, NotificationDelivery.user_id.not_in(sorted(set(skip_users))))
+        seeds = (
+            select(NotificationDelivery.user_id)
+            .where(due)
             .order_by(NotificationDelivery.priority.desc(), NotificationDelivery.id)
             .limit(limit)
         )
+        candidates = (
+            select(NotificationDelivery.id)
+            .where(due)
+            .order_by(NotificationDelivery.priority.desc(), NotificationDelivery.id)
+            .limit(limit * ROWS_PER_USER)
+        )
         if database.is_sqlite:
-            # One statement keeps the claim atomic; SQLite runs the subquery once.
-            targets = NotificationDelivery.id.in_(candidates.scalar_subquery())
+            # One statement keeps the claim atomic; SQLite runs the subqueries once.
+            seeded = seeds.subquery()
+            mine = candidates.where(NotificationDelivery.user_id.in_(select(seeded.c.user_id)))
+            targets = NotificationDelivery.id.in_(mine.scalar_subquery())
         else:
             # Lock the candidates in a statement of their own. Inside the UPDATE, PostgreSQL
             # may rescan a LIMIT ... SKIP LOCKED subquery once per row (it does on a freshly
             # filled table, statistics not yet gathered), each rescan skipping the rows just
             # claimed: one claim then took thousands of rows instead of ``limit``, leased
             # for longer than sending them takes, and they were sent again.
-            ids = (await session.scalars(candidates.with_for_update(skip_locked=True))).all()
+            # Seeds locked too: a worker claiming alongside starts from other users.
+            seeded_users = await session.scalars(seeds.with_for_update(skip_locked=True))
+            users = sorted(set(seeded_users.all()))
+            if not users:
+                return []
+            mine = candidates.where(NotificationDelivery.user_id.in_(users))
+            ids = (await session.scalars(mine.with_for_update(skip_locked=True))).all()
             if not ids:
                 return []
             targets = NotificationDelivery.id.in_(ids)
@@ -259,27 +282,35 @@ async def claim(
     return claimed
 
 
-async def acknowledge(database: Database, delivery_id: int, outcome: str = "sent") -> None:
-    """The platform accepted it (or it can never be delivered): never claim it again."""
+async def acknowledge(
+    database: Database, delivery_ids: Collection[int], outcome: str = "sent"
+) -> None:
+    """The platform accepted them (or they can never be delivered): never claim them again."""
     async with database.transaction() as session:
         await session.execute(
             update(NotificationDelivery)
             .where(
-                NotificationDelivery.id == delivery_id, NotificationDelivery.delivered_at.is_(None)
+                NotificationDelivery.id.in_(sorted(delivery_ids)),
+                NotificationDelivery.delivered_at.is_(None),
             )
             .values(delivered_at=utcnow(), outcome=outcome, lease_until=None)
         )
 
 
 async def release(
-    database: Database, delivery_id: int, *, error: str, retry_in: timedelta = timedelta(0)
+    database: Database,
+    delivery_ids: Collection[int],
+    *,
+    error: str,
+    retry_in: timedelta = timedelta(0),
 ) -> None:
-    """Sending failed for now: give the claim back, to be retried after ``retry_in``."""
+    """Sending failed for now: give the claims back, to be retried after ``retry_in``."""
     async with database.transaction() as session:
         await session.execute(
             update(NotificationDelivery)
             .where(
-                NotificationDelivery.id == delivery_id, NotificationDelivery.delivered_at.is_(None)
+                NotificationDelivery.id.in_(sorted(delivery_ids)),
+                NotificationDelivery.delivered_at.is_(None),
             )
             .values(
                 lease_until=None,

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_webhook_secret: SecretStr | None = None
+    # Send notifications with allow_paid_broadcast: up to 1,000 messages a second bot-wide
+    # instead of 30, each paid for in Telegram Stars by the bot's owner.
+    telegram_paid_broadcast: bool = False
 
     discord_token: SecretStr | None = None
     discord_api_url: str = "https://discord.com/api/v10"

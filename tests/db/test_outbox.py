@@ -65,14 +65,29 @@ async def test_one_delivery_per_platform_and_muted_kinds_skip(database: Database
 
 
 async def test_concurrent_claims_never_overlap(database: Database) -> None:
-    user = await _user(database, Platform.TELEGRAM)
+    users = [await _user(database, Platform.TELEGRAM) for _ in range(12)]
     for i in range(60):
-        await _notify(database, user, f"n{i}")
-    batches = await asyncio.gather(
-        *(outbox.claim(database, Platform.TELEGRAM, f"w{i}", limit=25) for i in range(4))
-    )
-    ids = [c.delivery_id for batch in batches for c in batch]
+        await _notify(database, users[i % 12], f"n{i}")
+    ids: list[int] = []
+    for _ in range(12):  # rounds of four workers claiming at once, until none is left
+        batches = await asyncio.gather(
+            *(outbox.claim(database, Platform.TELEGRAM, f"w{i}", limit=3) for i in range(4))
+        )
+        ids += [c.delivery_id for batch in batches for c in batch]
     assert len(ids) == len(set(ids)) == 60
+
+
+async def test_a_claim_takes_every_notification_due_for_its_users(database: Database) -> None:
+    """So a chat's notifications go out together; users still being sent to are skipped."""
+    first, second, third = [await _user(database, Platform.TELEGRAM) for _ in range(3)]
+    for i in range(4):
+        for user in (first, second, third):
+            await _notify(database, user, f"u{user}-{i}")
+    claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1)
+    assert [c.user_id for c in claimed] == [first] * 4
+    claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1, skip_users=[second])
+    assert [c.user_id for c in claimed] == [third] * 4
+    assert {c.user_id for c in await outbox.claim(database, Platform.TELEGRAM, "w")} == {second}
 
 
 async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database: Database) -> None:
@@ -81,7 +96,7 @@ async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database
     await _notify(database, user, "y")
     first = await outbox.claim(database, Platform.TELEGRAM, "w1", lease=timedelta(seconds=-1))
     assert len(first) == 2
-    await outbox.acknowledge(database, first[0].delivery_id)
+    await outbox.acknowledge(database, [first[0].delivery_id])
     # w1 "crashed" holding the second one; its lease is already over.
     again = await outbox.claim(database, Platform.TELEGRAM, "w2")
     assert [c.delivery_id for c in again] == [first[1].delivery_id]
@@ -90,12 +105,14 @@ async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database
 
 
 async def test_priority_first_then_age_and_release_with_delay(database: Database) -> None:
-    user = await _user(database, Platform.TELEGRAM)
-    await _notify(database, user, "old")
-    await _notify(database, user, "vip", priority=2)
+    free, paying = await _user(database, Platform.TELEGRAM), await _user(database, Platform.TELEGRAM)
+    await _notify(database, free, "old")
+    await _notify(database, paying, "vip", priority=2)
     claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1)
-    assert claimed[0].payload == _payload("vip")
-    await outbox.release(database, claimed[0].delivery_id, error="429", retry_in=timedelta(hours=1))
+    assert [c.payload for c in claimed] == [_payload("vip")]
+    await outbox.release(
+        database, [claimed[0].delivery_id], error="429", retry_in=timedelta(hours=1)
+    )
     rest = await outbox.claim(database, Platform.TELEGRAM, "w")
     assert [c.payload for c in rest] == [_payload("old")]
 
