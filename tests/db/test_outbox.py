@@ -105,7 +105,8 @@ async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database
 
 
 async def test_priority_first_then_age_and_release_with_delay(database: Database) -> None:
-    free, paying = await _user(database, Platform.TELEGRAM), await _user(database, Platform.TELEGRAM)
+    free = await _user(database, Platform.TELEGRAM)
+    paying = await _user(database, Platform.TELEGRAM)
     await _notify(database, free, "old")
     await _notify(database, paying, "vip", priority=2)
     claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1)
