@@ -53,7 +53,7 @@ def fills(count: int, start: int = 0) -> list[TradeOpenedNotice | TradeClosedNot
                     amount=size,
                     price=Decimal("3000") + n,
                     value=Decimal("300.00"),
-                )  # fmt: skip
+                )
             )
         else:
             made.append(
@@ -70,7 +70,7 @@ def fills(count: int, start: int = 0) -> list[TradeOpenedNotice | TradeClosedNot
                     pnl=Decimal("10.00"),
                     pnl_pct=Decimal("3.33"),
                     closed=True,
-                )  # fmt: skip
+                )
             )
     return made
 
