@@ -111,7 +111,9 @@ class OutboxDelivery(ABC):
         try:
             while not stop.is_set():
                 room = self.batch - len(in_flight)
-                if room <= 0:
+                # Claim a few chats at a time, not one each time one is done: each claim
+                # costs the database a few statements whether it brings one chat or many.
+                if room < max(1, self.batch // 4) and in_flight:
                     await asyncio.wait(
                         [stopping, *in_flight.values()], return_when=asyncio.FIRST_COMPLETED
                     )
