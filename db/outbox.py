@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import ChatIdentity, Notification, NotificationDelivery, Platform, User
@@ -157,6 +157,38 @@ class ClaimedNotification:
     notify_channel_id: str | None = None  # a channel the user picked instead of chat_id
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Users with only ``kinds`` due wait for more while the newest is younger than ``quiet``.
+
+    Never longer than ``longest`` after the oldest of them was written, so a steady
+    trickle cannot keep a chat waiting; one due notification of another kind, and the
+    user goes now, with everything they have due.
+    """
+
+    kinds: frozenset[str]
+    quiet: timedelta
+    longest: timedelta
+
+
+def _ready(due: Any, hold: Hold, now: datetime) -> Any:
+    """The users among ``due`` that ``hold`` does not keep waiting."""
+    held_kind = case((Notification.kind.in_(sorted(hold.kinds)), 0), else_=1)
+    return (
+        select(NotificationDelivery.user_id)
+        .join(Notification, Notification.id == NotificationDelivery.notification_id)
+        .where(due)
+        .group_by(NotificationDelivery.user_id)
+        .having(
+            or_(
+                func.max(Notification.created_at) <= now - hold.quiet,
+                func.min(Notification.created_at) <= now - hold.longest,
+                func.sum(held_kind) > 0,
+            )
+        )
+    )
+
+
 def _claimable(channel: Platform, now: datetime) -> Any:
     return and_(
         NotificationDelivery.channel == channel,
@@ -174,6 +206,7 @@ async def claim(
     limit: int = 100,
     lease: timedelta = timedelta(seconds=60),
     skip_users: Collection[int] = (),
+    hold: Hold | None = None,
 ) -> list[ClaimedNotification]:
     """Lease the undelivered notifications of ``channel`` of up to ``limit`` users to ``worker``.
 
@@ -181,6 +214,7 @@ async def claim(
     has due (at most ``ROWS_PER_USER`` on average), so a chat's notifications can go out
     together (one digest rather than a message each). ``skip_users`` are left alone: the
     worker is still sending to them, and what they got since goes in their next claim.
+    Users that ``hold`` keeps waiting for more are left for a later claim.
     Two workers never hold the same one: PostgreSQL skips rows another transaction has
     locked; SQLite serialises writers.
     """
@@ -189,9 +223,12 @@ async def claim(
         due = _claimable(channel, now)
         if skip_users:
             due = and_(due, NotificationDelivery.user_id.not_in(sorted(set(skip_users))))
+        ready = due
+        if hold is not None and hold.quiet > timedelta(0):
+            ready = and_(due, NotificationDelivery.user_id.in_(_ready(due, hold, now)))
         seeds = (
             select(NotificationDelivery.user_id)
-            .where(due)
+            .where(ready)
             .order_by(NotificationDelivery.priority.desc(), NotificationDelivery.id)
             .limit(limit)
         )

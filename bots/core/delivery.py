@@ -105,6 +105,7 @@ class OutboxDelivery(ABC):
 
         ``batch`` chats at most are in flight; a chat being sent to is not claimed again
         until its messages are settled, so what it got meanwhile goes in its next digest.
+        A chat with only fills due waits a moment for more (``digest_hold_ms``).
         """
         in_flight: dict[int, asyncio.Task[None]] = {}
         stopping = asyncio.create_task(stop.wait())
@@ -134,15 +135,18 @@ class OutboxDelivery(ABC):
             await asyncio.gather(*in_flight.values(), return_exceptions=True)
 
     async def deliver_pending(self) -> int:
-        """Deliver everything pending now (tests and benches); returns how many were claimed."""
+        """Deliver everything pending now, nothing waits for more (the console, tests).
+
+        Returns how many were claimed.
+        """
         total = 0
-        while claimed := await self._claim(self.batch):
+        while claimed := await self._claim(self.batch, wait_for_more=False):
             await asyncio.gather(*(self._deliver(chat) for chat in plan_chats(claimed)))
             total += len(claimed)
         return total
 
     async def _claim(
-        self, limit: int, skip_users: Collection[int] = ()
+        self, limit: int, skip_users: Collection[int] = (), *, wait_for_more: bool = True
     ) -> list[ClaimedNotification]:
         return await claim_notifications(
             self.app,
@@ -151,6 +155,7 @@ class OutboxDelivery(ABC):
             limit=limit,
             lease=self.lease,
             skip_users=list(skip_users),
+            wait_for_more=wait_for_more,
         )
 
     async def _deliver(self, chat: ChatDue) -> None:

@@ -12,8 +12,13 @@ from datetime import timedelta
 
 from db import outbox
 from db.models import Platform
-from db.outbox import ClaimedNotification
+from db.outbox import ClaimedNotification, Hold
 from robotrader.app import App
+from robotrader.use_cases.notification_digest import DIGESTIBLE
+
+# A chat waits for more fills at most this many times the quiet time the settings give
+# (``digest_hold_ms``), counted from its oldest fill due: a trickle cannot starve it.
+LONGEST_HOLD_IN_QUIET_TIMES = 5
 
 __all__ = [
     "ClaimedNotification",
@@ -31,13 +36,33 @@ async def claim_notifications(
     limit: int,
     lease: timedelta,
     skip_users: Collection[int] = (),
+    wait_for_more: bool = True,
 ) -> list[ClaimedNotification]:
     """Lease the due notifications of up to ``limit`` users of ``platform`` to ``worker``.
 
     Each user's come all together; ``skip_users`` (still being sent to) are left for later.
+    With ``wait_for_more``, a user with only fills due waits while the newest is younger
+    than ``digest_hold_ms`` (a tick's shards, and live orders, book one user's fills
+    moments apart: they then go as one digest), never longer than
+    ``LONGEST_HOLD_IN_QUIET_TIMES`` times that from the oldest; anything else due
+    (billing, errors, pauses...) and the user goes at once.
     """
+    quiet = timedelta(milliseconds=app.settings.digest_hold_ms)
+    hold = None
+    if wait_for_more and quiet > timedelta(0):
+        hold = Hold(
+            frozenset(kind.value for kind in DIGESTIBLE),
+            quiet,
+            quiet * LONGEST_HOLD_IN_QUIET_TIMES,
+        )
     return await outbox.claim(
-        app.database, platform, worker, limit=limit, lease=lease, skip_users=skip_users
+        app.database,
+        platform,
+        worker,
+        limit=limit,
+        lease=lease,
+        skip_users=skip_users,
+        hold=hold,
     )
 
 

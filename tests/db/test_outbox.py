@@ -6,10 +6,20 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
+from sqlalchemy import update
+
 from db import outbox
-from db.models import ChatIdentity, Platform, User
-from db.notifications import DailySummaryNotice, DataFallbackNotice, Notice, NotificationKind
+from db.models import BotMode, ChatIdentity, Notification, OrderSide, Platform, User
+from db.notifications import (
+    DailySummaryNotice,
+    DataFallbackNotice,
+    Notice,
+    NotificationKind,
+    PaymentFailedNotice,
+    TradeOpenedNotice,
+)
 from db.session import Database
+from db.types import utcnow
 
 
 async def _user(database: Database, *platforms: Platform, muted: list[str] | None = None) -> int:
@@ -125,3 +135,56 @@ async def test_unreachable_user_closes_pending_and_gets_no_new(database: Databas
     await _notify(database, user, "p2")
     assert await outbox.pending_count(database, Platform.TELEGRAM) == 0
     assert await outbox.pending_count(database, Platform.DISCORD) == 2
+
+
+def _fill(n: int) -> TradeOpenedNotice:
+    return TradeOpenedNotice(
+        bot_id=1, bot="grid-1", mode=BotMode.PAPER, symbol="ETH/USDT", side=OrderSide.BUY,
+        reason="entry", amount=Decimal("0.1"), price=Decimal(3000 + n), value=Decimal("300.00"),
+    )  # fmt: skip
+
+
+async def _written(database: Database, user_id: int, key: str, notice: Notice, ago: float) -> None:
+    """``notice`` stored for ``user_id`` as if written ``ago`` seconds ago."""
+    async with database.transaction() as session:
+        await outbox.add_notification(session, user_id=user_id, notice=notice, dedupe_key=key)
+        await session.execute(
+            update(Notification)
+            .where(Notification.dedupe_key == key)
+            .values(created_at=utcnow() - timedelta(seconds=ago))
+        )
+
+
+HOLD = outbox.Hold(
+    frozenset({NotificationKind.TRADE_OPENED.value}),
+    quiet=timedelta(minutes=1),
+    longest=timedelta(minutes=5),
+)
+
+
+async def test_a_hold_keeps_young_fills_waiting_but_never_billing_nor_past_its_bound(
+    database: Database,
+) -> None:
+    young, quiet, trickle, billing = [await _user(database, Platform.TELEGRAM) for _ in range(4)]
+    await _written(database, young, "young-1", _fill(1), ago=90)
+    await _written(database, young, "young-2", _fill(2), ago=10)  # newest 10 s old: waits
+    await _written(database, quiet, "quiet-1", _fill(3), ago=61)  # quiet for a minute: goes
+    await _written(database, trickle, "trickle-1", _fill(4), ago=301)  # past the bound: goes
+    await _written(database, trickle, "trickle-2", _fill(5), ago=1)
+    await _written(database, billing, "billing-1", _fill(6), ago=1)
+    portal = PaymentFailedNotice(portal_url="https://billing.example/portal")
+    await _written(database, billing, "billing-2", portal, ago=1)  # never waits: nor its fill
+
+    claimed = await outbox.claim(database, Platform.TELEGRAM, "w", hold=HOLD)
+    by_user: dict[int, set[str]] = {}
+    for c in claimed:
+        by_user.setdefault(c.user_id, set()).add(c.kind)
+    assert sorted(by_user) == sorted([quiet, trickle, billing])
+    assert len([c for c in claimed if c.user_id == trickle]) == 2  # all it has due, at once
+    assert by_user[billing] == {"trade_opened", "payment_failed"}
+    assert await outbox.claim(database, Platform.TELEGRAM, "w", hold=HOLD) == []
+    # Without a hold (or once it is over) the young chat goes, each notification once.
+    rest = await outbox.claim(database, Platform.TELEGRAM, "w")
+    assert [c.user_id for c in rest] == [young, young]
+    every = [c.delivery_id for c in claimed + rest]
+    assert len(every) == len(set(every)) == 7
