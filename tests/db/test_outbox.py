@@ -188,3 +188,20 @@ async def test_a_hold_keeps_young_fills_waiting_but_never_billing_nor_past_its_b
     assert [c.user_id for c in rest] == [young, young]
     every = [c.delivery_id for c in claimed + rest]
     assert len(every) == len(set(every)) == 7
+
+
+async def test_concurrent_claims_under_a_hold_never_overlap(database: Database) -> None:
+    """Without the seeds' lock (a grouped query), the candidates' lock keeps workers apart."""
+    users = [await _user(database, Platform.TELEGRAM) for _ in range(12)]
+    for i in range(60):
+        await _written(database, users[i % 12], f"h{i}", _fill(i), ago=120)
+    ids: list[int] = []
+    for _ in range(12):
+        batches = await asyncio.gather(
+            *(
+                outbox.claim(database, Platform.TELEGRAM, f"w{i}", limit=3, hold=HOLD)
+                for i in range(4)
+            )
+        )
+        ids += [c.delivery_id for batch in batches for c in batch]
+    assert len(ids) == len(set(ids)) == 60
