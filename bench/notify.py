@@ -47,8 +47,11 @@ What it does:
      user's bot alternating buys and sells on one symbol, users interleaved at random;
      each tick writes the fills of its period. ``--tick 0``: each fill in its own
      transaction at its own moment. This is the honest measure of "fill-to-send" latency.
-   * ``burst``: one candle close: every bot decides in the same tick, each user's bot on
-     five of its symbols (one decision per symbol and candle: ``client_order_id``).
+   * ``burst``: one candle close: every bot decides in the same tick, each Free user's
+     bot on five of its symbols (one decision per symbol and candle: ``client_order_id``),
+     each paying user's on five bots of theirs, whose ids put them in different shards
+     (2,000 users make some 3,000 bots: two shards of the engine's 2,000, written one
+     after the other, as one worker does).
      Earlier versions of this bench wrote the 10,000 rows one by one (100 per
      transaction, ~30 s): the engine never writes that way, and each chat that got a
      message during those 30 s needed a second one. A Free user may hold 3 symbols, so in
@@ -208,13 +211,16 @@ def make_fills(
     sequences: dict[int, list[Fill]] = {}
     for user, count in zip(users, per_user, strict=True):
         first = rng.randrange(len(SYMBOLS))
-        strategy = STRATEGIES[rng.randrange(len(STRATEGIES))]
-        bot_id = user.user_id
-        bot = f"{strategy}-1"
+        strategies = [STRATEGIES[rng.randrange(len(STRATEGIES))] for _ in range(count)]
+        # burst: a paying user's fills come from bots of theirs (up to five), each with a
+        # stable id of its own, so they may fall in different shards of the tick
+        paying = phase == "burst" and user.plan != Plan.FREE
         mode = BotMode.PAPER if rng.random() < 0.8 else BotMode.LIVE
         entry = Decimal(0)
         fills: list[Fill] = []
         for n in range(count):
+            k = n % 5 if paying else 0
+            bot_id, bot = user.user_id * 100 + k, f"{strategies[k]}-{k + 1}"
             # steady: one symbol, its price moving; burst: a symbol a fill, all at one candle
             symbol, base = SYMBOLS[(first + (n if phase == "burst" else 0)) % len(SYMBOLS)]
             if phase == "burst" or n == 0:
@@ -335,7 +341,10 @@ async def _produce(
     of its own (`settle_order`). ``tick`` 0: each fill alone at its own moment.
     """
     database = Database(url, pool_size=options.order_workers + 2)
-    timings = {"late": 0.0, "tick_write_max": 0.0, "last_paper": 0.0, "last_live": 0.0}
+    timings = {
+        "late": 0.0, "bots": 0.0, "shards": 0.0,
+        "tick_write_max": 0.0, "last_paper": 0.0, "last_live": 0.0,
+    }  # fmt: skip
     orders: asyncio.Queue[Fill | None] = asyncio.Queue()
 
     async def settle_orders() -> None:
@@ -354,7 +363,10 @@ async def _produce(
             await asyncio.sleep(max(0.0, start_at + moment - time.time()))
             began = time.time()
             paper = [f for f in due if not f.live]
-            shards = max(1, math.ceil(len({f.notice.bot_id for f in due}) / options.bots_per_shard))
+            bots = len({f.notice.bot_id for f in due})
+            shards = max(1, math.ceil(bots / options.bots_per_shard))
+            timings["bots"] = max(timings["bots"], bots)
+            timings["shards"] = max(timings["shards"], shards)
             for shard in range(shards):  # Bot.id % shards, as engine/tick.py splits them
                 mine = [f for f in paper if f.notice.bot_id % shards == shard]
                 if mine:
@@ -781,6 +793,7 @@ def report(result: PhaseResult) -> bool:
     )
     assert result.producer is not None
     producer = result.producer
+    t = result.producer_timings
     if result.fill_rate:
         how = f"steady: {result.fill_rate:g} fills/s"
     else:
@@ -791,11 +804,12 @@ def report(result: PhaseResult) -> bool:
         how += ", each fill in its own transaction"
     print(f"\n== {result.name}: {result.notifications} notifications, {result.users} users ({how})")
     print(
-        f"  engine side            live orders settled by {producer.order_workers} workers, "
+        f"  engine side            {t.get('bots', 0):.0f} bots deciding in a tick at most, "
+        f"{t.get('shards', 0):.0f} shards of {producer.bots_per_shard}; "
+        f"live orders settled by {producer.order_workers} workers, "
         f"{producer.order_seconds * 1000:g} ms exchange round trip each; "
         f"digest hold {result.digest_hold_ms} ms"
     )
-    t = result.producer_timings
     print(
         f"  written in             {result.write_seconds:8.1f} s      (slowest tick write "
         f"{t.get('tick_write_max', 0):.2f} s, last paper fill at {t.get('last_paper', 0):.1f} s, "
