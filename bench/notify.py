@@ -2,8 +2,10 @@
 
 Issue: 10,000 notifications for 2,000 users delivered through the real python-telegram-bot
 client to a Bot API emulator on 127.0.0.1 that enforces Telegram's limits (about 30
-messages/s overall, 1/s per chat, 429 with retry_after when exceeded). Goal: at least 27
-messages/s sustained, 0 429s.
+messages/s overall, 1/s per chat, 429 with retry_after when exceeded). Goals: steady, 27
+fills/s kept up with (the last accepted within 10 s of the last write; a chat's fills
+go as one digest, so messages/s alone no longer say it); burst, all 10,000 delivered
+within 90 s of the first write; 0 429s and exactly once in both.
 
 Run from the repository root (PostgreSQL on 127.0.0.1:5432, trust auth)::
 
@@ -135,6 +137,7 @@ NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing outside 127.0.0.0/8 
 TELEGRAM_ID_BASE = 880_000_000
 GOAL_RATE = 27.0
 GOAL_BURST_SECONDS = 90.0  # burst: 1st write -> last accepted
+KEEP_UP_LAG_SECONDS = 10.0  # steady: last write -> last accepted
 SYMBOLS = (
     ("BTC/USDT", Decimal("97000")),
     ("ETH/USDT", Decimal("3400")),
@@ -817,7 +820,8 @@ def report(result: PhaseResult) -> bool:
     )
     print(
         f"  sustained              {result.rate:8.2f} msgs/s  "
-        f"({result.accepted} accepted over {result.span_seconds:.1f} s, first to last)"
+        f"({result.accepted} accepted over {result.span_seconds:.1f} s, first to last; "
+        f"{result.notifications / max(result.span_seconds, 1e-9):.2f} notifications/s)"
     )
     print(
         f"  messages               {result.accepted:8d}        ({result.digests} digests; "
@@ -867,9 +871,13 @@ def report(result: PhaseResult) -> bool:
         print(result.profile)
     goal = "met" if ok and exactly_once and not result.timed_out else "MISSED"
     if result.name == "steady":
-        keep_up = result.rate >= min(GOAL_RATE, result.fill_rate) * 0.98
+        # A digest holds several fills: messages/s no longer measure keeping up; a backlog
+        # that grows does, and it shows at the end as a long wait after the last write.
+        lag = result.total_seconds - result.write_seconds
+        keep_up = lag <= KEEP_UP_LAG_SECONDS
         print(
-            f"  goal (keeps up with {result.fill_rate:g}/s, 0 429s, exactly once): "
+            f"  goal (keeps up with {result.fill_rate:g}/s: last accepted {lag:.1f} s after the "
+            f"last write, at most {KEEP_UP_LAG_SECONDS:g}; 0 429s, exactly once): "
             + ("met" if keep_up and goal == "met" else "MISSED")
         )
         return keep_up and goal == "met"
