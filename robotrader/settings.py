@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     telegram_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_webhook_secret: SecretStr | None = None
+    # Send notifications with allow_paid_broadcast: up to 1,000 messages a second bot-wide
+    # instead of 30, each paid for in Telegram Stars by the bot's owner.
+    telegram_paid_broadcast: bool = False
+    # Milliseconds a chat with only fills due waits for more of them (one digest rather
+    # than two messages) after the newest; at most five times as long after the oldest.
+    # Billing, errors and pauses never wait. 0: send at once.
+    digest_hold_ms: int = Field(default=1_000, ge=0)
 
     discord_token: SecretStr | None = None
     discord_api_url: str = "https://discord.com/api/v10"

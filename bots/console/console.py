@@ -21,13 +21,12 @@ from typing import TextIO
 
 from bots.core.context import ChatContext
 from bots.core.core import ChatCore
-from bots.core.delivery import OutboxDelivery
-from bots.core.notifications import render_notification
+from bots.core.delivery import OutboxDelivery, Outcome
+from bots.core.digest import Outgoing
 from bots.core.rate_limit import RateLimiter
 from bots.core.replies import Button, Code, Paragraph, Reply, Table, Title
 from robotrader.app import App
 from robotrader.enums import Platform
-from robotrader.use_cases.notification_delivery import ClaimedNotification
 
 PROMPT = "robotrader> "
 
@@ -69,12 +68,12 @@ class ConsoleDelivery(OutboxDelivery):
         super().__init__(app, worker="console", concurrency=1)
         self.out = out
 
-    async def send(self, notification: ClaimedNotification) -> None:
-        reply = render_notification(
-            notification.kind, notification.payload, notification.language or "en"
-        )
-        print("\n🔔 " + render_plain(reply, []), file=self.out, flush=True)
-        await self.accepted(notification)
+    def fits(self, reply: Reply) -> bool:
+        return True  # a terminal takes a digest of any length in one piece
+
+    async def send(self, message: Outgoing) -> Outcome:
+        print("\n🔔 " + render_plain(message.reply, []), file=self.out, flush=True)
+        return await self.accepted(message)
 
 
 class Console:

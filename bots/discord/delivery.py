@@ -30,19 +30,18 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import aiohttp
 import discord
 
-from bots.core.delivery import DeliveryStats, OutboxDelivery
-from bots.core.notifications import render_notification
+from bots.core.delivery import DeliveryStats, OutboxDelivery, Outcome
+from bots.core.digest import Outgoing
 from bots.core.replies import Reply
 from bots.discord.community import channel_mention, trade_post
+from bots.discord.rendering import render_embeds
 from robotrader import languages
 from robotrader.app import App
 from robotrader.enums import Platform
 from robotrader.i18n import Translator
-from robotrader.languages import DEFAULT_LANGUAGE
 from robotrader.notifications import NotificationKind
 from robotrader.use_cases.community import share_targets
 from robotrader.use_cases.notification_channel import goes_to_channel, notification_channel_lost
-from robotrader.use_cases.notification_delivery import ClaimedNotification
 
 if TYPE_CHECKING:
     from bots.discord.client import DiscordFrontEnd
@@ -52,6 +51,7 @@ log = logging.getLogger(__name__)
 CANNOT_MESSAGE_USER = 50007
 # A picked channel refused for good: Unknown Channel, Missing Access, Missing Permissions.
 CHANNEL_GONE = frozenset({10003, 50001, 50013})
+MAX_MESSAGE = 2000  # characters of a message's text; a digest is cut to fit
 TRADE_KINDS = frozenset({NotificationKind.TRADE_OPENED, NotificationKind.TRADE_CLOSED})
 
 
@@ -94,70 +94,65 @@ class DiscordDelivery(OutboxDelivery):
         self.pacer = pacer or Pacer()
         self.stats = DiscordStats()
 
-    async def send(self, notification: ClaimedNotification) -> None:
-        language = notification.language or DEFAULT_LANGUAGE
-        reply = render_notification(notification.kind, notification.payload, language)
-        picked = notification.notify_channel_id
-        if picked is not None and picked.isdigit() and goes_to_channel(notification.kind):
-            refused = await self._send(notification, picked, discord.ChannelType.text, reply)
-            if refused is None:
-                return
+    def fits(self, reply: Reply) -> bool:
+        """One embed of at most 2,000 characters: what a message's text may hold on Discord."""
+        embeds = render_embeds(reply)
+        return len(embeds) == 1 and len(embeds[0]) <= MAX_MESSAGE
+
+    async def send(self, message: Outgoing) -> Outcome:
+        language = message.language
+        picked = message.first.notify_channel_id
+        if picked is not None and picked.isdigit() and goes_to_channel(message.kind):
+            refused = await self._send(message, picked, discord.ChannelType.text)
+            if isinstance(refused, Outcome):
+                return refused
             if refused.code not in CHANNEL_GONE:
-                await self.give_up(notification, f"channel {picked}: {refused.code}")
-                return
+                return await self.give_up(message, f"channel {picked}: {refused.code}")
             # Deleted, or the bot lost access: this one and the next go to the DM.
-            await self._channel_gone(notification, picked, refused, language)
-        chat = notification.chat_id
+            await self._channel_gone(message, picked, refused, language)
+        chat = message.chat_id
         if chat is None or not chat.isdigit():
-            await self.no_chat(notification)
-            return
-        refused = await self._send(notification, chat, discord.ChannelType.private, reply)
-        if refused is None:
-            return
+            return await self.no_chat(message)
+        refused = await self._send(message, chat, discord.ChannelType.private)
+        if isinstance(refused, Outcome):
+            return refused
         if isinstance(refused, discord.Forbidden):
             if refused.code != CANNOT_MESSAGE_USER:
                 log.warning("discord.notification_forbidden id=%s code=%s", chat, refused.code)
             self.client.dms_closed(chat, language)  # before the user can see it in the database
-            await self.unreachable(notification)
-            await self._post_to_communities(notification)  # the trade happened all the same
-        elif isinstance(refused, discord.NotFound):
+            outcome = await self.unreachable(message)
+            await self._post_to_communities(message)  # the trades happened all the same
+            return outcome
+        if isinstance(refused, discord.NotFound):
             # The DM channel is gone (the account was deleted): stop trying it.
-            await self.unreachable(notification)
-        else:
-            await self.give_up(notification, f"dm {chat}: {refused.code}")
+            return await self.unreachable(message)
+        return await self.give_up(message, f"dm {chat}: {refused.code}")
 
     async def _send(
-        self,
-        notification: ClaimedNotification,
-        chat: str,
-        kind: discord.ChannelType,
-        reply: Reply,
-    ) -> discord.HTTPException | None:
-        """Send once. None when that settled it: accepted (then acknowledged) or to be
-        retried later (released). Otherwise Discord's refusal, for the caller to judge.
+        self, message: Outgoing, chat: str, kind: discord.ChannelType
+    ) -> discord.HTTPException | Outcome:
+        """Send once. An outcome when that settled it: accepted (then acknowledged) or to
+        be retried later (released). Otherwise Discord's refusal, for the caller to judge.
         """
         channel = self.client.get_partial_messageable(int(chat), type=kind)
         try:
             await self.pacer.wait()
-            await self.client.send_reply(channel, reply)
+            await self.client.send_reply(channel, message.reply)
         except discord.RateLimited as exc:
-            await self.retry_later(notification, "429", exc.retry_after)
-            return None
+            return await self.retry_later(message, "429", exc.retry_after)
         except discord.HTTPException as exc:
             if exc.status == 429 or exc.status >= 500:
-                await self.retry_later(notification, str(exc.status), 5)
-                return None
+                return await self.retry_later(message, str(exc.status), 5)
             return exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            await self.retry_later(notification, type(exc).__name__, 5)
-            return None
-        await self.accepted(notification)
-        await self._post_to_communities(notification)
-        return None
+            return await self.retry_later(message, type(exc).__name__, 5)
+        outcome = await self.accepted(message)
+        await self._post_to_communities(message)
+        return outcome
 
     async def _channel_gone(
         self,
-        notification: ClaimedNotification,
+        message: Outgoing,
         channel: str,
         refused: discord.HTTPException,
         language: str,
@@ -165,17 +160,17 @@ class DiscordDelivery(OutboxDelivery):
         """Back to DMs; the one delivery that cleared the choice tells the user, by DM."""
         log.info(
             "discord.notify_channel_gone user=%s channel=%s code=%s",
-            notification.user_id,
+            message.user_id,
             channel,
             refused.code,
         )
         cleared = await notification_channel_lost(
-            self.app, Platform.DISCORD, notification.user_id, channel
+            self.app, Platform.DISCORD, message.user_id, channel
         )
         if not cleared:
             return
         self.stats.channels_gone += 1
-        chat = notification.chat_id
+        chat = message.chat_id
         if chat is None or not chat.isdigit():
             return
         t = Translator(language)
@@ -187,34 +182,36 @@ class DiscordDelivery(OutboxDelivery):
         except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, OSError) as exc:
             # The notification itself still goes to the DM, where a closed DM is handled.
             log.warning("discord.notify_channel_notice_failed user=%s error=%s",
-                        notification.user_id, type(exc).__name__)  # fmt: skip
+                        message.user_id, type(exc).__name__)  # fmt: skip
 
-    async def _post_to_communities(self, notification: ClaimedNotification) -> None:
+    async def _post_to_communities(self, message: Outgoing) -> None:
         """Best effort, at most once: after the acknowledgement, never repeated by a retry."""
-        if notification.kind not in TRADE_KINDS:
+        trades = [n for n in message.notifications if n.kind in TRADE_KINDS]
+        if not trades:
             return
-        for target in await share_targets(self.app, Platform.DISCORD, notification.user_id):
+        for target in await share_targets(self.app, Platform.DISCORD, message.user_id):
             guild = self.client.get_guild(int(target.community_id))
             if guild is None:
                 continue  # the bot is no longer in that server
             language = languages.from_client(str(guild.preferred_locale))
-            text = trade_post(
-                notification.kind, notification.payload, target.platform_user_id, language
-            )
-            if text is None:
-                continue
             channel = self.client.get_partial_messageable(
                 int(target.channel_id), guild_id=guild.id, type=discord.ChannelType.text
             )
-            try:
-                await self.pacer.wait()
-                await channel.send(text)
-            except discord.HTTPException as exc:
-                log.warning(
-                    "discord.community_post_failed guild=%s channel=%s code=%s",
-                    guild.id,
-                    target.channel_id,
-                    exc.code,
+            for notification in trades:
+                text = trade_post(
+                    notification.kind, notification.payload, target.platform_user_id, language
                 )
-                continue
-            self.stats.community_posts += 1
+                if text is None:
+                    continue
+                try:
+                    await self.pacer.wait()
+                    await channel.send(text)
+                except discord.HTTPException as exc:
+                    log.warning(
+                        "discord.community_post_failed guild=%s channel=%s code=%s",
+                        guild.id,
+                        target.channel_id,
+                        exc.code,
+                    )
+                    break
+                self.stats.community_posts += 1

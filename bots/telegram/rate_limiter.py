@@ -16,6 +16,11 @@ sends to a chat 1.02 s apart arrive 0.99 s apart when the first was slowed by
 delay: the next send to a chat (or a group) is timed from when Telegram
 *answered* the previous one, and bot-wide, requests still waiting for their
 answer or answered in the last second never number more than Telegram's 30.
+
+Paid broadcasts (sends with ``allow_paid_broadcast``) have a lane of their own: up to
+1,000 messages a second bot-wide, every send counted, so the lane keeps 900 a second
+(970 with their answers) and leaves the free lane its 30. Each lane paces only its own
+sends: an interactive reply never waits behind a broadcast, nor a broadcast behind one.
 """
 
 from __future__ import annotations
@@ -65,6 +70,23 @@ class SlidingWindow:
         self.events.append(now)
 
 
+class Lane:
+    """The bot-wide pace of one kind of send (free, or paid broadcasts)."""
+
+    def __init__(self, per_second: int, telegram_per_second: int) -> None:
+        self.overall = SlidingWindow(per_second, 1.0)
+        # Evenly spaced: 28 in a burst then nothing would make every second's first sends
+        # race the previous second's last ones at Telegram's end.
+        self.spacing = 1.0 / per_second
+        # Telegram's own bot-wide limit, counted from when a request leaves until its answer
+        # plus a second: however long each took to arrive, Telegram never sees more.
+        self.answered = SlidingWindow(telegram_per_second, 1.0)
+        self.next_send = 0.0
+        self.in_flight = 0
+        self.freed = asyncio.Event()
+        self.lock = asyncio.Lock()
+
+
 class TelegramRateLimiter(BaseRateLimiter[int]):
     def __init__(
         self,
@@ -73,25 +95,19 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         chat_interval: float = 1.02,
         group_per_minute: int = 20,
         telegram_per_second: int = 30,
+        paid_per_second: int = 900,
+        telegram_paid_per_second: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.overall = SlidingWindow(overall_per_second, 1.0)
-        # Evenly spaced: 28 in a burst then nothing would make every second's first sends
-        # race the previous second's last ones at Telegram's end.
-        self.spacing = 1.0 / overall_per_second
-        # Telegram's own bot-wide limit, counted from when a request leaves until its answer
-        # plus a second: however long each took to arrive, Telegram never sees more.
-        self.answered = SlidingWindow(telegram_per_second, 1.0)
+        self.free = Lane(overall_per_second, telegram_per_second)
+        # Telegram counts every send against the paid limit: the free lane's are left room.
+        self.paid = Lane(paid_per_second, telegram_paid_per_second - telegram_per_second)
         self.chat_interval = chat_interval
         self.group_per_minute = group_per_minute
         self.clock = clock
-        self._next_send = 0.0
-        self._in_flight = 0
-        self._freed = asyncio.Event()
         self._chat_next: dict[str, float] = {}
         self._groups: dict[str, SlidingWindow] = {}
         self._chat_locks: dict[str, asyncio.Lock] = {}
-        self._lock = asyncio.Lock()
         self.waited_seconds = 0.0
         self.retries = 0
 
@@ -101,45 +117,46 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
     async def shutdown(self) -> None:
         return None
 
-    async def _wait_overall(self, group: SlidingWindow | None) -> float:
-        """Claim a bot-wide slot (and fit the group's window); returns the send time."""
-        async with self._lock:
+    async def _wait_overall(self, lane: Lane, group: SlidingWindow | None) -> float:
+        """Claim a bot-wide slot of ``lane`` (and fit the group's window); returns the send time."""
+        async with lane.lock:
             while True:
                 now = self.clock()
                 wait = max(
-                    self.overall.delay(now),
-                    self._next_send - now,
-                    self.answered.delay(now, reserved=self._in_flight),
+                    lane.overall.delay(now),
+                    lane.next_send - now,
+                    lane.answered.delay(now, reserved=lane.in_flight),
                 )
                 if group is not None:
                     wait = max(wait, group.delay(now))
                 if wait <= 0:
                     break
                 if wait == float("inf"):  # every place is taken by a request in flight
-                    self._freed.clear()
+                    lane.freed.clear()
                     started = self.clock()
-                    await self._freed.wait()
+                    await lane.freed.wait()
                     self.waited_seconds += self.clock() - started
                     continue
                 self.waited_seconds += wait
                 await asyncio.sleep(wait)
-            self.overall.record(now)
+            lane.overall.record(now)
             # A send that comes late (the loop was busy) may catch up by one place, no more.
-            self._next_send = max(self._next_send, now - self.spacing) + self.spacing
-            self._in_flight += 1
+            lane.next_send = max(lane.next_send, now - lane.spacing) + lane.spacing
+            lane.in_flight += 1
             return now
 
-    def _answered(self) -> float:
+    def _answered(self, lane: Lane) -> float:
         """A request claimed in `_wait_overall` got its answer (or failed); returns when."""
         now = self.clock()
-        self._in_flight -= 1
-        self.answered.record(now)
-        self._freed.set()
+        lane.in_flight -= 1
+        lane.answered.record(now)
+        lane.freed.set()
         return now
 
     async def _send(
         self,
         chat_id: str | None,
+        lane: Lane,
         callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
         args: Any,
         kwargs: dict[str, Any],
@@ -151,11 +168,11 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         the chat's next send is timed from that answer.
         """
         if chat_id is None:
-            await self._wait_overall(None)
+            await self._wait_overall(lane, None)
             try:
                 return await callback(*args, **kwargs)
             finally:
-                self._answered()
+                self._answered(lane)
         lock = self._chat_locks.setdefault(chat_id, asyncio.Lock())
         async with lock:
             wait = self._chat_next.get(chat_id, 0.0) - self.clock()
@@ -165,11 +182,11 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             group = None
             if chat_id.startswith("-"):
                 group = self._groups.setdefault(chat_id, SlidingWindow(self.group_per_minute, 60.0))
-            await self._wait_overall(group)
+            await self._wait_overall(lane, group)
             try:
                 return await callback(*args, **kwargs)
             finally:
-                answered = self._answered()
+                answered = self._answered(lane)
                 self._chat_next[chat_id] = answered + self.chat_interval
                 if group is not None:
                     group.record(answered)
@@ -201,10 +218,11 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         limited = endpoint.startswith(LIMITED_PREFIXES)
         chat = data.get("chat_id")
         chat_id = str(chat) if chat is not None and limited else None
+        lane = self.paid if data.get("allow_paid_broadcast") else self.free
         for attempt in range(2):
             try:
                 if limited:
-                    return await self._send(chat_id, callback, args, kwargs)
+                    return await self._send(chat_id, lane, callback, args, kwargs)
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 if attempt == 1 or rate_limit_args == 0:  # callers may opt out of retrying

@@ -6,10 +6,20 @@ import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
+from sqlalchemy import update
+
 from db import outbox
-from db.models import ChatIdentity, Platform, User
-from db.notifications import DailySummaryNotice, DataFallbackNotice, Notice, NotificationKind
+from db.models import BotMode, ChatIdentity, Notification, OrderSide, Platform, User
+from db.notifications import (
+    DailySummaryNotice,
+    DataFallbackNotice,
+    Notice,
+    NotificationKind,
+    PaymentFailedNotice,
+    TradeOpenedNotice,
+)
 from db.session import Database
+from db.types import utcnow
 
 
 async def _user(database: Database, *platforms: Platform, muted: list[str] | None = None) -> int:
@@ -65,14 +75,29 @@ async def test_one_delivery_per_platform_and_muted_kinds_skip(database: Database
 
 
 async def test_concurrent_claims_never_overlap(database: Database) -> None:
-    user = await _user(database, Platform.TELEGRAM)
+    users = [await _user(database, Platform.TELEGRAM) for _ in range(12)]
     for i in range(60):
-        await _notify(database, user, f"n{i}")
-    batches = await asyncio.gather(
-        *(outbox.claim(database, Platform.TELEGRAM, f"w{i}", limit=25) for i in range(4))
-    )
-    ids = [c.delivery_id for batch in batches for c in batch]
+        await _notify(database, users[i % 12], f"n{i}")
+    ids: list[int] = []
+    for _ in range(12):  # rounds of four workers claiming at once, until none is left
+        batches = await asyncio.gather(
+            *(outbox.claim(database, Platform.TELEGRAM, f"w{i}", limit=3) for i in range(4))
+        )
+        ids += [c.delivery_id for batch in batches for c in batch]
     assert len(ids) == len(set(ids)) == 60
+
+
+async def test_a_claim_takes_every_notification_due_for_its_users(database: Database) -> None:
+    """So a chat's notifications go out together; users still being sent to are skipped."""
+    first, second, third = [await _user(database, Platform.TELEGRAM) for _ in range(3)]
+    for i in range(4):
+        for user in (first, second, third):
+            await _notify(database, user, f"u{user}-{i}")
+    claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1)
+    assert [c.user_id for c in claimed] == [first] * 4
+    claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1, skip_users=[second])
+    assert [c.user_id for c in claimed] == [third] * 4
+    assert {c.user_id for c in await outbox.claim(database, Platform.TELEGRAM, "w")} == {second}
 
 
 async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database: Database) -> None:
@@ -81,7 +106,7 @@ async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database
     await _notify(database, user, "y")
     first = await outbox.claim(database, Platform.TELEGRAM, "w1", lease=timedelta(seconds=-1))
     assert len(first) == 2
-    await outbox.acknowledge(database, first[0].delivery_id)
+    await outbox.acknowledge(database, [first[0].delivery_id])
     # w1 "crashed" holding the second one; its lease is already over.
     again = await outbox.claim(database, Platform.TELEGRAM, "w2")
     assert [c.delivery_id for c in again] == [first[1].delivery_id]
@@ -90,12 +115,15 @@ async def test_acknowledged_is_never_claimed_again_and_expired_lease_is(database
 
 
 async def test_priority_first_then_age_and_release_with_delay(database: Database) -> None:
-    user = await _user(database, Platform.TELEGRAM)
-    await _notify(database, user, "old")
-    await _notify(database, user, "vip", priority=2)
+    free = await _user(database, Platform.TELEGRAM)
+    paying = await _user(database, Platform.TELEGRAM)
+    await _notify(database, free, "old")
+    await _notify(database, paying, "vip", priority=2)
     claimed = await outbox.claim(database, Platform.TELEGRAM, "w", limit=1)
-    assert claimed[0].payload == _payload("vip")
-    await outbox.release(database, claimed[0].delivery_id, error="429", retry_in=timedelta(hours=1))
+    assert [c.payload for c in claimed] == [_payload("vip")]
+    await outbox.release(
+        database, [claimed[0].delivery_id], error="429", retry_in=timedelta(hours=1)
+    )
     rest = await outbox.claim(database, Platform.TELEGRAM, "w")
     assert [c.payload for c in rest] == [_payload("old")]
 
@@ -107,3 +135,73 @@ async def test_unreachable_user_closes_pending_and_gets_no_new(database: Databas
     await _notify(database, user, "p2")
     assert await outbox.pending_count(database, Platform.TELEGRAM) == 0
     assert await outbox.pending_count(database, Platform.DISCORD) == 2
+
+
+def _fill(n: int) -> TradeOpenedNotice:
+    return TradeOpenedNotice(
+        bot_id=1, bot="grid-1", mode=BotMode.PAPER, symbol="ETH/USDT", side=OrderSide.BUY,
+        reason="entry", amount=Decimal("0.1"), price=Decimal(3000 + n), value=Decimal("300.00"),
+    )  # fmt: skip
+
+
+async def _written(database: Database, user_id: int, key: str, notice: Notice, ago: float) -> None:
+    """``notice`` stored for ``user_id`` as if written ``ago`` seconds ago."""
+    async with database.transaction() as session:
+        await outbox.add_notification(session, user_id=user_id, notice=notice, dedupe_key=key)
+        await session.execute(
+            update(Notification)
+            .where(Notification.dedupe_key == key)
+            .values(created_at=utcnow() - timedelta(seconds=ago))
+        )
+
+
+HOLD = outbox.Hold(
+    frozenset({NotificationKind.TRADE_OPENED.value}),
+    quiet=timedelta(minutes=1),
+    longest=timedelta(minutes=5),
+)
+
+
+async def test_a_hold_keeps_young_fills_waiting_but_never_billing_nor_past_its_bound(
+    database: Database,
+) -> None:
+    young, quiet, trickle, billing = [await _user(database, Platform.TELEGRAM) for _ in range(4)]
+    await _written(database, young, "young-1", _fill(1), ago=90)
+    await _written(database, young, "young-2", _fill(2), ago=10)  # newest 10 s old: waits
+    await _written(database, quiet, "quiet-1", _fill(3), ago=61)  # quiet for a minute: goes
+    await _written(database, trickle, "trickle-1", _fill(4), ago=301)  # past the bound: goes
+    await _written(database, trickle, "trickle-2", _fill(5), ago=1)
+    await _written(database, billing, "billing-1", _fill(6), ago=1)
+    portal = PaymentFailedNotice(portal_url="https://billing.example/portal")
+    await _written(database, billing, "billing-2", portal, ago=1)  # never waits: nor its fill
+
+    claimed = await outbox.claim(database, Platform.TELEGRAM, "w", hold=HOLD)
+    by_user: dict[int, set[str]] = {}
+    for c in claimed:
+        by_user.setdefault(c.user_id, set()).add(c.kind)
+    assert sorted(by_user) == sorted([quiet, trickle, billing])
+    assert len([c for c in claimed if c.user_id == trickle]) == 2  # all it has due, at once
+    assert by_user[billing] == {"trade_opened", "payment_failed"}
+    assert await outbox.claim(database, Platform.TELEGRAM, "w", hold=HOLD) == []
+    # Without a hold (or once it is over) the young chat goes, each notification once.
+    rest = await outbox.claim(database, Platform.TELEGRAM, "w")
+    assert [c.user_id for c in rest] == [young, young]
+    every = [c.delivery_id for c in claimed + rest]
+    assert len(every) == len(set(every)) == 7
+
+
+async def test_concurrent_claims_under_a_hold_never_overlap(database: Database) -> None:
+    """Without the seeds' lock (a grouped query), the candidates' lock keeps workers apart."""
+    users = [await _user(database, Platform.TELEGRAM) for _ in range(12)]
+    for i in range(60):
+        await _written(database, users[i % 12], f"h{i}", _fill(i), ago=120)
+    ids: list[int] = []
+    for _ in range(12):
+        batches = await asyncio.gather(
+            *(
+                outbox.claim(database, Platform.TELEGRAM, f"w{i}", limit=3, hold=HOLD)
+                for i in range(4)
+            )
+        )
+        ids += [c.delivery_id for batch in batches for c in batch]
+    assert len(ids) == len(set(ids)) == 60

@@ -38,7 +38,11 @@ What is emulated (Bot API as documented on core.telegram.org/bots/api):
   hashtag, cashtag, email and bot_command entities are detected as Telegram
   does.
 * Flood limits (Bot FAQ): 30 messages/s per bot, 1 message/s per chat and
-  20 messages/min per group, answered with 429 and ``retry_after``.
+  20 messages/min per group, answered with 429 and ``retry_after``. A send
+  with ``allow_paid_broadcast`` (a paid broadcast) may go up to 1,000 a second
+  bot-wide, counting every send; one without it still has only its 30.
+* Failure injection (`fail_next`): the next calls of a method answered with
+  an error (a 500 by default), as a Telegram having a bad moment.
 * The human side (`add_user`, `add_group`, `user_sends`, `user_presses`,
   `bot_added_to_group`, `block`) and a record of what the bot did (`sent`,
   `deleted`, `wait_for`, `callback_answers`, `commands`, `requests`,
@@ -896,6 +900,7 @@ class RequestRecord:
     monotonic: float
     description: str | None = None
     message_id: int | None = None
+    paid: bool = False  # sent with allow_paid_broadcast
 
 
 @dataclass(frozen=True)
@@ -915,7 +920,8 @@ class RateLimits:
     """Flood limits enforced by the emulator (see `TelegramEmulator.set_limits`)."""
 
     enabled: bool = True
-    global_per_s: int = 30
+    global_per_s: int = 30  # sends without allow_paid_broadcast
+    paid_global_per_s: int = 1000  # every send, checked for those with allow_paid_broadcast
     per_chat_per_s: int = 1
     group_per_min: int = 20
     edits_per_chat_per_s: int = 1
@@ -923,6 +929,14 @@ class RateLimits:
     global_window_s: float = 1.0
     chat_window_s: float = 1.0
     group_window_s: float = 60.0
+
+
+@dataclass
+class _InjectedFailure:
+    method: str
+    remaining: int
+    status: int
+    description: str
 
 
 @dataclass
@@ -1191,7 +1205,9 @@ class TelegramEmulator(ThreadedServer):
         self._by_method: Counter[str] = Counter()
         self._rate_limited = 0
         self._errors = 0
-        self._sends_global: deque[float] = deque()
+        self._sends_global: deque[float] = deque()  # counted calls not paid for
+        self._sends_all: deque[float] = deque()  # every counted call (the paid limit's)
+        self._failures: list[_InjectedFailure] = []
         self._sends_chat: dict[int, deque[float]] = {}
         self._sends_group: dict[int, deque[float]] = {}
         self._edits_chat: dict[int, deque[float]] = {}
@@ -1615,6 +1631,7 @@ class TelegramEmulator(ThreadedServer):
         self,
         *,
         global_per_s: int | None = None,
+        paid_global_per_s: int | None = None,
         per_chat_per_s: int | None = None,
         group_per_min: int | None = None,
         enabled: bool | None = None,
@@ -1633,6 +1650,7 @@ class TelegramEmulator(ThreadedServer):
         with self._lock:
             changes = {
                 "global_per_s": global_per_s,
+                "paid_global_per_s": paid_global_per_s,
                 "per_chat_per_s": per_chat_per_s,
                 "group_per_min": group_per_min,
                 "enabled": enabled,
@@ -1644,6 +1662,7 @@ class TelegramEmulator(ThreadedServer):
                 if value is not None:
                     setattr(self.limits, name, value)
             self._sends_global.clear()
+            self._sends_all.clear()
             self._sends_chat.clear()
             self._sends_group.clear()
             self._edits_chat.clear()
@@ -1693,6 +1712,9 @@ class TelegramEmulator(ThreadedServer):
         except ApiError as error:
             return self._answer(name, None, error)
         chat_ref = params.raw("chat_id")
+        failure = self._injected_failure(method.name)
+        if failure is not None:
+            return self._answer(name, chat_ref, failure)
         try:
             if method.name == "getUpdates":
                 result: Any = await self._api_get_updates(params)
@@ -1704,7 +1726,8 @@ class TelegramEmulator(ThreadedServer):
         description = method.description(result) if method.description else None
         if isinstance(result, _WithDescription):
             result = result.result
-        return self._answer(name, chat_ref, result, description=description)
+        paid = params.boolean("allow_paid_broadcast")
+        return self._answer(name, chat_ref, result, description=description, paid=paid)
 
     def _answer(
         self,
@@ -1713,6 +1736,7 @@ class TelegramEmulator(ThreadedServer):
         outcome: Any,
         *,
         description: str | None = None,
+        paid: bool = False,
     ) -> web.Response:
         if isinstance(outcome, ApiError):
             status, body = outcome.status, outcome.body()
@@ -1737,6 +1761,7 @@ class TelegramEmulator(ThreadedServer):
                     monotonic=time.monotonic(),
                     description=description if status != 200 else None,
                     message_id=message_id,
+                    paid=paid,
                 )
             )
             if status == 200:
@@ -2039,7 +2064,7 @@ class TelegramEmulator(ThreadedServer):
         chat = self._resolve_chat(params)
         reply_to = self._reply_target(params, chat)
         self._check_can_send(chat)
-        self._take_rate("sendMessage", chat)
+        self._take_rate("sendMessage", chat, paid=params.boolean("allow_paid_broadcast"))
         message = self._new_message(chat, self.bot_user, reply_to)
         message["text"] = text
         if entities:
@@ -2776,16 +2801,44 @@ class TelegramEmulator(ThreadedServer):
             raise _bad_request("message to be replied not found")
         return stored
 
+    # -- failure injection ---------------------------------------------------
+    def fail_next(
+        self,
+        method: str = "sendMessage",
+        *,
+        count: int = 1,
+        status: int = 500,
+        description: str = "Internal Server Error: injected",
+    ) -> None:
+        """Answer the next ``count`` calls of ``method`` with ``status`` (nothing is done)."""
+        with self._lock:
+            self._failures.append(_InjectedFailure(method, count, status, description))
+
+    def _injected_failure(self, method: str) -> ApiError | None:
+        with self._lock:
+            for failure in self._failures:
+                if failure.method == method and failure.remaining > 0:
+                    failure.remaining -= 1
+                    self._failures = [f for f in self._failures if f.remaining > 0]
+                    return ApiError(failure.status, failure.description)
+        return None
+
     # -- flood limits --------------------------------------------------------
-    def _take_rate(self, method: str, chat: _Chat) -> None:
-        """Admit one counted call or raise 429 with the seconds until it would pass."""
+    def _take_rate(self, method: str, chat: _Chat, *, paid: bool = False) -> None:
+        """Admit one counted call or raise 429 with the seconds until it would pass.
+
+        ``paid`` (``allow_paid_broadcast``): the bot-wide limit is the paid one, over every
+        send; otherwise it is the free one, over the sends not paid for.
+        """
         limits = self.limits
         if not limits.enabled:
             return
         now = time.monotonic()
         is_edit = method in EDIT_METHODS
         buckets: list[tuple[deque[float], int, float]] = []
-        if limits.global_per_s and (not is_edit or limits.count_edits_globally):
+        if paid and limits.paid_global_per_s:
+            buckets.append((self._sends_all, limits.paid_global_per_s, limits.global_window_s))
+        elif limits.global_per_s and (not is_edit or limits.count_edits_globally):
             buckets.append((self._sends_global, limits.global_per_s, limits.global_window_s))
         if is_edit:
             if limits.edits_per_chat_per_s:
@@ -2813,6 +2866,10 @@ class TelegramEmulator(ThreadedServer):
             )
         for times, _limit, _window in buckets:
             times.append(now)
+        if not paid and (not is_edit or limits.count_edits_globally):
+            self._sends_all.append(now)  # a free send takes a place of the paid limit too
+        while self._sends_all and self._sends_all[0] <= now - limits.global_window_s:
+            self._sends_all.popleft()
 
     # -- helpers ---------------------------------------------------------------
     def _require_user(self, user_id: int) -> JSONDict:
@@ -3036,6 +3093,7 @@ class ControlApi:
         b = await self._body(request)
         allowed = {
             "global_per_s",
+            "paid_global_per_s",
             "per_chat_per_s",
             "group_per_min",
             "enabled",

@@ -14,9 +14,9 @@ from robotrader.app import App
 from robotrader.settings import Settings
 from robotrader.use_cases.accounts import register
 from robotrader.use_cases.notification_delivery import (
-    acknowledge_notification,
+    acknowledge_notifications,
     claim_notifications,
-    release_notification,
+    release_notifications,
 )
 
 LEASE = timedelta(seconds=60)
@@ -44,13 +44,13 @@ async def test_a_claim_is_leased_to_one_worker_and_an_acknowledged_one_never_ret
     assert claimed.kind == "kill_switch"
     assert await claim_notifications(app, Platform.TELEGRAM, "b", limit=10, lease=LEASE) == []
     assert await claim_notifications(app, Platform.DISCORD, "b", limit=10, lease=LEASE) == []
-    await acknowledge_notification(app, claimed.delivery_id)
+    await acknowledge_notifications(app, [claimed.delivery_id])
     assert await outbox.pending_count(app.database, Platform.TELEGRAM) == 0
 
 
 async def test_a_released_notification_is_claimable_again(app: App) -> None:
     await _notify(app, "n2")
     [claimed] = await claim_notifications(app, Platform.TELEGRAM, "a", limit=10, lease=LEASE)
-    await release_notification(app, claimed.delivery_id, error="429", retry_in=timedelta(0))
+    await release_notifications(app, [claimed.delivery_id], error="429", retry_in=timedelta(0))
     [again] = await claim_notifications(app, Platform.TELEGRAM, "b", limit=10, lease=LEASE)
     assert again.delivery_id == claimed.delivery_id
