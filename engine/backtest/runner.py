@@ -101,6 +101,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -948,8 +949,46 @@ def _no_risk_rules(risk: RiskSettings) -> bool:
     )
 
 
+def _only_exit_levels(risk: RiskSettings) -> bool:
+    """A stop loss or a take profit (or both), and no other risk rule."""
+    return (
+        (risk.stop_loss_pct is not None or risk.take_profit_pct is not None)
+        and risk.max_position is None
+        and not risk.daily_loss_limit_pct
+        and not remembers_prices(risk)
+    )
+
+
 def _simulate_by_table(
     setup: _Setup, signals: npt.NDArray[np.int8], events: npt.NDArray[np.int64]
+) -> _Run | None:
+    """``_simulate``'s run without risk rules, looping over its fills only (``_walk_table``);
+    None where only the loop can say.
+    """
+    if not setup.strategy.decides_on_signal_and_holding or not _no_risk_rules(setup.risk):
+        return None
+    return _walk_table(setup, signals, events, None)
+
+
+def _simulate_exits_by_table(
+    setup: _Setup,
+    signals: npt.NDArray[np.int8],
+    events: npt.NDArray[np.int64],
+    progress: Callable[[float], None] | None,
+) -> _Run | None:
+    """``_simulate``'s run with a stop loss and/or a take profit and no other risk rule,
+    looping over its fills only (``_walk_table``); None where only the loop can say.
+    """
+    if not setup.strategy.decides_on_signal_and_holding or not _only_exit_levels(setup.risk):
+        return None
+    return _walk_table(setup, signals, events, progress)
+
+
+def _walk_table(
+    setup: _Setup,
+    signals: npt.NDArray[np.int8],
+    events: npt.NDArray[np.int64],
+    progress: Callable[[float], None] | None,
 ) -> _Run | None:
     """``_simulate``'s run, looping over its fills only; None where only the loop can say.
 
@@ -968,13 +1007,21 @@ def _simulate_by_table(
     after it that float64 surely rejects too are skipped at once, with numpy (a bot whose
     budget fell under the minimum order stays fast).
 
+    With a stop loss or a take profit (``_only_exit_levels``), a position's sale is the
+    first of: a close at or past a level (risk first, as in the loop: on that close the
+    strategy is not asked), or the next setter that closes. Whatever the size bought, a
+    position's average entry is its fill price times (1 + fee) to a few units in the last
+    place, so the closes past a level are found for every opening setter at once, with
+    numpy, a hair looser than ``decide_exit`` (``LOOSE``); a close clearly past a level is
+    that rule's verdict, and one within the margin is asked of ``decide_exit`` itself. A
+    sale under the minimum is rejected, and every later close past a level and setter
+    that closes is another order, until one is accepted (``later_sale``, with numpy).
+
     The loop runs instead (None) for what the table cannot express: a value that opens
     when flat and also closes when holding, buys while holding or partial sales, and
     prices whose float64 steps are not finite.
     """
-    strategy = setup.strategy
-    if not strategy.decides_on_signal_and_holding or not _no_risk_rules(setup.risk):
-        return None
+    strategy, risk = setup.strategy, setup.risk
     if signals.dtype != np.int8:
         return None  # the table is indexed by the signal's byte
     candles, params = setup.candles, setup.params
@@ -1048,12 +1095,91 @@ def _simulate_by_table(
     buy_price: list[float] = buy_prices.tolist()
     sell_price: list[float] = sell_prices.tolist()
     buy_count, sell_count = int(buys.shape[0]), int(sells.shape[0])
+    buy_list: list[int] = buy_at.tolist()
+    sell_list: list[int] = sell_at.tolist()
+    named = np.asarray(reasons, dtype=object)
+    buy_reason = named[reason_of[codes[buys]]]
+    sell_reason: list[str] = named[reason_of[codes[sells]]].tolist()
+
+    exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
+    last = n - 2  # the last close whose decision fills
+    stop_ratio = take_ratio = 0.0
+    entry_list: list[float] = []
+    first_hit: list[int] = []  # per opening setter, its first close past a level (loosely)
+    checked_to: list[int] = []  # ...among the closes up to this one
+    if exits:
+        # A position's average entry, as the loop computes it (cost * UNITS / units), is
+        # this to a few units in the last place, whatever amount was bought.
+        entry = opens[buy_at + 1] * (1.0 + slippage) * (1.0 + fee_rate)
+        if not bool(np.isfinite(entry).all()):
+            return None
+        stop_pct, take_pct = risk.stop_loss_pct, risk.take_profit_pct
+        stop_ratio = 1.0 - float(stop_pct) / 100.0 if stop_pct is not None else -math.inf
+        take_ratio = 1.0 + float(take_pct) / 100.0 if take_pct is not None else math.inf
+        starts = buy_at + 1  # a position's first close is its fill candle's
+        ends = np.append(starts[1:], n) - 1  # each checked up to the next one's start
+        first_close = int(starts[0]) if buy_count else n
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = closes[first_close:] / np.repeat(entry, ends - starts + 1)
+        past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
+        hits = np.append(np.flatnonzero(past) + first_close, n)
+        first_hit = hits[np.searchsorted(hits, starts)].tolist()
+        checked_to = ends.tolist()
+        entry_list = entry.tolist()
+    stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
+
+    def exit_reason(candle: int, b: int, cost: float, bought: int) -> str | None:
+        """decide_exit's verdict at this close on the position bought at opening setter
+        ``b`` (a stop loss or a take profit), the float ratio deciding where it is clear.
+        """
+        close = float(closes[candle])
+        ratio = close / entry_list[b]
+        if -math.inf < ratio <= stop_sure:
+            return "stop_loss"
+        if take_sure <= ratio < math.inf:
+            return "take_profit"
+        position = _position(bought / UNITS, cost * UNITS / bought, 1)  # the loop's state
+        return decide_exit(position, close, risk).reason
+
+    def later_sale(
+        b: int, start: int, amount: float, cost: float, bought: int
+    ) -> tuple[int, str, float] | None:
+        """From close ``start`` on, the first sale of the position bought at opening setter
+        ``b`` that the exchange accepts (decision candle, reason, value): at a close past a
+        level, or at a setter that closes; each one before it is rejected. None: held on.
+        """
+        nonlocal rejected
+        entry = entry_list[b]
+        c = bisect_left(sell_list, start)
+        while start <= last:
+            end = sell_list[c] if c < sell_count else last
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                ratio = closes[start : end + 1] / entry
+            past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
+            asked_at_end = False  # a risk exit on the closing setter's close: not asked
+            for candle in (np.flatnonzero(past) + start).tolist():
+                reason = exit_reason(candle, b, cost, bought)
+                if reason is None:
+                    continue
+                value = amount * (float(opens[candle + 1]) * sell_factor)
+                if not value < min_value:
+                    return candle, reason, value
+                rejected += 1
+                asked_at_end = candle == end
+            if c < sell_count and not asked_at_end:
+                value = amount * (float(opens[end + 1]) * sell_factor)
+                if not value < min_value:
+                    return end, sell_reason[c], value
+                rejected += 1
+            start, c = end + 1, c + 1
+        return None
 
     capital_f = float(setup.capital)
     inv_cost = 1.0 / float(1 + setup.cost_rate)
     exact_budget = _ExactBudget(setup, opens)
     bought_at: list[int] = []  # opening setter of each position, in order
-    sold_at: list[int] = []  # closing setter of each sale
+    sold_at: list[int] = []  # candle deciding each sale
+    sold_for: list[str] = []  # its reason
     bought_steps: list[int] = []  # amount of each position
     trade_pnl: list[float] = []
 
@@ -1103,7 +1229,8 @@ def _simulate_by_table(
         held = np.asarray(bought_steps, dtype=np.int64)
         candles = np.empty(held.shape[0] + len(sold_at), dtype=np.int64)
         steps = np.empty(candles.shape[0], dtype=np.int64)
-        candles[0::2], candles[1::2] = buy_at[bought_at] + 1, sell_at[sold_at] + 1
+        candles[0::2] = buy_at[bought_at] + 1
+        candles[1::2] = np.asarray(sold_at, dtype=np.int64) + 1
         steps[0::2], steps[1::2] = held, -held[: len(sold_at)]
         return candles, steps
 
@@ -1113,10 +1240,17 @@ def _simulate_by_table(
     b = 0  # the next opening setter to ask
     units, near_step, float_error = UNITS, NEAR_STEP, FLOAT_ERROR
     add_position, add_steps = bought_at.append, bought_steps.append
-    add_sale, add_pnl = sold_at.append, trade_pnl.append
+    add_sale, add_pnl, add_sale_reason = sold_at.append, trade_pnl.append, sold_for.append
+    sell_factor = 1.0 - slippage
+    report_every = max(n // 20, 1)
+    next_report = report_every if progress is not None else n + 1
     # The loop's own expressions, for a buy when flat (no cost held, no max position) and a
     # sale of all of it: a test holds every figure to the loop's, bit for bit.
     while b < buy_count:
+        if buy_list[b] >= next_report:
+            assert progress is not None
+            progress(buy_list[b] / n)
+            next_report = (buy_list[b] // report_every + 1) * report_every
         fraction = buy_fraction[b]
         total = budget
         if total < 0.0:
@@ -1155,33 +1289,59 @@ def _simulate_by_table(
         add_position(b)
         add_steps(bought)
         c = sale_after[b]
-        while c < sell_count:  # the sale: at the next closing setter the exchange accepts
-            value = amount * sell_price[c]
-            if value < min_value:
-                after = next_sale_to_ask(c + 1, amount)
-                rejected += after - c
-                c = after
-                continue
-            pnl = value - value * fee_rate - cost * bought / bought
-            budget += pnl
-            budget_error += float_error * (value + cost + (budget if budget > 0.0 else -budget))
-            add_pnl(pnl)
-            add_sale(c)
-            break
-        if c == sell_count:
-            break  # still holding at the end
-        b = buy_after[c]
+        if exits:  # the sale: at the first close past a level, or the next closing setter
+            end = sell_list[c] if c < sell_count else last
+            hit, sold, start = first_hit[b], -1, checked_to[b] + 1
+            if hit <= end and hit <= checked_to[b]:
+                reason = exit_reason(hit, b, cost, bought)
+                if reason is not None:
+                    sold = hit
+                start = hit + 1
+            elif end <= checked_to[b]:  # no close past a level up to that setter
+                if c == sell_count:
+                    break  # still holding at the end
+                sold, reason = end, sell_reason[c]
+            if sold >= 0:
+                value = amount * (float(opens[sold + 1]) * sell_factor)
+                if value < min_value:
+                    rejected += 1
+                    start, sold = sold + 1, -1
+            if sold < 0:
+                sale = later_sale(b, start, amount, cost, bought)
+                if sale is None:
+                    break  # still holding at the end
+                sold, reason, value = sale
+            b = bisect_right(buy_list, sold)
+        else:
+            while c < sell_count:  # the sale: at the next closing setter the exchange accepts
+                value = amount * sell_price[c]
+                if value < min_value:
+                    after = next_sale_to_ask(c + 1, amount)
+                    rejected += after - c
+                    c = after
+                    continue
+                break
+            if c == sell_count:
+                break  # still holding at the end
+            sold, reason = sell_list[c], sell_reason[c]
+            b = buy_after[c]
+        pnl = value - value * fee_rate - cost * bought / bought
+        budget += pnl
+        budget_error += float_error * (value + cost + (budget if budget > 0.0 else -budget))
+        add_pnl(pnl)
+        add_sale(sold)
+        add_sale_reason(reason)
 
     # Fills alternate, a buy first: the buys at even places, the sales at odd ones.
     fill_index, fill_steps = fills_so_far()
-    fills = np.empty(fill_index.shape[0], dtype=np.int64)
-    fills[0::2], fills[1::2] = buys[bought_at], sells[sold_at]
-    fill_reasons = np.asarray(reasons, dtype=object)[reason_of[codes[fills]]].tolist()
+    fill_reasons = np.empty(fill_index.shape[0], dtype=object)
+    fill_reasons[0::2] = buy_reason[np.asarray(bought_at, dtype=np.intp)]
+    fill_reasons[1::2] = sold_for
     return _Run(
         fill_index,
         fill_steps,
         [],
-        fill_reasons,
+        fill_reasons.tolist(),
         np.asarray(trade_pnl, dtype=np.float64),
         rejected,
         0,
@@ -1233,6 +1393,8 @@ def run_backtest(
     events = events.astype(np.int64, copy=False)
     setup = _Setup(candles, step_ms, strategy, values, capital, risk, fee_rate, slippage)
     run = _simulate_by_table(setup, signals, events)
+    if run is None:
+        run = _simulate_exits_by_table(setup, signals, events, progress)
     if run is None:
         run = _simulate(setup, signals, events, progress)
     result = _result(setup, run)
