@@ -149,6 +149,7 @@ FLOAT_ERROR = 12 * 2.0**-53
 # Float pre-filters are this much looser than the Decimal rules they stand for, so they
 # never miss a candle; each candidate is then confirmed by the rule itself.
 LOOSE = 1e-9
+HELD = 2**62  # an exit candle that never comes: still holding at the end
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
 DRAWDOWN_BLOCK = 512  # candles per block when bounding the drawdown (_lowest_to_peak)
 
@@ -1076,7 +1077,8 @@ def _walk_table(
     buy_at, sell_at = events[buys], events[sells]  # the candles deciding them
     # After a buy at opening setter b, the sale is the first closing setter after it, and
     # after a sale at closing setter c, the next buy the first opening setter after that.
-    sale_after: list[int] = np.searchsorted(sells, buys).tolist()
+    sale_of = np.searchsorted(sells, buys)
+    sale_after: list[int] = sale_of.tolist()
     buy_after: list[int] = np.searchsorted(buys, sells).tolist()
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         per_unit_of = UNITS / closes[buy_at]
@@ -1097,16 +1099,21 @@ def _walk_table(
     buy_count, sell_count = int(buys.shape[0]), int(sells.shape[0])
     buy_list: list[int] = buy_at.tolist()
     sell_list: list[int] = sell_at.tolist()
-    named = np.asarray(reasons, dtype=object)
-    buy_reason = named[reason_of[codes[buys]]]
-    sell_reason: list[str] = named[reason_of[codes[sells]]].tolist()
+    sell_reason_at = reason_of[codes[sells]]  # of each closing setter, in reasons
+    sell_reason: list[str] = [reasons[r] for r in sell_reason_at.tolist()]
+    reasons += ["stop_loss", "take_profit"]  # decide_exit's, after the strategy's
 
     exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
     last = n - 2  # the last close whose decision fills
     stop_ratio = take_ratio = 0.0
     entry_list: list[float] = []
-    first_hit: list[int] = []  # per opening setter, its first close past a level (loosely)
-    checked_to: list[int] = []  # ...among the closes up to this one
+    # Per opening setter, what its position's sale is when nothing is rejected: the candle
+    # deciding it (HELD: none before the end; -1: ask later_sale), its reason, the value of
+    # each unit sold (the loop's next open * sell factor) and the next opening setter after.
+    exit_at: list[int] = []
+    exit_reason_of: list[int] = []  # in reasons
+    exit_price: list[float] = []
+    buy_next: list[int] = []
     if exits:
         # A position's average entry, as the loop computes it (cost * UNITS / units), is
         # this to a few units in the last place, whatever amount was bought.
@@ -1123,9 +1130,25 @@ def _walk_table(
             ratio = closes[first_close:] / np.repeat(entry, ends - starts + 1)
         past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
         hits = np.append(np.flatnonzero(past) + first_close, n)
-        first_hit = hits[np.searchsorted(hits, starts)].tolist()
-        checked_to = ends.tolist()
+        hit = hits[np.searchsorted(hits, starts)]  # the first close past a level, loosely
         entry_list = entry.tolist()
+        # The strategy's sale: the next closing setter's candle, or the last close's.
+        selling = sale_of < sell_count
+        end = np.append(sell_at, last)[sale_of]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = closes[np.minimum(hit, n - 1)] / entry
+        stop = (-math.inf < ratio) & (ratio <= stop_ratio - LOOSE)
+        take = (take_ratio + LOOSE <= ratio) & (ratio < math.inf)
+        first = (hit <= end) & (hit <= ends)  # a close past a level before that sale
+        quiet = ~first & (end <= ends)  # none up to it, all of them checked
+        candle = np.where(first & (stop | take), hit, np.where(quiet, end, -1))
+        candle[quiet & ~selling] = HELD
+        exit_reason_of = np.where(
+            first, len(reasons) - 1 - stop, np.append(sell_reason_at, 0)[sale_of]
+        ).tolist()
+        exit_price = (opens[np.clip(candle, 0, n - 2) + 1] * (1.0 - slippage)).tolist()
+        buy_next = np.searchsorted(buy_at, candle, side="right").tolist()
+        exit_at = candle.tolist()
     stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
 
     def exit_reason(candle: int, b: int, cost: float, bought: int) -> str | None:
@@ -1290,28 +1313,23 @@ def _walk_table(
         add_steps(bought)
         c = sale_after[b]
         if exits:  # the sale: at the first close past a level, or the next closing setter
-            end = sell_list[c] if c < sell_count else last
-            hit, sold, start = first_hit[b], -1, checked_to[b] + 1
-            if hit <= end and hit <= checked_to[b]:
-                reason = exit_reason(hit, b, cost, bought)
-                if reason is not None:
-                    sold = hit
-                start = hit + 1
-            elif end <= checked_to[b]:  # no close past a level up to that setter
-                if c == sell_count:
-                    break  # still holding at the end
-                sold, reason = end, sell_reason[c]
+            sold = exit_at[b]
+            if sold == HELD:
+                break  # still holding at the end
+            start = buy_list[b] + 1
             if sold >= 0:
-                value = amount * (float(opens[sold + 1]) * sell_factor)
+                value = amount * exit_price[b]
                 if value < min_value:
                     rejected += 1
                     start, sold = sold + 1, -1
-            if sold < 0:
-                sale = later_sale(b, start, amount, cost, bought)
-                if sale is None:
+            if sold >= 0:
+                reason, b = reasons[exit_reason_of[b]], buy_next[b]
+            else:
+                found = later_sale(b, start, amount, cost, bought)
+                if found is None:
                     break  # still holding at the end
-                sold, reason, value = sale
-            b = bisect_right(buy_list, sold)
+                sold, reason, value = found
+                b = bisect_right(buy_list, sold)
         else:
             while c < sell_count:  # the sale: at the next closing setter the exchange accepts
                 value = amount * sell_price[c]
@@ -1335,6 +1353,7 @@ def _walk_table(
     # Fills alternate, a buy first: the buys at even places, the sales at odd ones.
     fill_index, fill_steps = fills_so_far()
     fill_reasons = np.empty(fill_index.shape[0], dtype=object)
+    buy_reason = np.asarray(reasons, dtype=object)[reason_of[codes[buys]]]
     fill_reasons[0::2] = buy_reason[np.asarray(bought_at, dtype=np.intp)]
     fill_reasons[1::2] = sold_for
     return _Run(
