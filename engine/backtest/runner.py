@@ -52,8 +52,14 @@ signal value, flat and holding, numpy finds the events that open or close a
 position, and a short Python walk sizes the fills one after the other (sizing
 compounds, so each depends on the trades before it), with the loop's own
 float64 expressions (``_simulate_by_table``; it hands over to the loop for what
-it cannot express, such as partial sales or buys while holding). Otherwise the
-Python loop visits only candles where something can happen. For a strategy
+it cannot express, such as partial sales or buys while holding). With a stop
+loss and/or a take profit and no other risk rule, the same walk runs trade by
+trade (``_simulate_exits_by_table``): a position's average entry is its fill
+price times (1 + fee) whatever the size, so the first close past a level after
+every possible entry is found at once with numpy, a hair looser than the Decimal
+rule (a close within that margin is asked of ``decide_exit`` itself), and the
+exit is that close or the strategy's next sale, whichever comes first. Otherwise
+the Python loop visits only candles where something can happen. For a strategy
 whose ``decide`` does nothing without a signal (``SIGNAL_DRIVEN``: crossover,
 RSI, grid, webhook), those are the candles with a non-zero signal, plus, while
 a position is open, the first close at which ``decide_exit`` sells: one numpy
@@ -65,12 +71,13 @@ asked on every candle. The daily loss limit is evaluated lazily with numpy over
 the closes since the last fill, only when a buy is about to happen. The equity
 curve and the statistics are vectorised. A year of 1-minute SMA 9/21 candles
 (~28,000 signals; 10,000 USDT at 0.1 % fees, spent after ~4,700 round trips)
-runs in ~12 ms without risk rules (a quarter of it the strategy's ``compute``,
-a quarter the walk over the fills, ~0.6 µs per round trip) and in ~50 ms with
-a stop loss and a take profit, almost all of it the loop. A trailing stop (every close
-while holding looked at, with numpy) takes ~80 ms, targets with breakeven ~120 ms. A bot that never
-runs short over such a year (~14,000 round trips) also needs the Decimal
-budget for a buy or two in a thousand (see Rounding): ~50 ms.
+takes ~20 ms of CPU on a shared 2-core machine without risk rules (a third of it
+the strategy's ``compute``, a third the walk over the fills, the rest the
+statistics), ~26 ms with a stop loss and a take profit (the loop took ~70 ms). A
+trailing stop (every close while holding looked at, with numpy) takes ~80 ms,
+targets with breakeven ~120 ms, through the loop. A bot that never runs short
+over such a year (~14,000 round trips) also needs the Decimal budget for a buy
+or two in a thousand (see Rounding): ~50 ms.
 
 Rounding, in one place each:
 
@@ -993,15 +1000,16 @@ def _walk_table(
 ) -> _Run | None:
     """``_simulate``'s run, looping over its fills only; None where only the loop can say.
 
-    It applies when nothing but the strategy acts (no risk rule) and the strategy
-    ``decides_on_signal_and_holding``: ``decide`` is then asked once per signal value, flat
-    and holding, and that table says of each event whether it opens a position (a buy when
-    flat), closes one (a sale of all of it when holding) or does nothing in either state.
-    The events that open or close ("setters") are found with numpy, and so is, after each
-    setter that opens, the next that closes, and the other way round. Sizing compounds
-    (a buy is sized on the budget the trades before it left), so the fills are found in
-    order, walking from one to the next: a buy at the next setter that opens, its sale at
-    the next that closes; never visiting the candles or the events that do nothing. Its
+    It applies when the strategy ``decides_on_signal_and_holding`` and no risk rule acts
+    but a stop loss or a take profit (see the callers): ``decide`` is then asked once per
+    signal value, flat and holding, and that table says of each event whether it opens a
+    position (a buy when flat), closes one (a sale of all of it when holding) or does
+    nothing in either state. The events that open or close ("setters") are found with
+    numpy, and so is, after each setter that opens, the next that closes, and the other
+    way round. Sizing compounds (a buy is sized on the budget the trades before it left),
+    so the fills are found in order, walking from one to the next: a buy at the next
+    setter that opens, its sale at the next that closes (or at a level, below); never
+    visiting the candles or the events that do nothing. Its
     amounts, values, cost, budget and PnL are the loop's own float64 expressions in the
     same order, so every figure is the loop's, bit for bit (a test holds it). An order the
     paper exchange rejects leaves the position, and so the budget, as it was: the orders
@@ -1020,7 +1028,7 @@ def _walk_table(
 
     The loop runs instead (None) for what the table cannot express: a value that opens
     when flat and also closes when holding, buys while holding or partial sales, and
-    prices whose float64 steps are not finite.
+    prices whose float64 steps (or, with a level, fill prices) are not finite.
     """
     strategy, risk = setup.strategy, setup.risk
     if signals.dtype != np.int8:
@@ -1150,6 +1158,7 @@ def _walk_table(
         buy_next = np.searchsorted(buy_at, candle, side="right").tolist()
         exit_at = candle.tolist()
     stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
+    rejected = 0  # orders under the paper exchange's minimum
 
     def exit_reason(candle: int, b: int, cost: float, bought: int) -> str | None:
         """decide_exit's verdict at this close on the position bought at opening setter
@@ -1259,7 +1268,6 @@ def _walk_table(
 
     budget = capital_f
     budget_error = FLOAT_ERROR * capital_f
-    rejected = 0
     b = 0  # the next opening setter to ask
     units, near_step, float_error = UNITS, NEAR_STEP, FLOAT_ERROR
     add_position, add_steps = bought_at.append, bought_steps.append

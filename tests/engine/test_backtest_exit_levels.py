@@ -78,7 +78,11 @@ def test_a_crossover_day_with_a_stop_loss_and_a_take_profit_needs_no_loop() -> N
         result = run_backtest(candles, SmaCrossover(), params, capital=D(1000), risk=SL_TP)
     reasons = {trade.exit_reason for trade in result.trades}
     assert {"stop_loss", "take_profit", "exit"} <= reasons  # all three kinds of sale happen
-    for risk in (SL_TP, RiskSettings(stop_loss_pct=D("0.2")), RiskSettings(take_profit_pct=D("0.2"))):
+    stop_only, take_only = (
+        RiskSettings(stop_loss_pct=D("0.2")),
+        RiskSettings(take_profit_pct=D("1")),
+    )
+    for risk in (SL_TP, stop_only, take_only):
         assert assert_walk_is_the_loop(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
 
 
@@ -90,11 +94,15 @@ def test_sales_under_the_minimum_are_rejected_on_every_close_past_a_level() -> N
     opens = [100, 100, 60, 60, 60, 60, 60, 200, 200, 200]
     signals = [1, 0, 0, -1, 0, 0, 0, 0, 0, 0]
     candles = candles_of(opens, closes)
-    free = {"fee_rate": D(0), "slippage": D(0)}
     risk = RiskSettings(stop_loss_pct=D(10), take_profit_pct=D(50))
     strategy = Scripted(signals)
-    assert assert_walk_is_the_loop(candles, strategy, {}, capital=D("1.2"), risk=risk, **free)
-    result = run_backtest(candles, strategy, {}, capital=D("1.2"), risk=risk, **free)
+    capital, free = D("1.2"), D(0)
+    assert assert_walk_is_the_loop(
+        candles, strategy, {}, capital=capital, risk=risk, fee_rate=free, slippage=free
+    )
+    result = run_backtest(
+        candles, strategy, {}, capital=capital, risk=risk, fee_rate=free, slippage=free
+    )
     assert result.rejected_orders == 4  # closes 2, 3 (the stop first), 4 and 5 under the stop
     assert [(t.exit_index, t.exit_reason) for t in result.trades] == [(7, "take_profit")]
 
