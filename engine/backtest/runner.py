@@ -156,6 +156,7 @@ FLOAT_ERROR = 12 * 2.0**-53
 # Float pre-filters are this much looser than the Decimal rules they stand for, so they
 # never miss a candle; each candidate is then confirmed by the rule itself.
 LOOSE = 1e-9
+EXIT_BLOCK = 2048  # opening setters whose exits are found at once (_walk_table)
 HELD = 2**62  # an exit candle that never comes: still holding at the end
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
 DRAWDOWN_BLOCK = 512  # candles per block when bounding the drawdown (_lowest_to_peak)
@@ -1114,49 +1115,53 @@ def _walk_table(
     exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
     last = n - 2  # the last close whose decision fills
     stop_ratio = take_ratio = 0.0
+    entry = np.empty(0, dtype=np.float64)
     entry_list: list[float] = []
-    # Per opening setter, what its position's sale is when nothing is rejected: the candle
-    # deciding it (HELD: none before the end; -1: ask later_sale), its reason, the value of
-    # each unit sold (the loop's next open * sell factor) and the next opening setter after.
-    exit_at: list[int] = []
-    exit_reason_of: list[int] = []  # in reasons
-    exit_price: list[float] = []
-    buy_next: list[int] = []
     if exits:
         # A position's average entry, as the loop computes it (cost * UNITS / units), is
         # this to a few units in the last place, whatever amount was bought.
         entry = opens[buy_at + 1] * (1.0 + slippage) * (1.0 + fee_rate)
         if not bool(np.isfinite(entry).all()):
             return None
+        entry_list = entry.tolist()
         stop_pct, take_pct = risk.stop_loss_pct, risk.take_profit_pct
         stop_ratio = 1.0 - float(stop_pct) / 100.0 if stop_pct is not None else -math.inf
         take_ratio = 1.0 + float(take_pct) / 100.0 if take_pct is not None else math.inf
-        starts = buy_at + 1  # a position's first close is its fill candle's
-        ends = np.append(starts[1:], n) - 1  # each checked up to the next one's start
-        first_close = int(starts[0]) if buy_count else n
+    starts = buy_at + 1  # a position's first close is its fill candle's
+    ends = np.append(starts[1:], n) - 1  # each checked up to the next one's start
+    selling = sale_of < sell_count
+    sale_end = np.append(sell_at, last)[sale_of]  # the strategy's sale, or the last close
+    sale_reason = np.append(sell_reason_at, 0)[sale_of]
+
+    def exits_from(first: int) -> tuple[int, list[int], list[int], list[float], list[int]]:
+        """For the opening setters from ``first`` to the block's end (returned first), what
+        their position's sale is when nothing is rejected: the candle deciding it (HELD:
+        none before the end; -1: ask later_sale), its reason (in reasons), the value of
+        each unit sold (the loop's next open * sell factor) and the next opening setter.
+        In blocks, as the walk gets there: a bot that spent its budget asks no more.
+        """
+        stop = min(first + EXIT_BLOCK, buy_count)
+        begin, finish = int(starts[first]), int(ends[stop - 1])
+        lengths = ends[first:stop] - starts[first:stop] + 1
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio = closes[first_close:] / np.repeat(entry, ends - starts + 1)
+            ratio = closes[begin : finish + 1] / np.repeat(entry[first:stop], lengths)
         past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
-        hits = np.append(np.flatnonzero(past) + first_close, n)
-        hit = hits[np.searchsorted(hits, starts)]  # the first close past a level, loosely
-        entry_list = entry.tolist()
-        # The strategy's sale: the next closing setter's candle, or the last close's.
-        selling = sale_of < sell_count
-        end = np.append(sell_at, last)[sale_of]
+        hits = np.append(np.flatnonzero(past) + begin, n)
+        hit = hits[np.searchsorted(hits, starts[first:stop])]  # past a level, loosely
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio = closes[np.minimum(hit, n - 1)] / entry
-        stop = (-math.inf < ratio) & (ratio <= stop_ratio - LOOSE)
-        take = (take_ratio + LOOSE <= ratio) & (ratio < math.inf)
-        first = (hit <= end) & (hit <= ends)  # a close past a level before that sale
-        quiet = ~first & (end <= ends)  # none up to it, all of them checked
-        candle = np.where(first & (stop | take), hit, np.where(quiet, end, -1))
-        candle[quiet & ~selling] = HELD
-        exit_reason_of = np.where(
-            first, len(reasons) - 1 - stop, np.append(sell_reason_at, 0)[sale_of]
-        ).tolist()
-        exit_price = (opens[np.clip(candle, 0, n - 2) + 1] * (1.0 - slippage)).tolist()
-        buy_next = np.searchsorted(buy_at, candle, side="right").tolist()
-        exit_at = candle.tolist()
+            ratio = closes[np.minimum(hit, n - 1)] / entry[first:stop]
+        stop_hit = (-math.inf < ratio) & (ratio <= stop_ratio - LOOSE)
+        take_hit = (take_ratio + LOOSE <= ratio) & (ratio < math.inf)
+        end = sale_end[first:stop]
+        early = (hit <= end) & (hit <= ends[first:stop])  # a close past a level before it
+        quiet = ~early & (end <= ends[first:stop])  # none up to it, all of them checked
+        candle = np.where(early & (stop_hit | take_hit), hit, np.where(quiet, end, -1))
+        candle[quiet & ~selling[first:stop]] = HELD
+        reason = np.where(early, len(reasons) - 1 - stop_hit, sale_reason[first:stop])
+        price = opens[np.clip(candle, 0, n - 2) + 1] * (1.0 - slippage)
+        after = np.searchsorted(buy_at, candle, side="right")
+        return stop, candle.tolist(), reason.tolist(), price.tolist(), after.tolist()
+
     stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
     rejected = 0  # orders under the paper exchange's minimum
 
@@ -1273,6 +1278,11 @@ def _walk_table(
     add_position, add_steps = bought_at.append, bought_steps.append
     add_sale, add_pnl, add_sale_reason = sold_at.append, trade_pnl.append, sold_for.append
     sell_factor = 1.0 - slippage
+    block_start = block_end = 0  # opening setters whose exits are known (exits_from)
+    exit_at: list[int] = []
+    exit_reason_of: list[int] = []
+    exit_price: list[float] = []
+    buy_next: list[int] = []
     report_every = max(n // 20, 1)
     next_report = report_every if progress is not None else n + 1
     # The loop's own expressions, for a buy when flat (no cost held, no max position) and a
@@ -1321,17 +1331,21 @@ def _walk_table(
         add_steps(bought)
         c = sale_after[b]
         if exits:  # the sale: at the first close past a level, or the next closing setter
-            sold = exit_at[b]
+            if b >= block_end:
+                block_start = b
+                block_end, exit_at, exit_reason_of, exit_price, buy_next = exits_from(b)
+            at = b - block_start
+            sold = exit_at[at]
             if sold == HELD:
                 break  # still holding at the end
             start = buy_list[b] + 1
             if sold >= 0:
-                value = amount * exit_price[b]
+                value = amount * exit_price[at]
                 if value < min_value:
                     rejected += 1
                     start, sold = sold + 1, -1
             if sold >= 0:
-                reason, b = reasons[exit_reason_of[b]], buy_next[b]
+                reason, b = reasons[exit_reason_of[at]], buy_next[at]
             else:
                 found = later_sale(b, start, amount, cost, bought)
                 if found is None:

@@ -176,10 +176,32 @@ def test_the_walk_with_exit_levels_is_the_loop_s_run(
     capital = data.draw(st.sampled_from([D("0.5"), D("1.2"), D(3), D(1000), D("123456.789")]))
     fee_rate = data.draw(st.sampled_from([D(0), FEE_RATE, D("0.0025")]))
     slippage = data.draw(st.sampled_from([D(0), SLIPPAGE, D("0.01")]))
-    walked = assert_walk_is_the_loop(
-        candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
-        slippage=slippage,
-    )  # fmt: skip
+    block = data.draw(st.sampled_from([1, 3, runner.EXIT_BLOCK]))  # entries' exits at once
+    with mock.patch.object(runner, "EXIT_BLOCK", block):
+        walked = assert_walk_is_the_loop(
+            candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
+            slippage=slippage,
+        )  # fmt: skip
     event("without the loop" if walked else "through the loop")
     if isinstance(strategy, SmaCrossover):
         assert walked
+
+
+def test_a_close_exactly_on_a_level_fires_it_and_a_hair_above_does_not() -> None:
+    # Without fees the average entry is the fill price, 200: the stop of 0.5 % is at 199
+    # and the take profit of 0.5 % at 201, exactly; float64 alone cannot tell these apart.
+    closes = [200, 200, 199.00000001, 199, 200, 200, 200.99999999, 201, 201, 201]
+    opens = [200, 200, 200, 200, 200, 200, 200, 200, 200, 200]
+    signals = [1, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+    risk = RiskSettings(stop_loss_pct=D("0.5"), take_profit_pct=D("0.5"))
+    candles, strategy, free = candles_of(opens, closes), Scripted(signals), D(0)
+    assert assert_walk_is_the_loop(
+        candles, strategy, {}, capital=D(1000), risk=risk, fee_rate=free, slippage=free
+    )
+    result = run_backtest(
+        candles, strategy, {}, capital=D(1000), risk=risk, fee_rate=free, slippage=free
+    )
+    assert [(t.exit_index - 1, t.exit_reason) for t in result.trades] == [
+        (3, "stop_loss"),
+        (7, "take_profit"),
+    ]
