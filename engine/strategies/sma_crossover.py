@@ -22,7 +22,7 @@ from engine.strategies.base import (
     StrategyInfo,
     StrategyView,
 )
-from engine.strategies.indicators import crossover, crossunder, sma
+from engine.strategies.indicators import crossover, crossunder, sma, smas
 
 
 class SmaCrossover(Strategy):
@@ -63,8 +63,7 @@ class SmaCrossover(Strategy):
         return int(params["slow"]) + 1
 
     def compute(self, candles: Candles, params: Params) -> SignalArray:
-        fast = sma(candles.close, int(params["fast"]))
-        slow = sma(candles.close, int(params["slow"]))
+        fast, slow = smas(candles.close, (int(params["fast"]), int(params["slow"])))
         # A candle crosses up or down, never both (fast > slow and fast < slow), so the
         # signal is the difference of the two.
         signal = crossover(fast, slow).astype(np.int8)
