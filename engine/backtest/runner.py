@@ -1086,9 +1086,10 @@ def _walk_table(
     buy_at, sell_at = events[buys], events[sells]  # the candles deciding them
     # After a buy at opening setter b, the sale is the first closing setter after it, and
     # after a sale at closing setter c, the next buy the first opening setter after that.
+    exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
     sale_of = np.searchsorted(sells, buys)
-    sale_after: list[int] = sale_of.tolist()
-    buy_after: list[int] = np.searchsorted(buys, sells).tolist()
+    sale_after: list[int] = [] if exits else sale_of.tolist()
+    buy_after: list[int] = [] if exits else np.searchsorted(buys, sells).tolist()
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         per_unit_of = UNITS / closes[buy_at]
         if not bool(np.isfinite(per_unit_of).all()):
@@ -1104,15 +1105,13 @@ def _walk_table(
     buy_prices = opens[buy_at + 1] * (1.0 + slippage)
     sell_prices = opens[sell_at + 1] * (1.0 - slippage)
     buy_price: list[float] = buy_prices.tolist()
-    sell_price: list[float] = sell_prices.tolist()
+    sell_price: list[float] = [] if exits else sell_prices.tolist()
     buy_count, sell_count = int(buys.shape[0]), int(sells.shape[0])
     buy_list: list[int] = buy_at.tolist()
     sell_list: list[int] = sell_at.tolist()
     sell_reason_at = reason_of[codes[sells]]  # of each closing setter, in reasons
-    sell_reason: list[str] = [reasons[r] for r in sell_reason_at.tolist()]
+    sell_reason: list[str] = np.asarray(reasons, dtype=object)[sell_reason_at].tolist()
     reasons += ["stop_loss", "take_profit"]  # decide_exit's, after the strategy's
-
-    exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
     last = n - 2  # the last close whose decision fills
     stop_ratio = take_ratio = 0.0
     entry = np.empty(0, dtype=np.float64)
@@ -1329,7 +1328,6 @@ def _walk_table(
         budget_error += float_error * cost
         add_position(b)
         add_steps(bought)
-        c = sale_after[b]
         if exits:  # the sale: at the first close past a level, or the next closing setter
             if b >= block_end:
                 block_start = b
@@ -1353,6 +1351,7 @@ def _walk_table(
                 sold, reason, value = found
                 b = bisect_right(buy_list, sold)
         else:
+            c = sale_after[b]
             while c < sell_count:  # the sale: at the next closing setter the exchange accepts
                 value = amount * sell_price[c]
                 if value < min_value:
