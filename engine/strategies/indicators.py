@@ -129,6 +129,9 @@ def _sma(values: FloatArray, periods: Sequence[int]) -> list[FloatArray]:
     top = max(periods[i] for i in live)
     ends = list(periods)  # each window's values from its `end` on are in its total already
     started = [False] * len(periods)
+    # An odd period's first block is the values themselves, which no later pass overwrites:
+    # it is added to the second block (or divided) directly, without copying it first.
+    pending: list[FloatArray | None] = [None] * len(periods)
     sums = source  # sums[i] = source[i] + ... + source[i + width - 1]
     width = 1
     spare: FloatArray | None = None  # two buffers take turns holding `sums`
@@ -137,11 +140,17 @@ def _sma(values: FloatArray, periods: Sequence[int]) -> list[FloatArray]:
             if periods[i] & width:
                 ends[i] -= width
                 block = sums[ends[i] : ends[i] + totals[i].shape[0]]
-                if started[i]:
+                first = pending[i]
+                if first is not None:
+                    np.add(first, block, out=totals[i])
+                    pending[i] = None
+                elif started[i]:
                     totals[i] += block
+                elif sums is source:
+                    pending[i] = block
                 else:
                     np.copyto(totals[i], block)
-                    started[i] = True
+                started[i] = True
         if width * 2 > top:
             break
         length = count - 2 * width + 1
@@ -152,7 +161,11 @@ def _sma(values: FloatArray, periods: Sequence[int]) -> list[FloatArray]:
         spare = None if sums is source else sums
         sums, width = doubled, width * 2
     for i in live:
-        totals[i] /= periods[i]
+        only = pending[i]  # a period of 1
+        if only is not None:
+            np.divide(only, periods[i], out=totals[i])
+        else:
+            totals[i] /= periods[i]
     return results
 
 
@@ -230,6 +243,21 @@ def crossunder(a: FloatArray, b: FloatArray | float) -> BoolArray:
     now_a, now_b = _aligned(a, b)
     crossed = np.zeros(now_a.shape[0], dtype=np.bool_)
     crossed[1:] = (now_a[1:] < now_b[1:]) & (now_a[:-1] >= now_b[:-1])
+    return crossed
+
+
+def crossings(a: FloatArray, b: FloatArray | float) -> npt.NDArray[np.int8]:
+    """+1 where ``crossover(a, b)``, -1 where ``crossunder(a, b)``, 0 elsewhere (never both).
+
+    The same booleans as those two, from three comparisons instead of four: ``a <= b`` is
+    ``a < b or a == b`` (each False where a side is NaN), and ``a >= b`` likewise.
+    """
+    now_a, now_b = _aligned(a, b)
+    above, below, equal = now_a > now_b, now_a < now_b, now_a == now_b
+    crossed = np.zeros(now_a.shape[0], dtype=np.int8)
+    up = above[1:] & (below[:-1] | equal[:-1])
+    down = below[1:] & (above[:-1] | equal[:-1])
+    np.subtract(up.view(np.int8), down.view(np.int8), out=crossed[1:])
     return crossed
 
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.strategies.indicators import (
+    crossings,
     crossover,
     crossunder,
     rsi,
@@ -258,3 +259,22 @@ def test_a_year_of_minutes_is_fast() -> None:
     sma(values, 9)
     rsi(values, 14)
     assert time.perf_counter() - started < 2.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1.0, 2.0, 3.0, NAN, math.inf]), st.sampled_from([1.0, 2.0, NAN])
+        ),
+        max_size=40,
+    )
+)
+def test_crossings_are_crossover_minus_crossunder(pairs: list[tuple[float, float]]) -> None:
+    # Ties, NaN on either side and infinities, where <= is not "not >".
+    a = np.asarray([x for x, _ in pairs], dtype=np.float64)
+    b = np.asarray([y for _, y in pairs], dtype=np.float64)
+    expected = crossover(a, b).astype(np.int8) - crossunder(a, b).astype(np.int8)
+    assert np.array_equal(crossings(a, b), expected)
+    assert crossings(a, b).dtype == np.int8
+    assert np.array_equal(crossings(a, 2.0), crossover(a, 2.0).astype(np.int8) - crossunder(a, 2.0))
