@@ -1145,8 +1145,11 @@ def _walk_table(
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = closes[begin : finish + 1] / np.repeat(entry[first:stop], lengths)
         past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
-        hits = np.append(np.flatnonzero(past) + begin, n)
-        hit = hits[np.searchsorted(hits, starts[first:stop])]  # past a level, loosely
+        # The first close past a level from each start, loosely: the start itself, or the
+        # first of a run of such closes after it (far fewer than the closes themselves).
+        runs = np.flatnonzero(past[1:] > past[:-1]) + (begin + 1)
+        hit = np.append(runs, n)[np.searchsorted(runs, starts[first:stop])]
+        hit = np.where(past[starts[first:stop] - begin], starts[first:stop], hit)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = closes[np.minimum(hit, n - 1)] / entry[first:stop]
         stop_hit = (-math.inf < ratio) & (ratio <= stop_ratio - LOOSE)
@@ -1336,12 +1339,14 @@ def _walk_table(
             sold = exit_at[at]
             if sold == HELD:
                 break  # still holding at the end
-            start = buy_list[b] + 1
+            start = sold + 1
             if sold >= 0:
                 value = amount * exit_price[at]
                 if value < min_value:
                     rejected += 1
-                    start, sold = sold + 1, -1
+                    sold = -1
+            else:
+                start = buy_list[b] + 1  # a near miss, or not all closes checked
             if sold >= 0:
                 reason, b = reasons[exit_reason_of[at]], buy_next[at]
             else:
