@@ -53,12 +53,13 @@ position, and a short Python walk sizes the fills one after the other (sizing
 compounds, so each depends on the trades before it), with the loop's own
 float64 expressions (``_simulate_by_table``; it hands over to the loop for what
 it cannot express, such as partial sales or buys while holding). With a stop
-loss and/or a take profit and no other risk rule, the same walk runs trade by
-trade (``_simulate_exits_by_table``): a position's average entry is its fill
-price times (1 + fee) whatever the size, so the first close past a level after
-every possible entry is found at once with numpy, a hair looser than the Decimal
-rule (a close within that margin is asked of ``decide_exit`` itself), and the
-exit is that close or the strategy's next sale, whichever comes first. Otherwise
+loss, a take profit and/or a trailing stop and no other risk rule, the same walk
+runs trade by trade (``_simulate_exits_by_table``): a position's average entry is
+its fill price times (1 + fee) whatever the size, so the first close past a level
+(or under the trail from the highest close since entry) after every possible
+entry is found at once with numpy, a hair looser than the Decimal rule (a close
+within that margin is asked of ``decide_exit`` itself), and the exit is that
+close or the strategy's next sale, whichever comes first. Otherwise
 the Python loop visits only candles where something can happen. For a strategy
 whose ``decide`` does nothing without a signal (``SIGNAL_DRIVEN``: crossover,
 RSI, grid, webhook), those are the candles with a non-zero signal, plus, while
@@ -73,9 +74,9 @@ curve and the statistics are vectorised. A year of 1-minute SMA 9/21 candles
 (~28,000 signals; 10,000 USDT at 0.1 % fees, spent after ~4,700 round trips)
 takes ~20 ms of CPU on a shared 2-core machine without risk rules (a third of it
 the strategy's ``compute``, a third the walk over the fills, the rest the
-statistics), ~26 ms with a stop loss and a take profit (the loop took ~70 ms). A
-trailing stop (every close while holding looked at, with numpy) takes ~80 ms,
-targets with breakeven ~120 ms, through the loop. A bot that never runs short
+statistics), about as much with a stop loss and a take profit (the loop took
+~70 ms), ~24 ms with a trailing stop (~80 ms), and ~90 ms with targets and
+breakeven, through the loop. A bot that never runs short
 over such a year (~14,000 round trips) also needs the Decimal budget for a buy
 or two in a thousand (see Rounding): ~50 ms.
 
@@ -156,6 +157,10 @@ FLOAT_ERROR = 12 * 2.0**-53
 # Float pre-filters are this much looser than the Decimal rules they stand for, so they
 # never miss a candle; each candidate is then confirmed by the rule itself.
 LOOSE = 1e-9
+# decide_exit's reasons of a sale of all of it, in its order (_walk_table's codes)
+EXIT_REASONS = ["stop_loss", "trailing_stop", "take_profit"]
+STOP_LOSS, TRAILING_STOP, TAKE_PROFIT = range(3)
+OFFSET = 8.0  # apart from one window to the next: a close / entry ratio under it fits
 EXIT_BLOCK = 2048  # opening setters whose exits are found at once (_walk_table)
 HELD = 2**62  # an exit candle that never comes: still holding at the end
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
@@ -959,12 +964,18 @@ def _no_risk_rules(risk: RiskSettings) -> bool:
 
 
 def _only_exit_levels(risk: RiskSettings) -> bool:
-    """A stop loss or a take profit (or both), and no other risk rule."""
+    """A stop loss, a take profit or a trailing stop (any of them), and no other risk rule
+    (no targets: they sell part of a position; breakeven acts only after a target).
+    """
     return (
-        (risk.stop_loss_pct is not None or risk.take_profit_pct is not None)
+        (
+            risk.stop_loss_pct is not None
+            or risk.take_profit_pct is not None
+            or risk.trailing_stop_pct is not None
+        )
         and risk.max_position is None
         and not risk.daily_loss_limit_pct
-        and not remembers_prices(risk)
+        and not risk.targets
     )
 
 
@@ -985,8 +996,9 @@ def _simulate_exits_by_table(
     events: npt.NDArray[np.int64],
     progress: Callable[[float], None] | None,
 ) -> _Run | None:
-    """``_simulate``'s run with a stop loss and/or a take profit and no other risk rule,
-    looping over its fills only (``_walk_table``); None where only the loop can say.
+    """``_simulate``'s run with a stop loss, a take profit and/or a trailing stop and no
+    other risk rule (``_only_exit_levels``), looping over its fills only (``_walk_table``);
+    None where only the loop can say.
     """
     if not setup.strategy.decides_on_signal_and_holding or not _only_exit_levels(setup.risk):
         return None
@@ -1017,8 +1029,9 @@ def _walk_table(
     after it that float64 surely rejects too are skipped at once, with numpy (a bot whose
     budget fell under the minimum order stays fast).
 
-    With a stop loss or a take profit (``_only_exit_levels``), a position's sale is the
-    first of: a close at or past a level (risk first, as in the loop: on that close the
+    With a stop loss, a take profit or a trailing stop (``_only_exit_levels``), a
+    position's sale is the first of: a close at or past a level, or at or under the trail
+    from the highest close since entry (risk first, as in the loop: on that close the
     strategy is not asked), or the next setter that closes. Whatever the size bought, a
     position's average entry is its fill price times (1 + fee) to a few units in the last
     place, so the closes past a level are found for every opening setter at once, with
@@ -1111,9 +1124,12 @@ def _walk_table(
     sell_list: list[int] = sell_at.tolist()
     sell_reason_at = reason_of[codes[sells]]  # of each closing setter, in reasons
     sell_reason: list[str] = np.asarray(reasons, dtype=object)[sell_reason_at].tolist()
-    reasons += ["stop_loss", "take_profit"]  # decide_exit's, after the strategy's
+    reasons += EXIT_REASONS  # decide_exit's, after the strategy's, in reasons + STOP_LOSS...
+    reasons_before = len(reasons) - len(EXIT_REASONS)
     last = n - 2  # the last close whose decision fills
     stop_ratio = take_ratio = 0.0
+    trailing = risk.trailing_stop_pct is not None
+    arm_ratio, trail_ratio = -math.inf, 0.0  # armed at this high / entry; sells under high *
     entry = np.empty(0, dtype=np.float64)
     entry_list: list[float] = []
     if exits:
@@ -1126,6 +1142,13 @@ def _walk_table(
         stop_pct, take_pct = risk.stop_loss_pct, risk.take_profit_pct
         stop_ratio = 1.0 - float(stop_pct) / 100.0 if stop_pct is not None else -math.inf
         take_ratio = 1.0 + float(take_pct) / 100.0 if take_pct is not None else math.inf
+        if risk.trailing_stop_pct is not None:
+            # The loop's running high and numpy's agree on finite closes only.
+            if not bool(np.isfinite(closes).all()):
+                return None
+            trail_ratio = 1.0 - float(risk.trailing_stop_pct) / 100.0
+            if risk.trailing_arm_pct is not None:
+                arm_ratio = 1.0 + float(risk.trailing_arm_pct) / 100.0
     starts = buy_at + 1  # a position's first close is its fill candle's
     ends = np.append(starts[1:], n) - 1  # each checked up to the next one's start
     selling = sale_of < sell_count
@@ -1145,21 +1168,43 @@ def _walk_table(
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ratio = closes[begin : finish + 1] / np.repeat(entry[first:stop], lengths)
         past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
+        high = np.empty(0, dtype=np.float64)
+        fits = True
+        if trailing:
+            # The highest close since entry over it, window by window: each window's ratios
+            # lifted by OFFSET times its number, so one running maximum restarts at each
+            # (a few 1e-12 off, well within LOOSE; a ratio outside (0, OFFSET) asks later).
+            spread = OFFSET * np.repeat(np.arange(stop - first, dtype=np.float64), lengths)
+            high = np.maximum.accumulate(ratio + spread)
+            high -= spread
+            fits = bool(ratio.min() > 0.0) and bool(ratio.max() < OFFSET)
+            past |= (high >= arm_ratio - LOOSE) & (ratio <= high * trail_ratio + LOOSE)
         # The first close past a level from each start, loosely: the start itself, or the
         # first of a run of such closes after it (far fewer than the closes themselves).
         runs = np.flatnonzero(past[1:] > past[:-1]) + (begin + 1)
         hit = np.append(runs, n)[np.searchsorted(runs, starts[first:stop])]
         hit = np.where(past[starts[first:stop] - begin], starts[first:stop], hit)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio = closes[np.minimum(hit, n - 1)] / entry[first:stop]
+        at = np.minimum(hit, finish) - begin
+        ratio = ratio[at]
         stop_hit = (-math.inf < ratio) & (ratio <= stop_ratio - LOOSE)
         take_hit = (take_ratio + LOOSE <= ratio) & (ratio < math.inf)
+        trail_hit = np.zeros(at.shape[0], dtype=np.bool_)
+        if trailing:  # decide_exit's order: stop loss, trailing stop, take profit
+            high = high[at]
+            trail_hit = (high >= arm_ratio + LOOSE) & (ratio <= high * trail_ratio - LOOSE)
+            trail_hit &= ratio > stop_ratio + LOOSE
+            surely_not = (high < arm_ratio - LOOSE) | (ratio > high * trail_ratio + LOOSE)
+            take_hit &= surely_not
         end = sale_end[first:stop]
         early = (hit <= end) & (hit <= ends[first:stop])  # a close past a level before it
         quiet = ~early & (end <= ends[first:stop])  # none up to it, all of them checked
-        candle = np.where(early & (stop_hit | take_hit), hit, np.where(quiet, end, -1))
+        sure = stop_hit | trail_hit | take_hit
+        candle = np.where(early & sure, hit, np.where(quiet, end, -1))
         candle[quiet & ~selling[first:stop]] = HELD
-        reason = np.where(early, len(reasons) - 1 - stop_hit, sale_reason[first:stop])
+        if not fits:
+            candle[:] = -1  # the highs may be wrong: later_sale finds every exit
+        code = np.where(stop_hit, STOP_LOSS, np.where(trail_hit, TRAILING_STOP, TAKE_PROFIT))
+        reason = np.where(early, reasons_before + code, sale_reason[first:stop])
         price = opens[np.clip(candle, 0, n - 2) + 1] * (1.0 - slippage)
         after = np.searchsorted(buy_at, candle, side="right")
         return stop, candle.tolist(), reason.tolist(), price.tolist(), after.tolist()
@@ -1167,18 +1212,20 @@ def _walk_table(
     stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
     rejected = 0  # orders under the paper exchange's minimum
 
-    def exit_reason(candle: int, b: int, cost: float, bought: int) -> str | None:
+    def exit_reason(candle: int, b: int, cost: float, bought: int, high: float) -> str | None:
         """decide_exit's verdict at this close on the position bought at opening setter
-        ``b`` (a stop loss or a take profit), the float ratio deciding where it is clear.
+        ``b``, whose highest close since entry, this one included, is ``high`` (-inf
+        without a trailing stop); the float ratio decides where it is clear.
         """
         close = float(closes[candle])
         ratio = close / entry_list[b]
         if -math.inf < ratio <= stop_sure:
-            return "stop_loss"
-        if take_sure <= ratio < math.inf:
+            return "stop_loss"  # the first rule
+        if not trailing and take_sure <= ratio < math.inf:
             return "take_profit"
         position = _position(bought / UNITS, cost * UNITS / bought, 1)  # the loop's state
-        return decide_exit(position, close, risk).reason
+        seen = ExitState(_dec(high) if high > -math.inf else None)
+        return decide_exit(position, close, risk, seen).reason
 
     def later_sale(
         b: int, start: int, amount: float, cost: float, bought: int
@@ -1190,14 +1237,25 @@ def _walk_table(
         nonlocal rejected
         entry = entry_list[b]
         c = bisect_left(sell_list, start)
+        opened = buy_list[b] + 1
+        high = float(closes[opened:start].max()) if trailing and start > opened else -math.inf
         while start <= last:
             end = sell_list[c] if c < sell_count else last
+            window = closes[start : end + 1]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                ratio = closes[start : end + 1] / entry
+                ratio = window / entry
             past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
+            highs = window
+            if trailing:  # the highest close since entry at each close of the window
+                highs = np.maximum(np.maximum.accumulate(window), high)
+                high = float(highs[-1])
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    most = highs / entry
+                past |= (most >= arm_ratio - LOOSE) & (ratio <= most * trail_ratio + LOOSE)
             asked_at_end = False  # a risk exit on the closing setter's close: not asked
             for candle in (np.flatnonzero(past) + start).tolist():
-                reason = exit_reason(candle, b, cost, bought)
+                seen = float(highs[candle - start]) if trailing else -math.inf
+                reason = exit_reason(candle, b, cost, bought, seen)
                 if reason is None:
                     continue
                 value = amount * (float(opens[candle + 1]) * sell_factor)

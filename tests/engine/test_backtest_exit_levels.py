@@ -86,6 +86,20 @@ def test_a_crossover_day_with_a_stop_loss_and_a_take_profit_needs_no_loop() -> N
         assert assert_walk_is_the_loop(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
 
 
+@pytest.mark.parametrize("arm", [None, D("0.1")])
+def test_a_trailing_stop_needs_no_loop_either(arm: Decimal | None) -> None:
+    candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
+    params = {"fast": 5, "slow": 13}
+    risk = RiskSettings(
+        stop_loss_pct=D("0.3"), take_profit_pct=D("0.4"), trailing_stop_pct=D("0.1"),
+        trailing_arm_pct=arm,
+    )  # fmt: skip
+    with mock.patch.object(runner, "_simulate", side_effect=AssertionError("the loop ran")):
+        result = run_backtest(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
+    assert "trailing_stop" in {trade.exit_reason for trade in result.trades}
+    assert assert_walk_is_the_loop(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
+
+
 def test_sales_under_the_minimum_are_rejected_on_every_close_past_a_level() -> None:
     # 1.2 USDT buys 0.012 at 100; the price then falls under the stop (0.012 * 60 is under
     # the 1 USDT minimum, so every close there and the strategy's sale are refused) and
@@ -112,8 +126,8 @@ def test_sales_under_the_minimum_are_rejected_on_every_close_past_a_level() -> N
     [
         RiskSettings(stop_loss_pct=D("0.2"), max_position=D(700)),
         RiskSettings(take_profit_pct=D("0.2"), daily_loss_limit_pct=D("0.5")),
-        RiskSettings(stop_loss_pct=D("0.2"), trailing_stop_pct=D("0.3")),
         RiskSettings(targets=(Target(D("0.2"), D(50)),)),
+        RiskSettings(trailing_stop_pct=D("0.3"), targets=(Target(D("0.2"), D(50)),)),
         RiskSettings(),
     ],
 )
@@ -134,11 +148,22 @@ def test_the_walk_reports_progress_from_zero_to_one() -> None:
     assert seen == sorted(seen) and 5 <= len(seen) <= 25
 
 
-EXIT_LEVELS = st.builds(
-    RiskSettings,
-    stop_loss_pct=st.sampled_from([None, D("0.5"), D(3), D(100)]),
-    take_profit_pct=st.sampled_from([D("0.5"), D(3), D(40)]),
-) | st.builds(RiskSettings, stop_loss_pct=st.sampled_from([D("0.5"), D(3)]))
+EXIT_LEVELS = (
+    st.builds(
+        RiskSettings,
+        stop_loss_pct=st.sampled_from([None, D("0.5"), D(3), D(100)]),
+        take_profit_pct=st.sampled_from([D("0.5"), D(3), D(40)]),
+    )
+    | st.builds(RiskSettings, stop_loss_pct=st.sampled_from([D("0.5"), D(3)]))
+    | st.builds(
+        RiskSettings,
+        stop_loss_pct=st.sampled_from([None, D("0.5"), D(3)]),
+        take_profit_pct=st.sampled_from([None, D("0.5"), D(3)]),
+        trailing_stop_pct=st.sampled_from([D("0.2"), D(1), D(100)]),
+        trailing_arm_pct=st.sampled_from([None, D(0), D("0.3"), D(2)]),
+        breakeven=st.booleans(),  # without targets it never acts
+    )
+)
 
 INTENTS = [
     None,
