@@ -52,8 +52,15 @@ signal value, flat and holding, numpy finds the events that open or close a
 position, and a short Python walk sizes the fills one after the other (sizing
 compounds, so each depends on the trades before it), with the loop's own
 float64 expressions (``_simulate_by_table``; it hands over to the loop for what
-it cannot express, such as partial sales or buys while holding). Otherwise the
-Python loop visits only candles where something can happen. For a strategy
+it cannot express, such as partial sales or buys while holding). With a stop
+loss, a take profit and/or a trailing stop and no other risk rule, the same walk
+runs trade by trade (``_simulate_exits_by_table``): a position's average entry is
+its fill price times (1 + fee) whatever the size, so the first close past a level
+(or under the trail from the highest close since entry) after every possible
+entry is found at once with numpy, a hair looser than the Decimal rule (a close
+within that margin is asked of ``decide_exit`` itself), and the exit is that
+close or the strategy's next sale, whichever comes first. Otherwise
+the Python loop visits only candles where something can happen. For a strategy
 whose ``decide`` does nothing without a signal (``SIGNAL_DRIVEN``: crossover,
 RSI, grid, webhook), those are the candles with a non-zero signal, plus, while
 a position is open, the first close at which ``decide_exit`` sells: one numpy
@@ -65,12 +72,13 @@ asked on every candle. The daily loss limit is evaluated lazily with numpy over
 the closes since the last fill, only when a buy is about to happen. The equity
 curve and the statistics are vectorised. A year of 1-minute SMA 9/21 candles
 (~28,000 signals; 10,000 USDT at 0.1 % fees, spent after ~4,700 round trips)
-runs in ~12 ms without risk rules (a quarter of it the strategy's ``compute``,
-a quarter the walk over the fills, ~0.6 µs per round trip) and in ~50 ms with
-a stop loss and a take profit, almost all of it the loop. A trailing stop (every close
-while holding looked at, with numpy) takes ~80 ms, targets with breakeven ~120 ms. A bot that never
-runs short over such a year (~14,000 round trips) also needs the Decimal
-budget for a buy or two in a thousand (see Rounding): ~50 ms.
+takes ~20 ms of CPU on a shared 2-core machine without risk rules (a third of it
+the strategy's ``compute``, a third the walk over the fills, the rest the
+statistics), about as much with a stop loss and a take profit (the loop took
+~70 ms), ~24 ms with a trailing stop (~80 ms), and ~90 ms with targets and
+breakeven, through the loop. A bot that never runs short
+over such a year (~14,000 round trips) also needs the Decimal budget for a buy
+or two in a thousand (see Rounding): ~50 ms.
 
 Rounding, in one place each:
 
@@ -101,6 +109,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -148,6 +157,12 @@ FLOAT_ERROR = 12 * 2.0**-53
 # Float pre-filters are this much looser than the Decimal rules they stand for, so they
 # never miss a candle; each candidate is then confirmed by the rule itself.
 LOOSE = 1e-9
+# decide_exit's reasons of a sale of all of it, in its order (_walk_table's codes)
+EXIT_REASONS = ["stop_loss", "trailing_stop", "take_profit"]
+STOP_LOSS, TRAILING_STOP, TAKE_PROFIT = range(3)
+OFFSET = 8.0  # apart from one window to the next: a close / entry ratio under it fits
+EXIT_BLOCK = 2048  # opening setters whose exits are found at once (_walk_table)
+HELD = 2**62  # an exit candle that never comes: still holding at the end
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
 DRAWDOWN_BLOCK = 512  # candles per block when bounding the drawdown (_lowest_to_peak)
 
@@ -948,33 +963,88 @@ def _no_risk_rules(risk: RiskSettings) -> bool:
     )
 
 
+def _only_exit_levels(risk: RiskSettings) -> bool:
+    """A stop loss, a take profit or a trailing stop (any of them), and no other risk rule
+    (no targets: they sell part of a position; breakeven acts only after a target).
+    """
+    return (
+        (
+            risk.stop_loss_pct is not None
+            or risk.take_profit_pct is not None
+            or risk.trailing_stop_pct is not None
+        )
+        and risk.max_position is None
+        and not risk.daily_loss_limit_pct
+        and not risk.targets
+    )
+
+
 def _simulate_by_table(
     setup: _Setup, signals: npt.NDArray[np.int8], events: npt.NDArray[np.int64]
 ) -> _Run | None:
+    """``_simulate``'s run without risk rules, looping over its fills only (``_walk_table``);
+    None where only the loop can say.
+    """
+    if not setup.strategy.decides_on_signal_and_holding or not _no_risk_rules(setup.risk):
+        return None
+    return _walk_table(setup, signals, events, None)
+
+
+def _simulate_exits_by_table(
+    setup: _Setup,
+    signals: npt.NDArray[np.int8],
+    events: npt.NDArray[np.int64],
+    progress: Callable[[float], None] | None,
+) -> _Run | None:
+    """``_simulate``'s run with a stop loss, a take profit and/or a trailing stop and no
+    other risk rule (``_only_exit_levels``), looping over its fills only (``_walk_table``);
+    None where only the loop can say.
+    """
+    if not setup.strategy.decides_on_signal_and_holding or not _only_exit_levels(setup.risk):
+        return None
+    return _walk_table(setup, signals, events, progress)
+
+
+def _walk_table(
+    setup: _Setup,
+    signals: npt.NDArray[np.int8],
+    events: npt.NDArray[np.int64],
+    progress: Callable[[float], None] | None,
+) -> _Run | None:
     """``_simulate``'s run, looping over its fills only; None where only the loop can say.
 
-    It applies when nothing but the strategy acts (no risk rule) and the strategy
-    ``decides_on_signal_and_holding``: ``decide`` is then asked once per signal value, flat
-    and holding, and that table says of each event whether it opens a position (a buy when
-    flat), closes one (a sale of all of it when holding) or does nothing in either state.
-    The events that open or close ("setters") are found with numpy, and so is, after each
-    setter that opens, the next that closes, and the other way round. Sizing compounds
-    (a buy is sized on the budget the trades before it left), so the fills are found in
-    order, walking from one to the next: a buy at the next setter that opens, its sale at
-    the next that closes; never visiting the candles or the events that do nothing. Its
+    It applies when the strategy ``decides_on_signal_and_holding`` and no risk rule acts
+    but a stop loss or a take profit (see the callers): ``decide`` is then asked once per
+    signal value, flat and holding, and that table says of each event whether it opens a
+    position (a buy when flat), closes one (a sale of all of it when holding) or does
+    nothing in either state. The events that open or close ("setters") are found with
+    numpy, and so is, after each setter that opens, the next that closes, and the other
+    way round. Sizing compounds (a buy is sized on the budget the trades before it left),
+    so the fills are found in order, walking from one to the next: a buy at the next
+    setter that opens, its sale at the next that closes (or at a level, below); never
+    visiting the candles or the events that do nothing. Its
     amounts, values, cost, budget and PnL are the loop's own float64 expressions in the
     same order, so every figure is the loop's, bit for bit (a test holds it). An order the
     paper exchange rejects leaves the position, and so the budget, as it was: the orders
     after it that float64 surely rejects too are skipped at once, with numpy (a bot whose
     budget fell under the minimum order stays fast).
 
+    With a stop loss, a take profit or a trailing stop (``_only_exit_levels``), a
+    position's sale is the first of: a close at or past a level, or at or under the trail
+    from the highest close since entry (risk first, as in the loop: on that close the
+    strategy is not asked), or the next setter that closes. Whatever the size bought, a
+    position's average entry is its fill price times (1 + fee) to a few units in the last
+    place, so the closes past a level are found for every opening setter at once, with
+    numpy, a hair looser than ``decide_exit`` (``LOOSE``); a close clearly past a level is
+    that rule's verdict, and one within the margin is asked of ``decide_exit`` itself. A
+    sale under the minimum is rejected, and every later close past a level and setter
+    that closes is another order, until one is accepted (``later_sale``, with numpy).
+
     The loop runs instead (None) for what the table cannot express: a value that opens
     when flat and also closes when holding, buys while holding or partial sales, and
-    prices whose float64 steps are not finite.
+    prices whose float64 steps (or, with a level, fill prices) are not finite.
     """
-    strategy = setup.strategy
-    if not strategy.decides_on_signal_and_holding or not _no_risk_rules(setup.risk):
-        return None
+    strategy, risk = setup.strategy, setup.risk
     if signals.dtype != np.int8:
         return None  # the table is indexed by the signal's byte
     candles, params = setup.candles, setup.params
@@ -1029,8 +1099,10 @@ def _simulate_by_table(
     buy_at, sell_at = events[buys], events[sells]  # the candles deciding them
     # After a buy at opening setter b, the sale is the first closing setter after it, and
     # after a sale at closing setter c, the next buy the first opening setter after that.
-    sale_after: list[int] = np.searchsorted(sells, buys).tolist()
-    buy_after: list[int] = np.searchsorted(buys, sells).tolist()
+    exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
+    sale_of = np.searchsorted(sells, buys)
+    sale_after: list[int] = [] if exits else sale_of.tolist()
+    buy_after: list[int] = [] if exits else np.searchsorted(buys, sells).tolist()
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         per_unit_of = UNITS / closes[buy_at]
         if not bool(np.isfinite(per_unit_of).all()):
@@ -1046,14 +1118,165 @@ def _simulate_by_table(
     buy_prices = opens[buy_at + 1] * (1.0 + slippage)
     sell_prices = opens[sell_at + 1] * (1.0 - slippage)
     buy_price: list[float] = buy_prices.tolist()
-    sell_price: list[float] = sell_prices.tolist()
+    sell_price: list[float] = [] if exits else sell_prices.tolist()
     buy_count, sell_count = int(buys.shape[0]), int(sells.shape[0])
+    buy_list: list[int] = buy_at.tolist()
+    sell_list: list[int] = sell_at.tolist()
+    sell_reason_at = reason_of[codes[sells]]  # of each closing setter, in reasons
+    sell_reason: list[str] = np.asarray(reasons, dtype=object)[sell_reason_at].tolist()
+    reasons += EXIT_REASONS  # decide_exit's, after the strategy's, in reasons + STOP_LOSS...
+    reasons_before = len(reasons) - len(EXIT_REASONS)
+    last = n - 2  # the last close whose decision fills
+    stop_ratio = take_ratio = 0.0
+    trailing = risk.trailing_stop_pct is not None
+    arm_ratio, trail_ratio = -math.inf, 0.0  # armed at this high / entry; sells under high *
+    entry = np.empty(0, dtype=np.float64)
+    entry_list: list[float] = []
+    if exits:
+        # A position's average entry, as the loop computes it (cost * UNITS / units), is
+        # this to a few units in the last place, whatever amount was bought.
+        entry = opens[buy_at + 1] * (1.0 + slippage) * (1.0 + fee_rate)
+        if not bool(np.isfinite(entry).all()):
+            return None
+        entry_list = entry.tolist()
+        stop_pct, take_pct = risk.stop_loss_pct, risk.take_profit_pct
+        stop_ratio = 1.0 - float(stop_pct) / 100.0 if stop_pct is not None else -math.inf
+        take_ratio = 1.0 + float(take_pct) / 100.0 if take_pct is not None else math.inf
+        if risk.trailing_stop_pct is not None:
+            # The loop's running high and numpy's agree on finite closes only.
+            if not bool(np.isfinite(closes).all()):
+                return None
+            trail_ratio = 1.0 - float(risk.trailing_stop_pct) / 100.0
+            if risk.trailing_arm_pct is not None:
+                arm_ratio = 1.0 + float(risk.trailing_arm_pct) / 100.0
+    starts = buy_at + 1  # a position's first close is its fill candle's
+    ends = np.append(starts[1:], n) - 1  # each checked up to the next one's start
+    selling = sale_of < sell_count
+    sale_end = np.append(sell_at, last)[sale_of]  # the strategy's sale, or the last close
+    sale_reason = np.append(sell_reason_at, 0)[sale_of]
+
+    def exits_from(first: int) -> tuple[int, list[int], list[int], list[float], list[int]]:
+        """For the opening setters from ``first`` to the block's end (returned first), what
+        their position's sale is when nothing is rejected: the candle deciding it (HELD:
+        none before the end; -1: ask later_sale), its reason (in reasons), the value of
+        each unit sold (the loop's next open * sell factor) and the next opening setter.
+        In blocks, as the walk gets there: a bot that spent its budget asks no more.
+        """
+        stop = min(first + EXIT_BLOCK, buy_count)
+        begin, finish = int(starts[first]), int(ends[stop - 1])
+        lengths = ends[first:stop] - starts[first:stop] + 1
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = closes[begin : finish + 1] / np.repeat(entry[first:stop], lengths)
+        past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
+        high = np.empty(0, dtype=np.float64)
+        fits = True
+        if trailing:
+            # The highest close since entry over it, window by window: each window's ratios
+            # lifted by OFFSET times its number, so one running maximum restarts at each
+            # (a few 1e-12 off, well within LOOSE; a ratio outside (0, OFFSET) asks later).
+            spread = OFFSET * np.repeat(np.arange(stop - first, dtype=np.float64), lengths)
+            high = np.maximum.accumulate(ratio + spread)
+            high -= spread
+            fits = bool(ratio.min() > 0.0) and bool(ratio.max() < OFFSET)
+            past |= (high >= arm_ratio - LOOSE) & (ratio <= high * trail_ratio + LOOSE)
+        # The first close past a level from each start, loosely: the start itself, or the
+        # first of a run of such closes after it (far fewer than the closes themselves).
+        runs = np.flatnonzero(past[1:] > past[:-1]) + (begin + 1)
+        hit = np.append(runs, n)[np.searchsorted(runs, starts[first:stop])]
+        hit = np.where(past[starts[first:stop] - begin], starts[first:stop], hit)
+        at = np.minimum(hit, finish) - begin
+        ratio = ratio[at]
+        stop_hit = (-math.inf < ratio) & (ratio <= stop_ratio - LOOSE)
+        take_hit = (take_ratio + LOOSE <= ratio) & (ratio < math.inf)
+        trail_hit = np.zeros(at.shape[0], dtype=np.bool_)
+        if trailing:  # decide_exit's order: stop loss, trailing stop, take profit
+            high = high[at]
+            trail_hit = (high >= arm_ratio + LOOSE) & (ratio <= high * trail_ratio - LOOSE)
+            trail_hit &= ratio > stop_ratio + LOOSE
+            surely_not = (high < arm_ratio - LOOSE) | (ratio > high * trail_ratio + LOOSE)
+            take_hit &= surely_not
+        end = sale_end[first:stop]
+        early = (hit <= end) & (hit <= ends[first:stop])  # a close past a level before it
+        quiet = ~early & (end <= ends[first:stop])  # none up to it, all of them checked
+        sure = stop_hit | trail_hit | take_hit
+        candle = np.where(early & sure, hit, np.where(quiet, end, -1))
+        candle[quiet & ~selling[first:stop]] = HELD
+        if not fits:
+            candle[:] = -1  # the highs may be wrong: later_sale finds every exit
+        code = np.where(stop_hit, STOP_LOSS, np.where(trail_hit, TRAILING_STOP, TAKE_PROFIT))
+        reason = np.where(early, reasons_before + code, sale_reason[first:stop])
+        price = opens[np.clip(candle, 0, n - 2) + 1] * (1.0 - slippage)
+        after = np.searchsorted(buy_at, candle, side="right")
+        return stop, candle.tolist(), reason.tolist(), price.tolist(), after.tolist()
+
+    stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
+    rejected = 0  # orders under the paper exchange's minimum
+
+    def exit_reason(candle: int, b: int, cost: float, bought: int, high: float) -> str | None:
+        """decide_exit's verdict at this close on the position bought at opening setter
+        ``b``, whose highest close since entry, this one included, is ``high`` (-inf
+        without a trailing stop); the float ratio decides where it is clear.
+        """
+        close = float(closes[candle])
+        ratio = close / entry_list[b]
+        if -math.inf < ratio <= stop_sure:
+            return "stop_loss"  # the first rule
+        if not trailing and take_sure <= ratio < math.inf:
+            return "take_profit"
+        position = _position(bought / UNITS, cost * UNITS / bought, 1)  # the loop's state
+        seen = ExitState(_dec(high) if high > -math.inf else None)
+        return decide_exit(position, close, risk, seen).reason
+
+    def later_sale(
+        b: int, start: int, amount: float, cost: float, bought: int
+    ) -> tuple[int, str, float] | None:
+        """From close ``start`` on, the first sale of the position bought at opening setter
+        ``b`` that the exchange accepts (decision candle, reason, value): at a close past a
+        level, or at a setter that closes; each one before it is rejected. None: held on.
+        """
+        nonlocal rejected
+        entry = entry_list[b]
+        c = bisect_left(sell_list, start)
+        opened = buy_list[b] + 1
+        high = float(closes[opened:start].max()) if trailing and start > opened else -math.inf
+        while start <= last:
+            end = sell_list[c] if c < sell_count else last
+            window = closes[start : end + 1]
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                ratio = window / entry
+            past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
+            highs = window
+            if trailing:  # the highest close since entry at each close of the window
+                highs = np.maximum(np.maximum.accumulate(window), high)
+                high = float(highs[-1])
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    most = highs / entry
+                past |= (most >= arm_ratio - LOOSE) & (ratio <= most * trail_ratio + LOOSE)
+            asked_at_end = False  # a risk exit on the closing setter's close: not asked
+            for candle in (np.flatnonzero(past) + start).tolist():
+                seen = float(highs[candle - start]) if trailing else -math.inf
+                reason = exit_reason(candle, b, cost, bought, seen)
+                if reason is None:
+                    continue
+                value = amount * (float(opens[candle + 1]) * sell_factor)
+                if not value < min_value:
+                    return candle, reason, value
+                rejected += 1
+                asked_at_end = candle == end
+            if c < sell_count and not asked_at_end:
+                value = amount * (float(opens[end + 1]) * sell_factor)
+                if not value < min_value:
+                    return end, sell_reason[c], value
+                rejected += 1
+            start, c = end + 1, c + 1
+        return None
 
     capital_f = float(setup.capital)
     inv_cost = 1.0 / float(1 + setup.cost_rate)
     exact_budget = _ExactBudget(setup, opens)
     bought_at: list[int] = []  # opening setter of each position, in order
-    sold_at: list[int] = []  # closing setter of each sale
+    sold_at: list[int] = []  # candle deciding each sale
+    sold_for: list[str] = []  # its reason
     bought_steps: list[int] = []  # amount of each position
     trade_pnl: list[float] = []
 
@@ -1103,20 +1326,32 @@ def _simulate_by_table(
         held = np.asarray(bought_steps, dtype=np.int64)
         candles = np.empty(held.shape[0] + len(sold_at), dtype=np.int64)
         steps = np.empty(candles.shape[0], dtype=np.int64)
-        candles[0::2], candles[1::2] = buy_at[bought_at] + 1, sell_at[sold_at] + 1
+        candles[0::2] = buy_at[bought_at] + 1
+        candles[1::2] = np.asarray(sold_at, dtype=np.int64) + 1
         steps[0::2], steps[1::2] = held, -held[: len(sold_at)]
         return candles, steps
 
     budget = capital_f
     budget_error = FLOAT_ERROR * capital_f
-    rejected = 0
     b = 0  # the next opening setter to ask
     units, near_step, float_error = UNITS, NEAR_STEP, FLOAT_ERROR
     add_position, add_steps = bought_at.append, bought_steps.append
-    add_sale, add_pnl = sold_at.append, trade_pnl.append
+    add_sale, add_pnl, add_sale_reason = sold_at.append, trade_pnl.append, sold_for.append
+    sell_factor = 1.0 - slippage
+    block_start = block_end = 0  # opening setters whose exits are known (exits_from)
+    exit_at: list[int] = []
+    exit_reason_of: list[int] = []
+    exit_price: list[float] = []
+    buy_next: list[int] = []
+    report_every = max(n // 20, 1)
+    next_report = report_every if progress is not None else n + 1
     # The loop's own expressions, for a buy when flat (no cost held, no max position) and a
     # sale of all of it: a test holds every figure to the loop's, bit for bit.
     while b < buy_count:
+        if buy_list[b] >= next_report:
+            assert progress is not None
+            progress(buy_list[b] / n)
+            next_report = (buy_list[b] // report_every + 1) * report_every
         fraction = buy_fraction[b]
         total = budget
         if total < 0.0:
@@ -1154,34 +1389,62 @@ def _simulate_by_table(
         budget_error += float_error * cost
         add_position(b)
         add_steps(bought)
-        c = sale_after[b]
-        while c < sell_count:  # the sale: at the next closing setter the exchange accepts
-            value = amount * sell_price[c]
-            if value < min_value:
-                after = next_sale_to_ask(c + 1, amount)
-                rejected += after - c
-                c = after
-                continue
-            pnl = value - value * fee_rate - cost * bought / bought
-            budget += pnl
-            budget_error += float_error * (value + cost + (budget if budget > 0.0 else -budget))
-            add_pnl(pnl)
-            add_sale(c)
-            break
-        if c == sell_count:
-            break  # still holding at the end
-        b = buy_after[c]
+        if exits:  # the sale: at the first close past a level, or the next closing setter
+            if b >= block_end:
+                block_start = b
+                block_end, exit_at, exit_reason_of, exit_price, buy_next = exits_from(b)
+            at = b - block_start
+            sold = exit_at[at]
+            if sold == HELD:
+                break  # still holding at the end
+            start = sold + 1
+            if sold >= 0:
+                value = amount * exit_price[at]
+                if value < min_value:
+                    rejected += 1
+                    sold = -1
+            else:
+                start = buy_list[b] + 1  # a near miss, or not all closes checked
+            if sold >= 0:
+                reason, b = reasons[exit_reason_of[at]], buy_next[at]
+            else:
+                found = later_sale(b, start, amount, cost, bought)
+                if found is None:
+                    break  # still holding at the end
+                sold, reason, value = found
+                b = bisect_right(buy_list, sold)
+        else:
+            c = sale_after[b]
+            while c < sell_count:  # the sale: at the next closing setter the exchange accepts
+                value = amount * sell_price[c]
+                if value < min_value:
+                    after = next_sale_to_ask(c + 1, amount)
+                    rejected += after - c
+                    c = after
+                    continue
+                break
+            if c == sell_count:
+                break  # still holding at the end
+            sold, reason = sell_list[c], sell_reason[c]
+            b = buy_after[c]
+        pnl = value - value * fee_rate - cost * bought / bought
+        budget += pnl
+        budget_error += float_error * (value + cost + (budget if budget > 0.0 else -budget))
+        add_pnl(pnl)
+        add_sale(sold)
+        add_sale_reason(reason)
 
     # Fills alternate, a buy first: the buys at even places, the sales at odd ones.
     fill_index, fill_steps = fills_so_far()
-    fills = np.empty(fill_index.shape[0], dtype=np.int64)
-    fills[0::2], fills[1::2] = buys[bought_at], sells[sold_at]
-    fill_reasons = np.asarray(reasons, dtype=object)[reason_of[codes[fills]]].tolist()
+    fill_reasons = np.empty(fill_index.shape[0], dtype=object)
+    buy_reason = np.asarray(reasons, dtype=object)[reason_of[codes[buys]]]
+    fill_reasons[0::2] = buy_reason[np.asarray(bought_at, dtype=np.intp)]
+    fill_reasons[1::2] = sold_for
     return _Run(
         fill_index,
         fill_steps,
         [],
-        fill_reasons,
+        fill_reasons.tolist(),
         np.asarray(trade_pnl, dtype=np.float64),
         rejected,
         0,
@@ -1233,6 +1496,8 @@ def run_backtest(
     events = events.astype(np.int64, copy=False)
     setup = _Setup(candles, step_ms, strategy, values, capital, risk, fee_rate, slippage)
     run = _simulate_by_table(setup, signals, events)
+    if run is None:
+        run = _simulate_exits_by_table(setup, signals, events, progress)
     if run is None:
         run = _simulate(setup, signals, events, progress)
     result = _result(setup, run)

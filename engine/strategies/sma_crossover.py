@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
-
 from engine.strategies.base import (
     ENTER,
     EXIT,
@@ -22,7 +20,7 @@ from engine.strategies.base import (
     StrategyInfo,
     StrategyView,
 )
-from engine.strategies.indicators import crossover, crossunder, sma
+from engine.strategies.indicators import crossings, sma, smas
 
 
 class SmaCrossover(Strategy):
@@ -63,13 +61,8 @@ class SmaCrossover(Strategy):
         return int(params["slow"]) + 1
 
     def compute(self, candles: Candles, params: Params) -> SignalArray:
-        fast = sma(candles.close, int(params["fast"]))
-        slow = sma(candles.close, int(params["slow"]))
-        # A candle crosses up or down, never both (fast > slow and fast < slow), so the
-        # signal is the difference of the two.
-        signal = crossover(fast, slow).astype(np.int8)
-        signal -= crossunder(fast, slow)
-        return signal
+        fast, slow = smas(candles.close, (int(params["fast"]), int(params["slow"])))
+        return crossings(fast, slow)
 
     def view(
         self, candles: Candles, params: Params, position: PositionState = FLAT

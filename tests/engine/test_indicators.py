@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.strategies.indicators import crossover, crossunder, rsi, sma
+from engine.strategies.indicators import (
+    crossings,
+    crossover,
+    crossunder,
+    rsi,
+    shared_indicators,
+    sma,
+    smas,
+)
 
 NAN = math.nan
 
@@ -113,6 +121,29 @@ def test_sma_sums_each_window_alone_bit_for_bit(values: list[float], period: int
     expected = np.asarray(windowed_sma(values, period), dtype=np.float64)
     actual = sma(np.asarray(values, dtype=np.float64), period)
     assert np.array_equal(actual, expected, equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(1e-3, 1e6, allow_nan=False), max_size=150),
+    st.lists(st.integers(1, 70), min_size=1, max_size=4),
+    st.booleans(),
+)
+def test_smas_of_several_periods_are_each_sma_alone_bit_for_bit(
+    values: list[float], periods: list[int], shared: bool
+) -> None:
+    # One pass of power-of-two sums serves every period (a crossover's fast and slow).
+    series = np.asarray(values, dtype=np.float64)
+    alone = [np.asarray(windowed_sma(values, p), dtype=np.float64) for p in periods]
+    if shared:
+        with shared_indicators():
+            sma(series, periods[0])  # one of them already there
+            together = smas(series, periods)
+    else:
+        together = smas(series, periods)
+    assert len(together) == len(periods)
+    for actual, expected in zip(together, alone, strict=True):
+        assert np.array_equal(actual, expected, equal_nan=True)
 
 
 def test_sma_of_a_candle_depends_only_on_its_window() -> None:
@@ -228,3 +259,22 @@ def test_a_year_of_minutes_is_fast() -> None:
     sma(values, 9)
     rsi(values, 14)
     assert time.perf_counter() - started < 2.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([1.0, 2.0, 3.0, NAN, math.inf]), st.sampled_from([1.0, 2.0, NAN])
+        ),
+        max_size=40,
+    )
+)
+def test_crossings_are_crossover_minus_crossunder(pairs: list[tuple[float, float]]) -> None:
+    # Ties, NaN on either side and infinities, where <= is not "not >".
+    a = np.asarray([x for x, _ in pairs], dtype=np.float64)
+    b = np.asarray([y for _, y in pairs], dtype=np.float64)
+    expected = crossover(a, b).astype(np.int8) - crossunder(a, b).astype(np.int8)
+    assert np.array_equal(crossings(a, b), expected)
+    assert crossings(a, b).dtype == np.int8
+    assert np.array_equal(crossings(a, 2.0), crossover(a, 2.0).astype(np.int8) - crossunder(a, 2.0))
