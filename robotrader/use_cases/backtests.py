@@ -19,7 +19,7 @@ import contextlib
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -90,6 +90,36 @@ POLL_SECONDS = 1.0
 def is_period(text: str) -> bool:
     """Whether ``text`` is written as a period (``30d``, ``2w``, ``1y``)."""
     return PERIOD.match(text.strip()) is not None
+
+
+@dataclass(frozen=True)
+class ResearchWords:
+    """The words of /backtest, /optimize or /backtest compare after what they name first."""
+
+    symbol: str | None
+    period: str | None
+    options: dict[str, str]
+    others: list[str]  # neither the pair, a period nor key=value
+
+
+def research_words(words: Sequence[str]) -> ResearchWords:
+    """A pair, a period and ``key=value`` options, in any order; the first other word is the
+    pair, later ones are left in ``others`` for the command to take or refuse."""
+    symbol: str | None = None
+    period: str | None = None
+    options: dict[str, str] = {}
+    others: list[str] = []
+    for word in words:
+        if "=" in word:
+            key, _, value = word.partition("=")
+            options[key.strip().lower()] = value.strip()
+        elif is_period(word):
+            period = word
+        elif symbol is None:
+            symbol = word
+        else:
+            others.append(word)
+    return ResearchWords(symbol, period, options, others)
 
 
 def parse_period(value: str | int) -> int:

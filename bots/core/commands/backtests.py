@@ -50,7 +50,7 @@ from robotrader.use_cases.backtests import (
     backtest_target,
     follow_backtest,
     get_backtest,
-    is_period,
+    research_words,
     start_backtest,
 )
 from robotrader.use_cases.bots import normalize_symbol
@@ -69,21 +69,12 @@ UPGRADE_KEYS = frozenset(
 
 def parse_request(args: list[str]) -> BacktestRequest:
     """``<bot|strategy> [symbol] [period] [key=value...]`` in any order after the first word."""
-    target, rest = args[0], args[1:]
-    symbol: str | None = None
-    period: str | None = None
-    options: dict[str, str] = {}
-    for word in rest:
-        if "=" in word:
-            key, _, value = word.partition("=")
-            options[key.strip().lower()] = value.strip()
-        elif is_period(word):
-            period = word
-        elif symbol is None:
-            symbol = word
-        else:
-            raise UserError("backtest_extra_argument", value=word[:32])
-    return BacktestRequest(target=target, symbol=symbol, period=period, options=options)
+    target, words = args[0], research_words(args[1:])
+    if words.others:
+        raise UserError("backtest_extra_argument", value=words.others[0][:32])
+    return BacktestRequest(
+        target=target, symbol=words.symbol, period=words.period, options=words.options
+    )
 
 
 def _ref(choice: BotChoice | str) -> str:

@@ -14,32 +14,23 @@ from bots.core.invocation import Invocation
 from bots.core.replies import Block, Button, Image, Paragraph, Reply, Table, Title
 from robotrader.errors import UserError
 from robotrader.formatting import day, money, number, percent, share
-from robotrader.use_cases.backtests import is_period
+from robotrader.use_cases.backtests import research_words
 from robotrader.use_cases.comparison import CompareRequest, Comparison, compare_for_user
 
 
 def parse_compare(args: list[str]) -> CompareRequest:
     """Words after ``compare``: the pair first, a period anywhere, options and contenders."""
-    symbol: str | None = None
-    period: str | None = None
-    contenders: list[str] = []
-    options: dict[str, str] = {}
-    for word in args:
-        if ":" in word:
-            contenders.append(word)
-        elif "=" in word:
-            key, _, value = word.partition("=")
-            options[key.strip().lower()] = value.strip()
-        elif is_period(word):
-            period = word
-        elif symbol is None:
-            symbol = word
-        else:
-            contenders.append(word)
-    if symbol is None:
+    # "sma_crossover:fast=5,slow=30" holds an "=": contenders with parameters aside first.
+    words = research_words([word for word in args if ":" not in word])
+    others = set(words.others)
+    contenders = [word for word in args if ":" in word or word in others]  # in their order
+    if words.symbol is None:
         usage = "/backtest compare <pair> <period> <strategy> <strategy> ..."
         raise UserError("missing_argument", usage=usage)
-    return CompareRequest(symbol=symbol, period=period, contenders=contenders, options=options)
+    return CompareRequest(
+        symbol=words.symbol, period=words.period, contenders=contenders,
+        options=words.options,
+    )  # fmt: skip
 
 
 def _when(ms: int) -> datetime:

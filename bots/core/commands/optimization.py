@@ -20,7 +20,7 @@ from robotrader.errors import UserError
 from robotrader.formatting import day, number, percent
 from robotrader.i18n import error_text
 from robotrader.reference import STRATEGIES
-from robotrader.use_cases.backtests import is_period
+from robotrader.use_cases.backtests import research_words
 from robotrader.use_cases.optimization import (
     OptimizationReport,
     OptimizeRequest,
@@ -34,20 +34,12 @@ UPGRADE_KEYS = frozenset({"backtest_period_limit", "strategy_not_in_plan"})
 def parse_optimize(args: list[str]) -> OptimizeRequest:
     if not args:
         raise UserError("missing_argument", usage="/optimize <strategy> <symbol> <period>")
-    symbol: str | None = None
-    period: str | None = None
-    options: dict[str, str] = {}
-    for word in args[1:]:
-        if "=" in word:
-            key, _, value = word.partition("=")
-            options[key.strip().lower()] = value.strip()
-        elif is_period(word):
-            period = word
-        elif symbol is None:
-            symbol = word
-        else:
-            raise UserError("backtest_extra_argument", value=word[:32])
-    return OptimizeRequest(strategy=args[0], symbol=symbol, period=period, options=options)
+    words = research_words(args[1:])
+    if words.others:
+        raise UserError("backtest_extra_argument", value=words.others[0][:32])
+    return OptimizeRequest(
+        strategy=args[0], symbol=words.symbol, period=words.period, options=words.options
+    )
 
 
 def _params(values: Mapping[str, object]) -> str:
