@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.strategies.indicators import (
-    SEGMENT,
     crossings,
     crossover,
     crossunder,
@@ -157,21 +156,6 @@ def test_sma_of_a_candle_depends_only_on_its_window() -> None:
     )
 
 
-def test_sma_over_several_segments_is_each_window_alone() -> None:
-    # Longer series are summed a segment at a time: every window across a segment's edge
-    # must come out as it does alone (the short slices here fit in one segment).
-    values = 60_000 * np.exp(np.cumsum(np.random.default_rng(5).normal(0, 0.001, 3 * SEGMENT + 77)))
-    periods = (9, 21, 100, 200)
-    together = smas(values, periods)
-    for period, whole in zip(periods, together, strict=True):
-        assert np.isnan(whole[: period - 1]).all()
-        assert np.array_equal(whole, sma(values, period), equal_nan=True)
-        for edge in (SEGMENT, 2 * SEGMENT, values.shape[0]):
-            start = edge - 300
-            alone = sma(values[start : edge + 300], period)[period - 1 :]
-            assert np.array_equal(whole[start + period - 1 : edge + 300], alone)
-
-
 # --- RSI -------------------------------------------------------------------------------
 
 
@@ -294,17 +278,3 @@ def test_crossings_are_crossover_minus_crossunder(pairs: list[tuple[float, float
     assert np.array_equal(crossings(a, b), expected)
     assert crossings(a, b).dtype == np.int8
     assert np.array_equal(crossings(a, 2.0), crossover(a, 2.0).astype(np.int8) - crossunder(a, 2.0))
-
-
-def test_crossings_over_several_segments() -> None:
-    # Computed a segment at a time: a crossing on a segment's first value needs the last
-    # value of the segment before it.
-    rng = np.random.default_rng(11)
-    a = rng.choice([1.0, 2.0, 3.0, NAN], size=2 * SEGMENT + 5)
-    b = rng.choice([1.0, 2.0, NAN], size=a.shape[0])
-    a[SEGMENT - 1 : SEGMENT + 1] = (1.0, 3.0)  # a cross right at a segment's start
-    b[SEGMENT - 1 : SEGMENT + 1] = (2.0, 2.0)
-    expected = crossover(a, b).astype(np.int8) - crossunder(a, b).astype(np.int8)
-    crossed = crossings(a, b)
-    assert crossed[SEGMENT] == 1
-    assert np.array_equal(crossed, expected)
