@@ -165,6 +165,7 @@ EXIT_BLOCK = 2048  # opening setters whose exits are found at once (_walk_table)
 HELD = 2**62  # an exit candle that never comes: still holding at the end
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
 DRAWDOWN_BLOCK = 512  # candles per block when bounding the drawdown (_lowest_to_peak)
+GAP_SEGMENT = 65_536  # candle gaps taken at a time for the candle length (_step_ms)
 
 FILL_RULE = (
     "A decision on candle i's close fills at candle i+1's open. Stop loss, take profit and "
@@ -650,10 +651,15 @@ class _DailyLossWatch:
 
 def _step_ms(times: npt.NDArray[np.int64]) -> int:
     """The candle length: the shortest gap between two candles (a minute for one candle)."""
-    if times.shape[0] < 2:
+    count = times.shape[0]
+    if count < 2:
         return 60_000
-    gaps = times[1:] - times[:-1]
-    shortest = int(gaps.min())
+    # A segment at a time, so that each segment's gaps are read back from the cache.
+    shortest = 0
+    for first in range(0, count - 1, GAP_SEGMENT):
+        end = min(first + GAP_SEGMENT, count - 1)
+        gap = int((times[first + 1 : end + 1] - times[first:end]).min())
+        shortest = gap if first == 0 else min(shortest, gap)
     if shortest <= 0:
         raise ValueError("candle times must increase")
     return shortest

@@ -31,6 +31,11 @@ from engine.strategies.base import FloatArray
 
 BoolArray = npt.NDArray[np.bool_]
 
+# Values per segment of the passes over long series (sma, crossings): a few arrays of them
+# fit in a core's 2 MB cache, so a pass reads back what the one before it wrote from there,
+# ~2.5x faster than from memory over a year of minutes.
+SEGMENT = 32_768
+
 # (indicator, id of the series, period) -> (the series, its read-only result); the series
 # is held so that its id cannot be reused by another array while the entry lives.
 _Shared = dict[tuple[str, int, int], tuple[object, FloatArray]]
@@ -88,8 +93,10 @@ def sma(values: FloatArray, period: int) -> FloatArray:
     enough to flip a crossover between the tick and the backtester). Sums of
     2, 4, 8... consecutive values are each one vectorised pass over the
     previous ones, so the cost is ``O(n * log2(period))``, never a loop over
-    candles: ~0.6 ms for period 9 and ~1 ms for period 200 over 525,000
-    values (adding ``period`` shifted slices one by one took 1 ms and 17 ms).
+    candles; over a long series the passes run a ``SEGMENT`` of windows at a
+    time, in the cache: SMA 9 and 21 together take ~1.9 ms over 525,600 values
+    (2.9 ms pass by pass over the whole series; adding ``period`` shifted
+    slices one by one took 1 ms for period 9 alone and 17 ms for period 200).
     """
     return smas(values, (period,))[0]
 
@@ -117,16 +124,43 @@ def _sma(values: FloatArray, periods: Sequence[int]) -> list[FloatArray]:
     source = _as_float_array(values)
     count = source.shape[0]
     results: list[FloatArray] = []
-    totals: list[FloatArray] = []  # each result from its first full window on
     for period in periods:
         result = np.empty(count, dtype=np.float64)
         result[: period - 1] = np.nan
         results.append(result)
-        totals.append(result[period - 1 :])
     live = [i for i, period in enumerate(periods) if count - period + 1 > 0]
     if not live:
         return results
     top = max(periods[i] for i in live)
+    # Each window's sum depends on its own values alone, so the windows can be summed a
+    # SEGMENT at a time (the last one up to twice as long), each pass in the cache.
+    windows = count - top + 1
+    size = SEGMENT if windows > 2 * SEGMENT else windows
+    longest = min(2 * size, windows) + top  # a segment's values, the last one's included
+    spares = (np.empty(longest, dtype=np.float64), np.empty(longest, dtype=np.float64))
+    for first in range(0, windows, size):
+        last = windows if windows - first < 2 * size else first + size  # no short tail
+        totals = [
+            results[i][first + periods[i] - 1 : last + periods[i] - 1 if last < windows else count]
+            for i in live
+        ]
+        _window_sums(source[first : last + top - 1], [periods[i] for i in live], totals, spares)
+    return results
+
+
+def _window_sums(
+    source: FloatArray,
+    periods: Sequence[int],
+    totals: Sequence[FloatArray],
+    spares: tuple[FloatArray, FloatArray],
+) -> None:
+    """``totals[i][k]``: the mean of ``source[k : k + periods[i]]`` summed in sma's order.
+
+    ``spares`` are two buffers of at least ``len(source)`` values, which take turns holding
+    the sums of 2, 4, 8... consecutive values.
+    """
+    count = source.shape[0]
+    top = max(periods)
     ends = list(periods)  # each window's values from its `end` on are in its total already
     started = [False] * len(periods)
     # An odd period's first block is the values themselves, which no later pass overwrites:
@@ -134,10 +168,10 @@ def _sma(values: FloatArray, periods: Sequence[int]) -> list[FloatArray]:
     pending: list[FloatArray | None] = [None] * len(periods)
     sums = source  # sums[i] = source[i] + ... + source[i + width - 1]
     width = 1
-    spare: FloatArray | None = None  # two buffers take turns holding `sums`
+    turn = 0
     while True:
-        for i in live:  # each period's blocks in the same order as alone: shortest first
-            if periods[i] & width:
+        for i, period in enumerate(periods):  # each period's blocks in the same order as alone
+            if period & width:
                 ends[i] -= width
                 block = sums[ends[i] : ends[i] + totals[i].shape[0]]
                 first = pending[i]
@@ -154,19 +188,15 @@ def _sma(values: FloatArray, periods: Sequence[int]) -> list[FloatArray]:
         if width * 2 > top:
             break
         length = count - 2 * width + 1
-        if spare is None:
-            spare = np.empty(length, dtype=np.float64)
-        doubled = spare[:length]
+        doubled = spares[turn][:length]
         np.add(sums[:length], sums[width : width + length], out=doubled)
-        spare = None if sums is source else sums
-        sums, width = doubled, width * 2
-    for i in live:
+        sums, width, turn = doubled, width * 2, 1 - turn
+    for i, period in enumerate(periods):
         only = pending[i]  # a period of 1
         if only is not None:
-            np.divide(only, periods[i], out=totals[i])
+            np.divide(only, period, out=totals[i])
         else:
-            totals[i] /= periods[i]
-    return results
+            totals[i] /= period
 
 
 def _wilder_average(series: FloatArray, period: int) -> FloatArray:
@@ -250,14 +280,19 @@ def crossings(a: FloatArray, b: FloatArray | float) -> npt.NDArray[np.int8]:
     """+1 where ``crossover(a, b)``, -1 where ``crossunder(a, b)``, 0 elsewhere (never both).
 
     The same booleans as those two, from three comparisons instead of four: ``a <= b`` is
-    ``a < b or a == b`` (each False where a side is NaN), and ``a >= b`` likewise.
+    ``a < b or a == b`` (each False where a side is NaN), and ``a >= b`` likewise. A
+    ``SEGMENT`` at a time, so that the comparisons are read back from the cache.
     """
     now_a, now_b = _aligned(a, b)
-    above, below, equal = now_a > now_b, now_a < now_b, now_a == now_b
-    crossed = np.zeros(now_a.shape[0], dtype=np.int8)
-    up = above[1:] & (below[:-1] | equal[:-1])
-    down = below[1:] & (above[:-1] | equal[:-1])
-    np.subtract(up.view(np.int8), down.view(np.int8), out=crossed[1:])
+    count = now_a.shape[0]
+    crossed = np.zeros(count, dtype=np.int8)
+    for first in range(0, count - 1, SEGMENT):
+        end = min(first + SEGMENT + 1, count)  # one value of overlap: the previous one
+        part_a, part_b = now_a[first:end], now_b[first:end]
+        above, below, equal = part_a > part_b, part_a < part_b, part_a == part_b
+        up = above[1:] & (below[:-1] | equal[:-1])
+        down = below[1:] & (above[:-1] | equal[:-1])
+        np.subtract(up.view(np.int8), down.view(np.int8), out=crossed[first + 1 : end])
     return crossed
 
 
