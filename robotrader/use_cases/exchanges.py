@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,11 +64,19 @@ def valid_secret(value: str) -> bool:
     )
 
 
+# What an exchange's name looks like. Anything else is not repeated in the refusal: where a
+# name is asked beside an API key, what was typed there may be the key (or its secret).
+EXCHANGE_NAME = re.compile(r"[A-Za-z][A-Za-z.\-]{0,11}")
+
+
 def supported_exchange(name: str) -> ExchangeSpec:
     spec = exchange_spec(name)
     if spec is None:
+        typed = name.strip()
         raise UserError(
-            "unknown_exchange", exchange=name.strip()[:32], choices=", ".join(EXCHANGES)
+            "unknown_exchange",
+            exchange=typed if EXCHANGE_NAME.fullmatch(typed) else "…",
+            choices=", ".join(EXCHANGES),
         )
     return spec
 

@@ -95,6 +95,21 @@ async def test_malformed_keys_and_unknown_exchanges_are_refused(app: App) -> Non
     assert await refused(connect_exchange(app, user, "mtgox", good)) == "unknown_exchange"
 
 
+async def test_a_key_typed_where_the_exchange_goes_is_not_repeated(app: App) -> None:
+    """The key form and `/connect KEY SECRET` put the key where the exchange's name goes."""
+    user = await make_user(app)
+    good = CredentialSecrets(SecretStr("FAKEKEY"), SecretStr("FAKESECRET"))
+    with pytest.raises(UserError) as pasted:
+        await connect_exchange(app, user, "0000000000000000", good)
+    assert pasted.value.args_["exchange"] == "…"
+    with pytest.raises(UserError) as long_word:
+        await connect_exchange(app, user, "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0Mu", good)
+    assert long_word.value.args_["exchange"] == "…"
+    with pytest.raises(UserError) as typo:
+        await connect_exchange(app, user, "bnance", good)
+    assert typo.value.args_["exchange"] == "bnance"  # a misspelt name still helps
+
+
 async def test_an_unreachable_exchange_is_said_so(app: App) -> None:
     user = await make_user(app)
     key = CredentialSecrets(SecretStr("FAKEKEY"), SecretStr("FAKESECRET"))
