@@ -13,6 +13,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -295,6 +296,10 @@ async def test_panic_pressed_ten_times_at_once_sells_each_position_once(
     assert bot is not None and bot.status == BotStatus.STOPPED and bot.liquidating_since is None
 
 
+def _asked(exchange: ExchangeEmulator, path: str, since: int) -> bool:
+    return any(path in call.path for call in exchange.calls[since:])
+
+
 async def _liquidating(app: App, bot_id: int) -> None:
     """The kill switch's first half: the bot stopped and marked to sell what it holds."""
     async with app.database.transaction() as session:
@@ -366,6 +371,39 @@ async def test_a_pass_reading_while_the_sell_is_booked_does_not_sell_again(
     assert len(_sells(exchange_emulator, "binance", key)) == 1
     assert await _panic_statuses(live_app, bot_id) == [OrderStatus.FILLED]
     assert await _position(live_app, bot_id) is None
+
+
+async def test_a_settlement_whose_claim_ran_out_never_sends(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    """A process slowed past its claim (a loaded machine, a slow answer) has lost the order.
+
+    Another process took it over once the claim ran out and sent it; the slow one
+    must not send the same client order id again: Binance takes a reused id once
+    the first order is filled, so the exchange would fill both.
+    """
+    _, bot_id, secrets = await _live_bot(live_app, exchange_emulator)
+    calm_market(exchange_emulator, "binance")
+    (order_id,) = (await run_tick(live_app.database, feed_of(live_app), now_ms=_now())).live_orders
+    # The slow process's balance check (before it sends) is answered 2.5 s late.
+    exchange_emulator.inject("binance", "timeout", path_contains="/api/v3/account", delay=2.5)
+    calls = len(exchange_emulator.calls)
+    slow = asyncio.create_task(settle_order(_ctx(live_app), order_id))
+    async with asyncio.timeout(10):
+        while not _asked(exchange_emulator, "/api/v3/account", calls):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # the emulator's thread logs the call: no event to await
+    async with live_app.database.transaction() as session:  # CLAIM_FOR has passed
+        await session.execute(
+            update(Order)
+            .where(Order.id == order_id)
+            .values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
+    assert await settle_order(_ctx(live_app), order_id) == "filled"  # taken over and sent
+    assert await slow == "busy"
+    key = secrets.api_key.get_secret_value()
+    assert len(exchange_emulator.orders("binance", key)) == 1
+    (order,) = await _orders(live_app, bot_id)
+    assert order.status == OrderStatus.FILLED and order.submit_attempts == 1
 
 
 async def test_panic_cancels_a_resting_order_on_the_exchange_and_books_its_filled_part(
