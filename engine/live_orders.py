@@ -5,7 +5,9 @@ unique and comes from the decision), then settled here in steps of their own:
 
 - One process at a time works on an order: it claims it for ``CLAIM_FOR``
   (longer than every exchange call it makes), and a crashed process's claim runs
-  out. Two reconciliations, or the kill switch and a worker, never send twice.
+  out. Two reconciliations, or the kill switch and a worker, never send twice:
+  a process slowed past its claim (a loaded machine) has lost the order, and its
+  claim's expiry is the token every write that decides a send checks first.
 - Sending counts the attempt and commits BEFORE the request leaves, so whoever
   comes next knows it may have been sent. After any attempt the exchange is asked
   for the order by its client id first; only an order proven absent (the
@@ -24,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.credential_secrets import unseal
@@ -70,8 +72,10 @@ MAX_SUBMIT_ATTEMPTS = 5
 # its decision belongs to a candle long gone.
 STALE_AFTER = timedelta(minutes=5)
 # How long one process has an order to itself. A settlement is cut off (outcome
-# unknown) before its claim runs out, so two never overlap; a crashed process's
-# claim holds its bot's symbol this long before the next reconciliation takes over.
+# unknown) before its claim runs out; one slowed past it anyway (its claim committed
+# late, its event loop starved) finds the claim gone when it counts the attempt, and
+# does not send. A crashed process's claim holds its bot's symbol this long before
+# the next reconciliation takes over.
 CLAIM_FOR = timedelta(seconds=30)
 _SETTLE_WITHIN = CLAIM_FOR.total_seconds() - 5
 # A request that timed out may still reach the exchange a little later: an order
@@ -97,6 +101,8 @@ class _Claim:
     """An order this process may now work on, with what it needs to know (plain values)."""
 
     order_id: int
+    # The claim's expiry as written: the order is still this process's while it is there.
+    claimed_until: datetime
     client_order_id: str
     symbol: str
     side: OrderSide
@@ -121,6 +127,7 @@ async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
     """
     async with ctx.database.transaction() as session:
         now = utcnow()
+        claimed_until = now + CLAIM_FOR
         taken = await session.execute(
             update(Order)
             .where(
@@ -129,7 +136,7 @@ async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
                 Order.status.in_(UNSETTLED_ORDER_STATUSES),
                 (Order.claimed_until.is_(None)) | (Order.claimed_until <= now),
             )
-            .values(claimed_until=now + CLAIM_FOR)
+            .values(claimed_until=claimed_until)
             .execution_options(synchronize_session=False)
         )
         if not getattr(taken, "rowcount", 0):
@@ -154,6 +161,7 @@ async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
         expired = order.expires_at is not None and order.expires_at <= now
         return _Claim(
             order_id=order.id,
+            claimed_until=claimed_until,
             client_order_id=order.client_order_id,
             symbol=order.symbol,
             side=OrderSide(order.side),
@@ -171,29 +179,62 @@ async def _claim(ctx: LiveContext, order_id: int) -> _Claim | Outcome:
         )
 
 
-async def _release(ctx: LiveContext, order_id: int) -> None:
+def _still_ours(claim: _Claim) -> tuple[ColumnElement[bool], ...]:
+    """The order is as this claim found it: nobody took it over, nobody sent it since.
+
+    Checked by the very write that acts on it (one conditional UPDATE, as the claim):
+    a read first would run outside the write transaction on SQLite.
+    """
+    return (
+        Order.id == claim.order_id,
+        Order.claimed_until == claim.claimed_until,
+        Order.submit_attempts == claim.submit_attempts,
+    )
+
+
+async def _release(ctx: LiveContext, claim: _Claim) -> None:
+    """Give the order back, unless the claim ran out and another process holds it now."""
     async with ctx.database.transaction() as session:
-        await session.execute(update(Order).where(Order.id == order_id).values(claimed_until=None))
+        await session.execute(
+            update(Order)
+            .where(Order.id == claim.order_id, Order.claimed_until == claim.claimed_until)
+            .values(claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
-async def _count_attempt(ctx: LiveContext, order_id: int, amount: Decimal) -> None:
-    """Committed before the request leaves: after a crash, the order may have been sent."""
+async def _count_attempt(ctx: LiveContext, claim: _Claim, amount: Decimal) -> bool:
+    """Committed before the request leaves: after a crash, the order may have been sent.
+
+    False if the claim ran out meanwhile: the order is another process's, not sent here.
+    """
     async with ctx.database.transaction() as session:
-        order = await session.get(Order, order_id, with_for_update=True)
-        assert order is not None
-        order.submit_attempts += 1
-        order.last_sent_at = utcnow()
-        order.amount = amount
+        counted = await session.execute(
+            update(Order)
+            .where(*_still_ours(claim))
+            .values(submit_attempts=Order.submit_attempts + 1, last_sent_at=utcnow(), amount=amount)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(counted, "rowcount", 0))
 
 
-async def _withdraw(ctx: LiveContext, order_id: int) -> None:
-    """Cancel here an order that never left: nothing of it can exist on the exchange."""
+async def _withdraw(ctx: LiveContext, claim: _Claim) -> bool:
+    """Cancel here an order that never left: nothing of it can exist on the exchange.
+
+    False if the claim ran out meanwhile (another process may be sending it).
+    """
     async with ctx.database.transaction() as session:
-        order = await session.get(Order, order_id, with_for_update=True)
-        assert order is not None and order.submit_attempts == 0
-        order.status = OrderStatus.CANCELED
-        order.error = "bot stopped before it was sent"
-        order.claimed_until = None
+        withdrawn = await session.execute(
+            update(Order)
+            .where(*_still_ours(claim), Order.submit_attempts == 0)
+            .values(
+                status=OrderStatus.CANCELED,
+                error="bot stopped before it was sent",
+                claimed_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(withdrawn, "rowcount", 0))
 
 
 async def _uncount_attempt(ctx: LiveContext, order_id: int) -> None:
@@ -266,7 +307,7 @@ async def settle_order(ctx: LiveContext, order_id: int) -> Outcome:
         log.warning("live_order.settle_timed_out order=%s", order_id)
         return "unknown"  # a request may have left: the next settlement looks it up first
     finally:
-        await _release(ctx, order_id)
+        await _release(ctx, claimed)
 
 
 async def _settle(ctx: LiveContext, claim: _Claim) -> Outcome:
@@ -299,8 +340,7 @@ async def _settle(ctx: LiveContext, claim: _Claim) -> Outcome:
             if claim.since_last_attempt < RESEND_AFTER:
                 return "unknown"  # a delayed request may still land: not proven absent yet
         if claim.submit_attempts == 0 and claim.withdraw_if_unsent:
-            await _withdraw(ctx, order_id)
-            return "canceled"
+            return "canceled" if await _withdraw(ctx, claim) else "busy"
         if claim.submit_attempts >= MAX_SUBMIT_ATTEMPTS or claim.created_at_age > STALE_AFTER:
             detail = "not on the exchange; gave up after retries"
             await _reject(ctx, order_id, bot, "exchange_unavailable", detail)
@@ -311,7 +351,12 @@ async def _settle(ctx: LiveContext, claim: _Claim) -> Outcome:
         # and recorded so: the order's amount is what was asked of the exchange.
         amount, _ = gateway.rounded(request)
         request = _with_amount(request, amount)
-        await _count_attempt(ctx, order_id, request.amount)
+        if not await _count_attempt(ctx, claim, request.amount):
+            log.warning(
+                "live_order.claim_lost order=%s claimed_ago=%.1fs",
+                order_id, (utcnow() - (claim.claimed_until - CLAIM_FOR)).total_seconds(),
+            )  # fmt: skip
+            return "busy"  # slowed past the claim: whoever holds it now sends, or found it
         try:
             report = await gateway.place_order(request)
         except ExchangeRateLimited:

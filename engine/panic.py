@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -119,13 +119,24 @@ async def liquidation_orders(session: AsyncSession, user_id: int | None = None) 
     if user_id is not None:
         query = query.where(Bot.user_id == user_id)
     bots = (await session.scalars(query.order_by(Bot.id).with_for_update())).all()
+    if bots:
+        # SQLite ignores FOR UPDATE, and its driver runs every read before a transaction's
+        # first write outside that transaction: each read saw whatever had been committed
+        # by then, so a pass could miss another's sell in flight and still count it among
+        # the earlier ones: a second sell of the same position under the next id. Writing
+        # the bots takes SQLite's one write lock (on PostgreSQL, rows already locked above)
+        # and holds it to the commit: what follows reads one state that nobody changes.
+        await session.execute(
+            update(Bot)
+            .where(Bot.id.in_([bot.id for bot in bots]))
+            .values(liquidating_since=Bot.liquidating_since)
+            .execution_options(synchronize_session=False)
+        )
     made: list[Order] = []
     for bot in bots:
-        positions = (
-            await session.scalars(
-                select(Position).where(Position.bot_id == bot.id).order_by(Position.id)
-            )
-        ).all()
+        # What is in flight is read before the positions: a fill booked in between (it
+        # settles the order and shrinks the position in one commit) is then either still
+        # in flight here or already out of the position, never a position sold twice.
         in_flight = set(
             await session.scalars(
                 select(Order.symbol).where(
@@ -133,6 +144,11 @@ async def liquidation_orders(session: AsyncSession, user_id: int | None = None) 
                 )
             )
         )
+        positions = (
+            await session.scalars(
+                select(Position).where(Position.bot_id == bot.id).order_by(Position.id)
+            )
+        ).all()
         selling = False
         for position in positions:
             if position.symbol in in_flight:

@@ -9,12 +9,17 @@ exchange shared by every worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.util import await_only
 
 from db.models import (
     Bot,
@@ -30,11 +35,13 @@ from db.models import (
     Position,
     Trade,
 )
+from db.session import Database
+from db.types import utcnow
 from engine.exchanges.ccxt_gateway import CcxtGateway
 from engine.exchanges.cooldowns import RedisCooldowns
 from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
-from engine.live_orders import LiveContext, reconcile, settle_order
+from engine.live_orders import LiveContext, liquidate, reconcile, settle_order, unsettled_orders
 from engine.tick import run_tick
 from robotrader.app import App
 from robotrader.errors import UserError
@@ -99,6 +106,30 @@ async def _position(app: App, bot_id: int) -> Position | None:
 
 def _ctx(app: App) -> LiveContext:
     return app.live
+
+
+@contextlib.contextmanager
+def held_after(
+    database: Database, *fragments: str, until: asyncio.Event, within: float = 10.0
+) -> Iterator[asyncio.Event]:
+    """The first statement whose SQL holds every fragment, once run, holds its session
+    until ``until`` is set (``within`` seconds at most): whatever runs meanwhile
+    interleaves right there. The event yielded is set when the session holds.
+    """
+    holding = asyncio.Event()
+
+    def hold(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if holding.is_set() or not all(f in statement for f in fragments):
+            return
+        holding.set()
+        with contextlib.suppress(TimeoutError):
+            await_only(asyncio.wait_for(until.wait(), within))
+
+    event.listen(database.engine.sync_engine, "after_cursor_execute", hold)
+    try:
+        yield holding
+    finally:
+        event.remove(database.engine.sync_engine, "after_cursor_execute", hold)
 
 
 # ---------------------------------------------------------------------------------------
@@ -263,6 +294,116 @@ async def test_panic_pressed_ten_times_at_once_sells_each_position_once(
         bot = await session.get(Bot, bot_id)
     assert [o.status for o in panic] == [OrderStatus.FILLED]
     assert bot is not None and bot.status == BotStatus.STOPPED and bot.liquidating_since is None
+
+
+def _asked(exchange: ExchangeEmulator, path: str, since: int) -> bool:
+    return any(path in call.path for call in exchange.calls[since:])
+
+
+async def _liquidating(app: App, bot_id: int) -> None:
+    """The kill switch's first half: the bot stopped and marked to sell what it holds."""
+    async with app.database.transaction() as session:
+        await session.execute(
+            update(Bot)
+            .where(Bot.id == bot_id)
+            .values(status=BotStatus.STOPPED, liquidating_since=utcnow())
+        )
+
+
+async def _panic_statuses(app: App, bot_id: int) -> list[OrderStatus]:
+    async with app.database.sessions() as session:
+        return list(
+            await session.scalars(
+                select(Order.status)
+                .where(Order.bot_id == bot_id, Order.reason == "panic")
+                .order_by(Order.id)
+            )
+        )
+
+
+async def test_two_liquidation_passes_at_once_sell_a_position_once(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    """A pass that found nothing in flight is overtaken by another that records and sells.
+
+    Two taps' passes (or a tap and a worker's reconciliation) whose reads interleave
+    must still make one sell: the second must not count the first's sell among the
+    earlier ones and sell the position again under the next id.
+    """
+    _, bot_id, key = await _live_position(live_app, exchange_emulator)
+    held = exchange_emulator.balances("binance", key)["BTC"].total
+    exchange_emulator.set_balance("binance", key, "BTC", held + 1)  # the trader's own coin
+    await _liquidating(live_app, bot_id)
+    other_passed = asyncio.Event()
+    in_flight_read = ("SELECT orders.symbol", "orders.status IN")
+    with held_after(live_app.database, *in_flight_read, until=other_passed) as holding:
+        first = asyncio.create_task(liquidate(_ctx(live_app)))
+        await holding.wait()  # the first pass has read what is in flight: nothing yet
+        second = asyncio.create_task(liquidate(_ctx(live_app)))
+        await asyncio.wait([second], timeout=2)  # done, or queued behind the first
+        other_passed.set()
+        await asyncio.gather(first, second)
+    assert len(_sells(exchange_emulator, "binance", key)) == 1
+    assert await _panic_statuses(live_app, bot_id) == [OrderStatus.FILLED]
+    assert await _position(live_app, bot_id) is None
+
+
+async def test_a_pass_reading_while_the_sell_is_booked_does_not_sell_again(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    """The sell in flight is booked (position closed) between a pass's reads."""
+    user, bot_id, key = await _live_position(live_app, exchange_emulator)
+    held = exchange_emulator.balances("binance", key)["BTC"].total
+    exchange_emulator.set_balance("binance", key, "BTC", held + 1)
+    slow_orders(exchange_emulator, "binance")
+    assert (await kill_switch(live_app, user, close_positions=True)).waiting == 1
+    exchange_emulator.clear_faults()
+    (sell,) = await unsettled_orders(live_app.database, user)
+    booked = asyncio.Event()
+    positions_read = ("FROM positions", "WHERE positions.bot_id =")
+    with held_after(live_app.database, *positions_read, until=booked) as holding:
+        passing = asyncio.create_task(liquidate(_ctx(live_app)))
+        await holding.wait()  # the pass has read the position, still open
+        settling = asyncio.create_task(settle_order(_ctx(live_app), sell))
+        await asyncio.wait([settling], timeout=2)  # found filled and booked, or queued
+        booked.set()
+        await asyncio.gather(passing, settling)
+    assert len(_sells(exchange_emulator, "binance", key)) == 1
+    assert await _panic_statuses(live_app, bot_id) == [OrderStatus.FILLED]
+    assert await _position(live_app, bot_id) is None
+
+
+async def test_a_settlement_whose_claim_ran_out_never_sends(
+    live_app: App, exchange_emulator: ExchangeEmulator
+) -> None:
+    """A process slowed past its claim (a loaded machine, a slow answer) has lost the order.
+
+    Another process took it over once the claim ran out and sent it; the slow one
+    must not send the same client order id again: Binance takes a reused id once
+    the first order is filled, so the exchange would fill both.
+    """
+    _, bot_id, secrets = await _live_bot(live_app, exchange_emulator)
+    calm_market(exchange_emulator, "binance")
+    (order_id,) = (await run_tick(live_app.database, feed_of(live_app), now_ms=_now())).live_orders
+    # The slow process's balance check (before it sends) is answered 2.5 s late.
+    exchange_emulator.inject("binance", "timeout", path_contains="/api/v3/account", delay=2.5)
+    calls = len(exchange_emulator.calls)
+    slow = asyncio.create_task(settle_order(_ctx(live_app), order_id))
+    async with asyncio.timeout(10):
+        while not _asked(exchange_emulator, "/api/v3/account", calls):  # noqa: ASYNC110
+            await asyncio.sleep(0.01)  # the emulator's thread logs the call: no event to await
+    async with live_app.database.transaction() as session:  # CLAIM_FOR has passed
+        await session.execute(
+            update(Order)
+            .where(Order.id == order_id)
+            .values(claimed_until=utcnow() - timedelta(seconds=1))
+        )
+    assert await settle_order(_ctx(live_app), order_id) == "filled"  # taken over and sent
+    assert await slow == "busy"
+    key = secrets.api_key.get_secret_value()
+    assert len(exchange_emulator.orders("binance", key)) == 1
+    (order,) = await _orders(live_app, bot_id)
+    assert order.status == OrderStatus.FILLED and order.submit_attempts == 1
 
 
 async def test_panic_cancels_a_resting_order_on_the_exchange_and_books_its_filled_part(
