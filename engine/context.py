@@ -29,7 +29,8 @@ class EngineConfig:
     exchange_api_urls: dict[str, str] = field(default_factory=dict)
     market_data: Literal["exchange", "replay"] = "exchange"
     tick_seconds: float = 5.0
-    bots_per_shard: int = 2_000
+    # Shards of every tick, fixed (engine.sharding): a bot's shard never changes.
+    tick_shards: int = 64
     # Where backtests keep the historical candles they fetched (a SQLite file).
     backtest_cache_dir: Path = Path("var/candles")
     # How much of the disk that file may take; least recently used series go first.

@@ -53,6 +53,7 @@ from engine.exchanges.gateway import OrderRequest
 from engine.exchanges.paper import FEE_RATE, SLIPPAGE, PaperAccounts, PaperGateway, split_symbol
 from engine.market_data.feed import MarketDataFeed, MarketKey, MarketSnapshot
 from engine.market_data.timeframes import TIMEFRAME_MS
+from engine.sharding import shard_filter
 from engine.risk import RiskSettings, daily_loss_breached, exit_reason
 from engine.sizing import Budget, buy_quote, cost_rate, within_account
 from engine.strategies.base import Intent, PositionState
@@ -193,10 +194,6 @@ def _params_key(bot: BotState) -> str:
     return bot.params_key
 
 
-def _shard_filter(shard: int, shards: int) -> Any:
-    return (Bot.id % shards) == shard if shards > 1 else True
-
-
 async def load_bots(
     session: AsyncSession, shard: int = 0, shards: int = 1, now: datetime | None = None
 ) -> list[BotState]:
@@ -220,7 +217,7 @@ async def load_bots(
         )
         .join(User, User.id == Bot.user_id)
         .outerjoin(BotResult, BotResult.bot_id == Bot.id)
-        .where(Bot.status == BotStatus.RUNNING, _shard_filter(shard, shards))
+        .where(Bot.status == BotStatus.RUNNING, shard_filter(shard, shards))
     )  # fmt: skip
     rows = result.all()  # fetched at once: row-by-row iteration is several times slower
     parsed: dict[str, Any] = {}
@@ -265,7 +262,7 @@ async def load_bots(
         )  # fmt: skip
     if not bots:
         return []
-    running = and_(Bot.status == BotStatus.RUNNING, _shard_filter(shard, shards))
+    running = and_(Bot.status == BotStatus.RUNNING, shard_filter(shard, shards))
     positions = await conn.execute(
         select(
             Position.bot_id, Position.symbol, Position.amount, Position.average_entry,

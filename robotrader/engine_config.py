@@ -15,6 +15,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         exchange_api_urls=dict(settings.exchange_api_urls),
         market_data=settings.market_data,
         tick_seconds=settings.tick_seconds,
+        tick_shards=settings.tick_shards,
         backtest_cache_dir=settings.data_dir / "candles",
         backtest_cache_max_bytes=settings.candle_cache_bytes,
     )

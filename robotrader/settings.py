@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     web_port: int = 8000
 
     tick_seconds: float = 5.0
+    # Shards a tick is split into (a bot's shard: its id modulo this). Fixed, so a bot
+    # keeps its shard however many bots run; each tick enqueues every shard on the
+    # ``ticks`` queue and any worker takes any. Several per worker keep workers evenly
+    # busy; each shard costs a few queries and cache reads of its own (see engine.sharding).
+    tick_shards: int = Field(default=64, ge=1, le=1024)
     # Megabytes the backtests' candle cache (DATA_DIR/candles) may take on disk; past it
     # the least recently used series are evicted.
     candle_cache_mb: int = Field(default=512, ge=1)

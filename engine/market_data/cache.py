@@ -2,7 +2,9 @@
 
 A cache entry is keyed by the market and the open time of its last closed
 candle, so it is valid exactly until the next candle closes; every shard of a
-tick (and every Celery worker) then reuses one fetch per market.
+tick (and every Celery worker) then reuses one fetch per market. Shards running
+at the same time on several workers would all miss the same entry at a candle
+close: the first claims the fetch (``claim``), the others wait for its entry.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ class CandleCache(Protocol):
 
     async def put(self, key: str, candles: Candles, source: str, ttl_seconds: float) -> None: ...
 
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        """True for the first caller until ``ttl_seconds`` pass: that one fetches the entry."""
+        ...
+
+    async def claimed(self, key: str) -> bool:
+        """Whether someone's claim on ``key`` still holds."""
+        ...
+
 
 class MemoryCandleCache:
     """For the embedded default: one process, no Redis."""
@@ -53,6 +63,13 @@ class MemoryCandleCache:
             now = time.monotonic()
             self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
 
+    # One process: a tick fetches each market once by itself, there is no one to wait for.
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        return True
+
+    async def claimed(self, key: str) -> bool:
+        return False
+
 
 class RedisCandleCache:
     """Shared by every worker; entries expire with their candle."""
@@ -71,6 +88,15 @@ class RedisCandleCache:
         await self._redis.set(
             self._prefix + key, encode(candles, source), px=int(ttl_seconds * 1000)
         )
+
+    async def claim(self, key: str, ttl_seconds: float) -> bool:
+        claimed = await self._redis.set(
+            self._prefix + "claim:" + key, b"1", nx=True, px=int(ttl_seconds * 1000)
+        )
+        return bool(claimed)
+
+    async def claimed(self, key: str) -> bool:
+        return bool(await self._redis.exists(self._prefix + "claim:" + key))
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 Source = Literal["exchange", "replay"]
 STANDARD_WINDOW = 120  # candles fetched per market: more than any default warm-up needs
 INCREMENT = 10  # candles asked for when only the newest are missing
+# How long a worker's claim to fetch a market holds. Others wait for its entry that
+# long at most (one klines request takes well under a second): a claimer killed
+# mid-fetch delays the other shards of that market by this, never by a whole tick.
+FETCH_CLAIM_SECONDS = 2.0
+CLAIM_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True, order=True)
@@ -171,6 +176,8 @@ class MarketDataFeed:
         last_closed = last_closed_open_time(now_ms, key.timeframe)
         cache_key = key.cache_key(last_closed)
         cached = await self.cache.get(cache_key)
+        if cached is None and not await self.cache.claim(cache_key, FETCH_CLAIM_SECONDS):
+            cached = await self._fetched_by_peer(cache_key)
         if cached is not None and len(cached[0]) >= wanted:
             candles, source = cached
             snapshot = MarketSnapshot(candles, source)  # type: ignore[arg-type]
@@ -203,6 +210,18 @@ class MarketDataFeed:
         candles = self.replay.candles(key.symbol, key.timeframe, limit, now_ms)
         result.snapshots[key] = MarketSnapshot(candles, "replay")
         await self.cache.put(cache_key, candles, "replay", min(step_seconds, 30.0))
+
+    async def _fetched_by_peer(self, cache_key: str) -> tuple[Candles, str] | None:
+        """The entry another worker claimed to fetch, once it is there (None: it gave up)."""
+        deadline = time.monotonic() + FETCH_CLAIM_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+            cached = await self.cache.get(cache_key)
+            if cached is not None:
+                return cached
+            if not await self.cache.claimed(cache_key):
+                return await self.cache.get(cache_key)
+        return None
 
     async def fetch(
         self, needs: Mapping[MarketKey, int], live_keys: set[MarketKey], now_ms: int
