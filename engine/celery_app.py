@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from celery import Celery
+
 from engine.backtest.candles import HistoricalCandles
 from engine.backtest.jobs import run_backtest_job
 from engine.backtest.queue import BACKTEST_QUEUE, BACKTEST_TASK

@@ -1,4 +1,4 @@
-"""How a tick is split among Celery workers: fixed shards, every shard every tick, stale ones dropped.
+"""How a tick is split among fixed shards, all enqueued each tick, stale ones dropped.
 
 - A bot's shard is its id modulo the number of shards (``TICK_SHARDS``, fixed). Ids
   are handed out in sequence, so the modulo spreads bots evenly, needs nothing

@@ -53,8 +53,8 @@ from engine.exchanges.gateway import OrderRequest
 from engine.exchanges.paper import FEE_RATE, SLIPPAGE, PaperAccounts, PaperGateway, split_symbol
 from engine.market_data.feed import MarketDataFeed, MarketKey, MarketSnapshot
 from engine.market_data.timeframes import TIMEFRAME_MS
-from engine.sharding import shard_filter
 from engine.risk import RiskSettings, daily_loss_breached, exit_reason
+from engine.sharding import shard_filter
 from engine.sizing import Budget, buy_quote, cost_rate, within_account
 from engine.strategies.base import Intent, PositionState
 from engine.strategies.registry import get_strategy
