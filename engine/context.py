@@ -26,6 +26,9 @@ class EngineConfig:
     database_url: str
     vault: Vault
     redis_url: str | None = None
+    # Prefix of the engine's keys in Redis (the candle cache): environments sharing one
+    # Redis, each with exchanges of its own, never read each other's candles.
+    redis_namespace: str = "robotrader"
     exchange_api_urls: dict[str, str] = field(default_factory=dict)
     market_data: Literal["exchange", "replay"] = "exchange"
     tick_seconds: float = 5.0
@@ -51,7 +54,9 @@ class EngineContext:
         database = database or Database(config.database_url)
         pool = ClientPool(config.exchange_api_urls)
         cache: CandleCache = (
-            RedisCandleCache(config.redis_url) if config.redis_url else MemoryCandleCache()
+            RedisCandleCache(config.redis_url, prefix=f"{config.redis_namespace}:candles:")
+            if config.redis_url
+            else MemoryCandleCache()
         )
         feed = MarketDataFeed(pool, cache, mode=config.market_data)
         cooldowns: Cooldowns = (

@@ -12,6 +12,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         database_url=settings.resolved_database_url,
         vault=load_vault(settings),
         redis_url=settings.redis_url,
+        redis_namespace=settings.celery_namespace,
         exchange_api_urls=dict(settings.exchange_api_urls),
         market_data=settings.market_data,
         tick_seconds=settings.tick_seconds,

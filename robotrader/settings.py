@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     # Megabytes the backtests' candle cache (DATA_DIR/candles) may take on disk; past it
     # the least recently used series are evicted.
     candle_cache_mb: int = Field(default=512, ge=1)
-    # Prefix of every Celery key in Redis: several environments can share one Redis.
+    # Prefix of every Celery and candle-cache key in Redis: several environments can share
+    # one Redis.
     celery_namespace: str = "robotrader"
     # Seconds before Redis hands an unacknowledged task (its worker died) to another worker.
     celery_visibility_timeout: int = 120
