@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 
@@ -226,11 +227,9 @@ async def test_a_worker_killed_mid_shard_leaves_it_to_the_next_tick_without_doub
         # then, it is dropped. Later ticks re-evaluate every bot: nothing is doubled.
         await asyncio.sleep(4)
         for _ in range(2):
-            moment = c.tick()
-            assert await _wait(
-                lambda m=moment: _all_shards(c, datetime.fromtimestamp(m / 1000).astimezone()),
-                within=30,
-            )
+            since = datetime.now().astimezone()
+            c.tick()
+            assert await _wait(partial(_all_shards, c, since), within=30)
         assert await c.orders_per_bot() == Counter(dict.fromkeys(bots, 1))
 
 
