@@ -16,6 +16,7 @@ import numpy as np
 
 from engine.strategies.base import Candles
 
+MAX_CONNECTIONS = 16  # per process
 _FIELDS = ("time", "open", "high", "low", "close", "volume")
 
 
@@ -77,7 +78,12 @@ class RedisCandleCache:
     def __init__(self, redis_url: str, prefix: str = "rt:candles:") -> None:
         import redis.asyncio as aioredis
 
-        self._redis = aioredis.Redis.from_url(redis_url)
+        # A tick reads every market of its shard at once (hundreds): they queue for a
+        # bounded set of connections instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=MAX_CONNECTIONS, timeout=30
+        )
+        self._redis = aioredis.Redis(connection_pool=pool)
         self._prefix = prefix
 
     async def get(self, key: str) -> tuple[Candles, str] | None:
