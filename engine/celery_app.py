@@ -144,7 +144,7 @@ def tick() -> int:
 async def _tick_shard(context: EngineContext, shard: int, shards: int, now_ms: int) -> list[int]:
     report = await run_tick(
         context.database, context.feed, shard=shard, shards=shards, runner=f"shard-{shard}",
-        now_ms=now_ms,
+        now_ms=now_ms, computed=context.computed,
     )  # fmt: skip
     observe_tick(report)
     return report.live_orders

@@ -14,6 +14,7 @@ from typing import Literal
 from db.session import Database
 from db.vault import Vault
 from engine.backtest.candles import DEFAULT_MAX_BYTES
+from engine.computed_signals import ComputedSignals
 from engine.exchanges.clients import ClientPool
 from engine.exchanges.cooldowns import Cooldowns, MemoryCooldowns, RedisCooldowns
 from engine.live_orders import LiveContext
@@ -48,6 +49,8 @@ class EngineContext:
     cache: CandleCache
     feed: MarketDataFeed
     live: LiveContext
+    # Signals computed on the newest candles, reused by this process's next shards and ticks.
+    computed: ComputedSignals = field(default_factory=ComputedSignals)
 
     @classmethod
     def build(cls, config: EngineConfig, database: Database | None = None) -> EngineContext:

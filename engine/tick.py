@@ -48,6 +48,7 @@ from db.session import Database
 from db.types import utcnow
 from engine.bookkeeping import BotRef, Ledger, pause_bot, record_rejection, record_report
 from engine.client_order_ids import client_order_id
+from engine.computed_signals import ComputedSignals
 from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
 from engine.exchanges.paper import FEE_RATE, SLIPPAGE, PaperAccounts, PaperGateway, split_symbol
@@ -557,10 +558,16 @@ async def run_tick(
     runner: str = "engine",
     now_ms: int | None = None,
     clock: Callable[[], float] = time.time,
+    computed: ComputedSignals | None = None,
 ) -> TickReport:
-    """Evaluate every running bot of one shard once. Safe to run twice for the same moment."""
+    """Evaluate every running bot of one shard once. Safe to run twice for the same moment.
+
+    ``computed``: signals the process's earlier shards computed on the same candles.
+    """
     with _automatic_gc_paused():
-        return await _run_tick(database, feed, shard, shards, runner, now_ms, clock)
+        return await _run_tick(
+            database, feed, shard, shards, runner, now_ms, clock, computed or ComputedSignals()
+        )
 
 
 async def _run_tick(
@@ -571,6 +578,7 @@ async def _run_tick(
     runner: str,
     now_ms: int | None,
     clock: Callable[[], float],
+    computed: ComputedSignals,
 ) -> TickReport:
     report = TickReport()
     timer = _Timer(report)
@@ -616,16 +624,17 @@ async def _run_tick(
     # Per market: (strategy, parameters) -> the signal of the last closed candle.
     signals: dict[MarketKey, dict[tuple[str, str], int]] = {}
     for key, market_bots in by_market.items():
-        candles = fetched.snapshots[key].candles
-        market_signals: dict[tuple[str, str], int] = {}
+        snapshot = fetched.snapshots[key]
+        candles = snapshot.candles
+        market_signals = computed.of(key, snapshot)
         signals[key] = market_signals
         for bot in market_bots:
             if bot.strategy == "signal":
                 continue
             slot = (bot.strategy, bot.params_key)
             if slot not in market_signals:
-                computed = get_strategy(bot.strategy).compute(candles, bot.parameters)
-                market_signals[slot] = int(computed[-1]) if len(computed) else 0
+                series = get_strategy(bot.strategy).compute(candles, bot.parameters)
+                market_signals[slot] = int(series[-1]) if len(series) else 0
                 report.computations += 1
     timer.lap("compute")
 

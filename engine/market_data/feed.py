@@ -166,26 +166,40 @@ class MarketDataFeed:
                 return window
         return await self._klines(key, limit, now_ms)
 
+    @staticmethod
+    def _use(
+        key: MarketKey,
+        wanted: int,
+        live: bool,
+        cached: tuple[Candles, str] | None,
+        result: FetchResult,
+    ) -> bool:
+        """Take a cache entry as the market's snapshot, if there is one with enough candles."""
+        if cached is None or len(cached[0]) < wanted:
+            return False
+        candles, source = cached
+        snapshot = MarketSnapshot(candles, source)  # type: ignore[arg-type]
+        result.snapshots[key] = snapshot
+        if source == "exchange":
+            result.exchange_only[key] = snapshot
+        elif live:
+            result.errors[key] = "market data unavailable"
+        return True
+
     async def _one(
         self, key: MarketKey, wanted: int, live: bool, now_ms: int, result: FetchResult
     ) -> None:
+        """One market missing from the cache: fetched, or waited for while a peer fetches it."""
         # Every shard asks for the same window, so one shard's fetch serves them all.
         limit = max(wanted, STANDARD_WINDOW)
         step_ms = timeframe_ms(key.timeframe)
         step_seconds = step_ms / 1000
         last_closed = last_closed_open_time(now_ms, key.timeframe)
         cache_key = key.cache_key(last_closed)
-        cached = await self.cache.get(cache_key)
+        cached = await self.cache.get(cache_key)  # since the shard's read, a peer may have
         if cached is None and not await self.cache.claim(cache_key, FETCH_CLAIM_SECONDS):
             cached = await self._fetched_by_peer(cache_key)
-        if cached is not None and len(cached[0]) >= wanted:
-            candles, source = cached
-            snapshot = MarketSnapshot(candles, source)  # type: ignore[arg-type]
-            result.snapshots[key] = snapshot
-            if source == "exchange":
-                result.exchange_only[key] = snapshot
-            elif live:
-                result.errors[key] = "market data unavailable"
+        if self._use(key, wanted, live, cached, result):
             return
         error = "replay mode"
         if self.mode == "exchange" and not self._offline(key.exchange):
@@ -229,10 +243,15 @@ class MarketDataFeed:
         """Snapshots for every market in ``needs`` (market -> candles wanted), concurrently."""
         before = self.exchange_calls_total
         result = FetchResult({}, {}, {}, 0)
+        cache_keys = [
+            key.cache_key(last_closed_open_time(now_ms, key.timeframe)) for key in needs
+        ]
+        cached = await self.cache.get_many(cache_keys)  # one round trip for the whole shard
         await asyncio.gather(
             *(
                 self._one(key, limit, key in live_keys, now_ms, result)
-                for key, limit in needs.items()
+                for (key, limit), entry in zip(needs.items(), cached, strict=True)
+                if not self._use(key, limit, key in live_keys, entry, result)
             )
         )
         result.exchange_calls = self.exchange_calls_total - before
