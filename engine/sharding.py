@@ -1,10 +1,13 @@
 """How a tick is split among fixed shards, all enqueued each tick, stale ones dropped.
 
-- A bot's shard is its id modulo the number of shards (``TICK_SHARDS``, fixed). Ids
-  are handed out in sequence, so the modulo spreads bots evenly, needs nothing
-  stored, and reads the same in Python and in SQL on both databases. The number
-  does not depend on how many bots run: a bot never changes shard when others
-  start or stop.
+- A shard is whole users: a bot's bucket is its owner's id modulo ``TICK_BUCKETS``
+  (stored with the bot, db.models.bots), and shard ``k`` of ``TICK_SHARDS`` holds
+  the buckets ``b`` with ``b * shards // TICK_BUCKETS == k``, a range. So a shard's
+  running bots are read through the (status, bucket) index instead of scanning all
+  running bots each shard, and two shards running at once never lock the same
+  user's paper balances (the write phase locks them). Owners' ids are handed out
+  in sequence, so buckets fill evenly. Nothing depends on how many bots run: a bot
+  never changes shard when others start or stop.
 - Each tick (beat) enqueues one task per shard, all for the same moment; any
   worker takes any shard. The order rotates from tick to tick, so when workers
   fall behind it is never the same shards that wait last.
@@ -20,16 +23,28 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import and_
+
 from db.models import Bot
+from db.models.bots import TICK_BUCKETS
 
 
-def shard_of(bot_id: int, shards: int) -> int:
-    return bot_id % shards
+def shard_of(bucket: int, shards: int) -> int:
+    """The shard of a bot whose tick bucket is ``bucket`` (``Bot.tick_bucket``)."""
+    return bucket * shards // TICK_BUCKETS
+
+
+def shard_buckets(shard: int, shards: int) -> range:
+    """The buckets of one shard: ``shard_of(b, shards) == shard`` exactly for these."""
+    return range(-(-shard * TICK_BUCKETS // shards), -(-(shard + 1) * TICK_BUCKETS // shards))
 
 
 def shard_filter(shard: int, shards: int) -> Any:
-    """The SQL condition ``shard_of(Bot.id, shards) == shard`` (no condition for one shard)."""
-    return (Bot.id % shards) == shard if shards > 1 else True
+    """The SQL condition ``shard_of(Bot.tick_bucket, shards) == shard``: a range of the index."""
+    if shards <= 1:
+        return True
+    buckets = shard_buckets(shard, shards)
+    return and_(Bot.tick_bucket >= buckets.start, Bot.tick_bucket < buckets.stop)
 
 
 def shards_of_tick(moment_ms: int, tick_seconds: float, shards: int) -> list[int]:

@@ -13,9 +13,11 @@ from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, select
 
 from db.models import Backtest, BacktestStatus, EngineHeartbeat, Order
+from db.models.bots import tick_bucket_of
 from engine import celery_app
 from engine.backtest.queue import CeleryBacktestQueue
 from engine.context import EngineConfig
+from engine.sharding import shard_of
 from robotrader.app import App
 from robotrader.use_cases.backtests import BacktestRequest, backtest_chart, start_backtest
 from tests.engine.conftest import make_user, running_bot
@@ -61,8 +63,9 @@ async def _wait_for_orders(app: App, expected: int, within: float = 30) -> int:
 async def test_worker_ticks_shards_and_duplicates_change_nothing(
     app: App, celery_engine: None
 ) -> None:
-    user = await make_user(app)
-    for i in range(7):  # 7 bots in the 4 fixed shards (one per 3 bots was the old rule)
+    users = [await make_user(app, f"u{i}") for i in range(4)]
+    owners = [users[i % 4] for i in range(7)]  # 7 bots of 4 users in the 4 fixed shards
+    for i, user in enumerate(owners):
         await running_bot(app, user, name=f"dca-{i}")
 
     celery_app.tick.delay()
@@ -71,8 +74,13 @@ async def test_worker_ticks_shards_and_duplicates_change_nothing(
         heartbeats = {h.runner: h.bots_evaluated for h in await session.scalars(
             select(EngineHeartbeat)
         )}  # fmt: skip
-    # Every shard of the setting was ticked, each with the bots whose id modulo 4 is its own.
-    assert heartbeats == {"shard-0": 1, "shard-1": 2, "shard-2": 2, "shard-3": 2}
+    # Every shard of the setting was ticked, each with the bots of its owners' buckets;
+    # four users in a row are in four different shards.
+    per_shard = [0] * 4
+    for user in owners:
+        per_shard[shard_of(tick_bucket_of(user), 4)] += 1
+    assert heartbeats == {f"shard-{shard}": n for shard, n in enumerate(per_shard)}
+    assert sorted(per_shard) == [1, 2, 2, 2]
 
     # The same shard tasks delivered again (a redelivery after a crash, a duplicate beat).
     now_ms = int(time.time() * 1000)

@@ -25,6 +25,7 @@ from db.models import (
     Position,
     Trade,
 )
+from engine.computed_signals import ComputedSignals
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import LIVE_DATA_GRACE, run_tick
@@ -91,13 +92,36 @@ async def test_one_computation_per_market_and_parameters(app: App) -> None:
 
 
 async def test_sharded_ticks_cover_every_bot_once(app: App) -> None:
-    user = await make_user(app)
+    users = [await make_user(app, f"s{i}") for i in range(3)]
     for i in range(7):
-        await running_bot(app, user, name=f"b{i}")
+        await running_bot(app, users[i % 3], name=f"b{i}")
     feed = replay_feed(app)
     reports = [await run_tick(app.database, feed, shard=s, shards=3, now_ms=NOW) for s in range(3)]
     assert sum(r.bots for r in reports) == 7
+    assert sum(1 for r in reports if r.bots) > 1
     assert await _count(app, Order) == 7
+
+
+async def test_a_process_computes_each_signal_once_for_all_the_shards_it_runs(app: App) -> None:
+    """Shards of one candle share the candles: the first computes, the others read."""
+    users = [await make_user(app, f"c{i}") for i in range(2)]  # one in each of two shards
+    for i in range(6):
+        await running_bot(app, users[i % 2], strategy="sma_crossover", name=f"sma-{i}")
+    feed, computed = replay_feed(app), ComputedSignals()
+    first, second = [
+        await run_tick(app.database, feed, shard=s, shards=2, now_ms=NOW, computed=computed)
+        for s in range(2)
+    ]
+    assert (first.bots, second.bots) == (3, 3)
+    assert (first.computations, second.computations) == (1, 0)
+    # The next candle is computed again, once.
+    later = [
+        await run_tick(
+            app.database, feed, shard=s, shards=2, now_ms=NOW + 60_000, computed=computed
+        )
+        for s in range(2)
+    ]
+    assert [r.computations for r in later] == [1, 0]
 
 
 async def test_paper_bot_falls_back_to_replay_and_says_so_once(app: App) -> None:

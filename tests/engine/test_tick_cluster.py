@@ -156,12 +156,20 @@ def _working_on(sender: Celery, names: set[str], shard: int) -> str:
     return silent.pop()
 
 
-async def _bots(app: App) -> list[int]:
-    user = await make_user(app)
-    return [
-        await running_bot(app, user, name=f"c{i}", symbols=[MARKETS[i % len(MARKETS)]])
+async def _bots(app: App) -> dict[int, int]:
+    """Bot id -> its shard: BOTS bots of SHARDS users in a row (one user in each shard)."""
+    users = [await make_user(app, f"u{i}") for i in range(SHARDS)]
+    bots = [
+        await running_bot(
+            app, users[i % SHARDS], name=f"c{i}", symbols=[MARKETS[i % len(MARKETS)]]
+        )
         for i in range(BOTS)
     ]
+    async with app.database.sessions() as session:
+        rows = await session.execute(select(Bot.id, Bot.tick_bucket).where(Bot.id.in_(bots)))
+        shards = {bot: shard_of(bucket, SHARDS) for bot, bucket in rows}
+    assert set(shards.values()) == set(range(SHARDS))
+    return shards
 
 
 async def _wait(condition: Callable[[], Awaitable[bool]], within: float) -> bool:
@@ -198,11 +206,11 @@ async def test_a_worker_killed_mid_shard_leaves_it_to_the_next_tick_without_doub
 ) -> None:
     async with cluster(cluster_database, tmp_path, workers=2) as c:
         bots = await _bots(c.app)
-        slow = shard_of(bots[0], SHARDS)
+        slow = next(iter(bots.values()))
         async with c.app.database.transaction() as session:
             await session.execute(
                 update(Bot)
-                .where(Bot.id.in_([b for b in bots if shard_of(b, SHARDS) == slow]))
+                .where(Bot.id.in_([b for b, shard in bots.items() if shard == slow]))
                 .values(symbols=["XRP/USDT"])
             )
         # The slow shard's market answers after 30 s: its worker is mid-shard when killed.
@@ -237,5 +245,5 @@ async def _written(c: Cluster, since: datetime, shards: set[int]) -> bool:
     return shards <= await c.shards_written(since)
 
 
-async def _every_bot_ordered(c: Cluster, bots: list[int]) -> bool:
+async def _every_bot_ordered(c: Cluster, bots: dict[int, int]) -> bool:
     return set(await c.orders_per_bot()) == set(bots)
