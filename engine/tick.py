@@ -22,9 +22,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Text, and_, cast, func, select, update
+from sqlalchemy import Text, and_, cast, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from db.models import (
     UNSETTLED_ORDER_STATUSES,
@@ -407,6 +408,39 @@ def _new_order(decision: Decision, now: datetime) -> Order:
     )
 
 
+# What an order row is made of, with the model's defaults, but its id and its timestamps
+# (their defaults are made per row by the insert).
+_ORDER_COLUMNS = [
+    (
+        column.key,
+        column.default.arg if isinstance(column.default, ScalarElementColumnDefault) else None,
+    )
+    for column in Order.metadata.tables["orders"].columns
+    if not column.primary_key and not (column.default is not None and column.default.is_callable)
+]
+
+
+async def _insert_orders(session: AsyncSession, orders: list[Order]) -> None:
+    """Insert the tick's orders, in their final state, in one statement; each gets its id.
+
+    Plain rows, not the session's unit of work: flushing 10^4 new Order objects cost
+    more than everything else the write phase does. The objects stay out of the
+    session; nothing reads them back in the tick's transaction.
+    """
+    if not orders:
+        return
+    rows = [
+        {key: values.get(key, default) for key, default in _ORDER_COLUMNS}
+        for values in (order.__dict__ for order in orders)
+    ]
+    table = Order.metadata.tables["orders"]
+    ids = await session.scalars(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+    )
+    for order, order_id in zip(orders, ids.all(), strict=True):
+        order.id = order_id
+
+
 async def _taken(session: AsyncSession, decisions: list[Decision]) -> set[str]:
     """Client order ids of these decisions that are already recorded (a retried tick)."""
     ids = [d.client_order_id for d in decisions]
@@ -467,8 +501,7 @@ async def _record_decisions(
             continue
         await record_report(session, order, fill, decision.bot.ref, ledger)
         report.orders_filled += 1
-    session.add_all(order for _, order in orders)
-    await session.flush()  # one INSERT ... RETURNING for every order of the tick
+    await _insert_orders(session, [order for _, order in orders])
     report.live_orders.extend(o.id for d, o in orders if d.bot.mode != BotMode.PAPER)
     await ledger.write(session)
     await accounts.write(session)

@@ -17,6 +17,7 @@ from db.models import (
     BotMode,
     BotSignal,
     BotStatus,
+    Fill,
     Notification,
     NotificationDelivery,
     Order,
@@ -251,6 +252,29 @@ async def test_many_paper_fills_are_written_together_not_one_round_trip_each(app
     assert all(Decimal(9_799) < amount < Decimal(9_800) for amount in usdt.values())
     assert sorted(p.bot_id for p in positions) == sorted(bots)
     assert notified == 30  # each owner, on the one platform they use
+
+
+async def test_a_ticks_orders_are_stored_whole_filled_or_rejected(app: App) -> None:
+    """The tick inserts its orders as rows: the model's defaults, ids its fills point at."""
+    rich, poor = await make_user(app, "rich"), await make_user(app, "poor")
+    async with app.database.transaction() as session:
+        session.add(PaperBalance(user_id=poor, asset="USDT", amount=Decimal("1")))
+    filled_bot = await running_bot(app, rich, strategy="dca", name="filled")
+    refused_bot = await running_bot(app, poor, strategy="dca", name="refused")
+
+    report = await run_tick(app.database, replay_feed(app), now_ms=NOW)
+
+    assert (report.orders_filled, report.orders_rejected) == (1, 1)
+    async with app.database.sessions() as session:
+        orders = {o.bot_id: o for o in await session.scalars(select(Order))}
+        fills = (await session.scalars(select(Fill))).all()
+    filled, refused = orders[filled_bot], orders[refused_bot]
+    assert filled.status == OrderStatus.FILLED and filled.filled > 0 and filled.fee > 0
+    assert [f.order_id for f in fills] == [filled.id]
+    assert refused.status == OrderStatus.REJECTED
+    assert refused.error is not None and refused.error.startswith("below_minimum")
+    assert (refused.filled, refused.fee, refused.submit_attempts) == (0, 0, 0)
+    assert refused.created_at is not None and refused.exchange_order_id is None
 
 
 async def test_garbage_collection_resumes_after_a_tick_even_a_failed_one(app: App) -> None:
