@@ -1026,7 +1026,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="tick on this many real Celery worker processes (each count in turn): "
         "bench/tick_cluster.py",
     )  # fmt: skip
-    parser.add_argument("--shards", type=int, default=64, help="TICK_SHARDS with --workers")
+    parser.add_argument("--shards", type=int, default=16, help="TICK_SHARDS with --workers")
     parser.add_argument(
         "--tick-seconds", type=float, default=5.0, help="TICK_SECONDS with --workers"
     )

@@ -466,6 +466,13 @@ def report_workers(n: int, samples: Sequence[ClusterTick], bots: int, markets: i
 
 
 def report_kill(kill: KillResult, tick_seconds: float) -> None:
+    if not kill.killed_shards:
+        single.say(
+            "  kill: the worker SIGKILLed held no shard at that moment (its last was written, "
+            "the survivors took the rest): nothing to recover; orders recorded twice for one "
+            f"decision: {kill.doubled}"
+        )
+        return
     single.say(
         f"  kill: a worker SIGKILLed mid-tick; its shard(s) {kill.killed_shards} "
         f"({kill.bots_recovered:,} bots) evaluated again by the next tick "

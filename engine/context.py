@@ -34,7 +34,7 @@ class EngineConfig:
     market_data: Literal["exchange", "replay"] = "exchange"
     tick_seconds: float = 5.0
     # Shards of every tick, fixed (engine.sharding): a bot's shard never changes.
-    tick_shards: int = 64
+    tick_shards: int = 16
     # Where backtests keep the historical candles they fetched (a SQLite file).
     backtest_cache_dir: Path = Path("var/candles")
     # How much of the disk that file may take; least recently used series go first.

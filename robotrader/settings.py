@@ -66,11 +66,13 @@ class Settings(BaseSettings):
     web_port: int = 8000
 
     tick_seconds: float = 5.0
-    # Shards a tick is split into (a bot's shard: its id modulo this). Fixed, so a bot
-    # keeps its shard however many bots run; each tick enqueues every shard on the
-    # ``ticks`` queue and any worker takes any. Several per worker keep workers evenly
-    # busy; each shard costs a few queries and cache reads of its own (see engine.sharding).
-    tick_shards: int = Field(default=64, ge=1, le=1024)
+    # Shards a tick is split into (a shard: whole users, by a bucket stored with each bot;
+    # engine.sharding). Fixed, so a bot keeps its shard however many bots run; each tick
+    # enqueues every shard on the ``ticks`` queue and any worker takes any. Each shard
+    # costs about 15 ms of worker CPU of its own (its queries and transaction), whatever
+    # its size: 16 keeps up to 16 workers busy for 0.25 s of CPU a tick (measured in
+    # docs/operations.md); with more workers, about twice their number.
+    tick_shards: int = Field(default=16, ge=1, le=1024)
     # Megabytes the backtests' candle cache (DATA_DIR/candles) may take on disk; past it
     # the least recently used series are evicted.
     candle_cache_mb: int = Field(default=512, ge=1)
