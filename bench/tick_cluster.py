@@ -351,8 +351,10 @@ async def run_size(
     emulator = single.EmulatorProcess()
     probe = single.EmulatorProbe(emulator.base_url)
     database = Database(bench_db.url)
-    # Moments from the next minute on: a shard task for a moment a tick in the past is stale.
-    t0 = (int(time.time() * 1000) // single.MINUTE_MS + 1) * single.MINUTE_MS
+    # Moments from the minute after next on: a shard task for a moment a tick in the past is
+    # stale, and the setup and warm-up of 100,000 bots take tens of seconds (from the next
+    # minute, a warm-up that ended past its moment lost its late shards).
+    t0 = (int(time.time() * 1000) // single.MINUTE_MS + 2) * single.MINUTE_MS
     result = SizeResult(bots, {}, None)
     try:
         markets = await probe.add_markets(args.markets)
