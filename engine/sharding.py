@@ -1,12 +1,14 @@
 """How a tick is split among fixed shards, all enqueued each tick, stale ones dropped.
 
-- A shard is whole users: a bot's bucket is its owner's id modulo ``TICK_BUCKETS``
-  (stored with the bot, db.models.bots), and shard ``k`` of ``TICK_SHARDS`` holds
-  the buckets ``b`` with ``b * shards // TICK_BUCKETS == k``, a range. So a shard's
+- A shard is whole users: a bot's bucket is its owner's (``tick_bucket_of``: the low
+  bits of the id, reversed; stored with the bot, db.models.bots), and shard ``k`` of
+  ``TICK_SHARDS`` holds the buckets ``b`` with ``b * shards // TICK_BUCKETS == k``, a
+  range. So a shard's
   running bots are read through the (status, bucket) index instead of scanning all
   running bots each shard, and two shards running at once never lock the same
   user's paper balances (the write phase locks them). Owners' ids are handed out
-  in sequence, so buckets fill evenly. Nothing depends on how many bots run: a bot
+  in sequence and their bits reversed, so consecutive users land in different
+  shards and buckets fill evenly. Nothing depends on how many bots run: a bot
   never changes shard when others start or stop.
 - Each tick (beat) enqueues one task per shard, all for the same moment; any
   worker takes any shard. The order rotates from tick to tick, so when workers
