@@ -10,6 +10,8 @@ for ``--cache redis``)::
     .venv/bin/python bench/tick.py --market-data replay  # no emulator: the offline replay feed
     .venv/bin/python bench/tick.py --ccxt-limiter leakyBucket  # what-if, see below
     .venv/bin/python bench/tick.py --verbose --profile   # one line per tick, cProfile at the end
+    .venv/bin/python bench/tick.py --workers 1 2 --ticks 10   # real Celery workers: see
+                                                              # bench/tick_cluster.py
 
 Each run (10k, then each ``--also`` size) happens in a fresh child process, so memory
 figures start clean. A run:
@@ -1019,6 +1021,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="cProfile the measured ticks")
     parser.add_argument("--verbose", action="store_true", help="one line per measured tick")
+    parser.add_argument(
+        "--workers", type=int, nargs="*", default=None,
+        help="tick on this many real Celery worker processes (each count in turn): "
+        "bench/tick_cluster.py",
+    )  # fmt: skip
+    parser.add_argument("--shards", type=int, default=16, help="TICK_SHARDS with --workers")
+    parser.add_argument(
+        "--tick-seconds", type=float, default=5.0, help="TICK_SECONDS with --workers"
+    )
     parser.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--single-run", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--emulator-url", default=None, help=argparse.SUPPRESS)
@@ -1052,6 +1063,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve_emulator:
         serve_emulator()
         return 0
+    if args.workers:
+        import tick_cluster  # bench/ is on the path: this file's folder
+
+        return tick_cluster.main(args)
     if args.single_run:
         # Alembic runs its own event loop: the database is made (and dropped) outside ours.
         bench_db = BenchDatabase.create(args.database)

@@ -1,9 +1,12 @@
 """The Celery engine: beat schedules a tick every few seconds; shards of bots run in parallel.
 
-- ``engine.tick`` (beat, every ``tick_seconds``) counts the running bots and fans
-  out one ``engine.tick_shard`` per ``bots_per_shard`` bots, all for the same moment.
+- ``engine.tick`` (beat, every ``tick_seconds``) enqueues one ``engine.tick_shard``
+  per shard (``tick_shards``, fixed: engine.sharding), all for the same moment, on
+  the ``ticks`` queue; any worker takes any shard.
 - ``engine.tick_shard`` evaluates its shard and queues each live order it decided
-  on the ``orders`` queue.
+  on the ``orders`` queue. Taken more than a tick after its moment, it does nothing:
+  the next tick has enqueued that shard again (a worker killed mid-shard is
+  recovered so, see engine.sharding).
 - ``engine.place_order`` sends (or reconciles) one live order.
 - ``engine.reconcile`` (beat, every tick) settles pending and open live orders (one
   worker at a time per order: each is claimed) and sells what liquidating bots hold.
@@ -12,7 +15,10 @@
   backtest job; the job row is claimed once, so a redelivered task does nothing.
 
 Every task is idempotent (client order ids are deterministic and unique), so
-``acks_late`` is safe: a task whose worker died is simply run again.
+``acks_late`` is safe: a task whose worker died is simply run again. Redis hands an
+unacknowledged task to another worker after ``visibility_timeout``; a prefork
+child killed under a live worker is requeued at once (``task_reject_on_worker_lost``).
+Either way a shard's task comes back stale and is dropped, or runs again harmlessly.
 
 The app is configured by whoever hosts the worker (``robotrader.worker``), which
 calls `configure` with an EngineConfig: the engine itself reads no settings.
@@ -21,14 +27,12 @@ calls `configure` with an EngineConfig: the engine itself reads no settings.
 from __future__ import annotations
 
 import asyncio
-import math
+import logging
 import time
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import func, select
 
-from db.models import Bot, BotStatus
 from engine.backtest.candles import HistoricalCandles
 from engine.backtest.jobs import run_backtest_job
 from engine.backtest.queue import BACKTEST_QUEUE, BACKTEST_TASK
@@ -37,7 +41,12 @@ from engine.daily_summary import write_daily_summaries
 from engine.heartbeats import shard_runner
 from engine.live_orders import reconcile, settle_order
 from engine.metrics import observe_tick
+from engine.sharding import is_stale, shards_of_tick
 from engine.tick import run_tick
+
+log = logging.getLogger(__name__)
+
+TICKS_QUEUE = "ticks"
 
 app = Celery("robotrader")
 app.conf.update(
@@ -46,8 +55,10 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     task_serializer="json",
     accept_content=["json"],
-    task_default_queue="ticks",
+    task_default_queue=TICKS_QUEUE,
     task_routes={
+        "engine.tick": {"queue": TICKS_QUEUE},
+        "engine.tick_shard": {"queue": TICKS_QUEUE},
         # Talking to exchanges about orders can take a request timeout per order: never
         # in the queue the ticks wait in.
         "engine.place_order": {"queue": "orders"},
@@ -120,22 +131,13 @@ def configure(
     return app
 
 
-async def _count_running(context: EngineContext) -> int:
-    async with context.database.sessions() as session:
-        count = await session.scalar(
-            select(func.count()).select_from(Bot).where(Bot.status == BotStatus.RUNNING)
-        )
-    return int(count or 0)
-
-
 @app.task(name="engine.tick", ignore_result=True)
 def tick() -> int:
-    """Fan the running bots out into shards evaluated for the same moment."""
-    running: int = state.run(_count_running)
-    assert state.config is not None
-    shards = max(1, math.ceil(running / state.config.bots_per_shard))
+    """Enqueue every shard of the bots for one moment (the shards are fixed: engine.sharding)."""
+    assert state.config is not None, "engine.celery_app is not configured"
+    shards = state.config.tick_shards
     now_ms = int(time.time() * 1000)
-    for shard in range(shards):
+    for shard in shards_of_tick(now_ms, state.config.tick_seconds, shards):
         tick_shard.delay(shard, shards, now_ms)
     return shards
 
@@ -143,7 +145,7 @@ def tick() -> int:
 async def _tick_shard(context: EngineContext, shard: int, shards: int, now_ms: int) -> list[int]:
     report = await run_tick(
         context.database, context.feed, shard=shard, shards=shards,
-        runner=shard_runner(shard, shards), now_ms=now_ms,
+        runner=shard_runner(shard, shards), now_ms=now_ms, computed=context.computed,
     )  # fmt: skip
     observe_tick(report)
     return report.live_orders
@@ -151,6 +153,12 @@ async def _tick_shard(context: EngineContext, shard: int, shards: int, now_ms: i
 
 @app.task(name="engine.tick_shard", ignore_result=True)
 def tick_shard(shard: int, shards: int, now_ms: int) -> int:
+    """Evaluate one shard at ``now_ms``; nothing if a tick has passed since (it is stale)."""
+    if state.config is not None and is_stale(
+        now_ms, int(time.time() * 1000), state.config.tick_seconds
+    ):
+        log.info("tick.shard_stale shard=%s shards=%s moment=%s", shard, shards, now_ms)
+        return -1
     live_orders: list[int] = state.run(_tick_shard, shard, shards, now_ms)
     for order_id in live_orders:
         place_order.delay(order_id)

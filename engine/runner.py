@@ -77,7 +77,9 @@ async def run_engine(context: EngineContext, stop: asyncio.Event) -> None:
                 if minute != summary_minute:
                     summary_minute = minute
                     await write_daily_summaries(context.database)
-                report = await run_tick(context.database, context.feed, runner="embedded")
+                report = await run_tick(
+                    context.database, context.feed, runner="embedded", computed=context.computed
+                )
                 for order_id in report.live_orders:
                     desk.place(order_id)
                 desk.reconcile()

@@ -73,10 +73,18 @@ class Settings(BaseSettings):
     web_port: int = 8000
 
     tick_seconds: float = 5.0
+    # Shards a tick is split into (a shard: whole users, by a bucket stored with each bot;
+    # engine.sharding). Fixed, so a bot keeps its shard however many bots run; each tick
+    # enqueues every shard on the ``ticks`` queue and any worker takes any. Each shard
+    # costs about 15 ms of worker CPU of its own (its queries and transaction), whatever
+    # its size: 16 keeps up to 16 workers busy for 0.25 s of CPU a tick (measured in
+    # docs/operations.md); with more workers, about twice their number.
+    tick_shards: int = Field(default=16, ge=1, le=1024)
     # Megabytes the backtests' candle cache (DATA_DIR/candles) may take on disk; past it
     # the least recently used series are evicted.
     candle_cache_mb: int = Field(default=512, ge=1)
-    # Prefix of every Celery key in Redis: several environments can share one Redis.
+    # Prefix of every Celery and candle-cache key in Redis: several environments can share
+    # one Redis.
     celery_namespace: str = "robotrader"
     # Seconds before Redis hands an unacknowledged task (its worker died) to another worker.
     celery_visibility_timeout: int = 120

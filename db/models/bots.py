@@ -6,13 +6,35 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, ForeignKey, Index, String, text
+from sqlalchemy import Boolean, ColumnElement, ForeignKey, Index, Integer, String, text
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.models.base import Base
 from db.models.enums import BotMode, BotStatus
 from db.types import JSONType, Money, UTCDateTime, utcnow
+
+# The tick is split into shards of whole users (engine.sharding): a bot is in its
+# owner's bucket, stored with the bot so that a shard's bots are an index range.
+TICK_BUCKET_BITS = 10
+TICK_BUCKETS = 1 << TICK_BUCKET_BITS
+
+
+def tick_bucket_of(user_id: int) -> int:
+    """The low bits of the owner's id, reversed: consecutive users land far apart.
+
+    Shards are ranges of buckets, so with a plain modulo a small install's users
+    (ids 1..200) would all be in the first shard. Reversed, any run of 2^k
+    consecutive users covers 2^k shards of a power-of-two ``TICK_SHARDS`` evenly.
+    """
+    low = user_id % TICK_BUCKETS
+    return int(f"{low:0{TICK_BUCKET_BITS}b}"[::-1], 2)
+
+
+def _tick_bucket_default(context: DefaultExecutionContext) -> int:
+    parameters = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return tick_bucket_of(parameters["user_id"])
 
 
 class Bot(Base):
@@ -27,12 +49,14 @@ class Bot(Base):
             sqlite_where=text("archived_at IS NULL"),
             postgresql_where=text("archived_at IS NULL"),
         ),
-        Index("ix_bots_status_shard", "status", "id"),
+        # A tick shard's running bots: a range of buckets (engine.sharding).
+        Index("ix_bots_status_bucket", "status", "tick_bucket"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(64))
+    tick_bucket: Mapped[int] = mapped_column(Integer, default=_tick_bucket_default)
     exchange: Mapped[str] = mapped_column(String(32))
     credential_id: Mapped[str | None] = mapped_column(
         ForeignKey("exchange_credentials.id", ondelete="SET NULL"), default=None

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 Source = Literal["exchange", "replay"]
 STANDARD_WINDOW = 120  # candles fetched per market: more than any default warm-up needs
 INCREMENT = 10  # candles asked for when only the newest are missing
+# How long a worker's claim to fetch a market holds. Others wait for its entry that
+# long at most (one klines request takes well under a second): a claimer killed
+# mid-fetch delays the other shards of that market by this, never by a whole tick.
+FETCH_CLAIM_SECONDS = 2.0
+CLAIM_POLL_SECONDS = 0.02
 
 
 @dataclass(frozen=True, order=True)
@@ -161,24 +166,40 @@ class MarketDataFeed:
                 return window
         return await self._klines(key, limit, now_ms)
 
+    @staticmethod
+    def _use(
+        key: MarketKey,
+        wanted: int,
+        live: bool,
+        cached: tuple[Candles, str] | None,
+        result: FetchResult,
+    ) -> bool:
+        """Take a cache entry as the market's snapshot, if there is one with enough candles."""
+        if cached is None or len(cached[0]) < wanted:
+            return False
+        candles, source = cached
+        snapshot = MarketSnapshot(candles, source)  # type: ignore[arg-type]
+        result.snapshots[key] = snapshot
+        if source == "exchange":
+            result.exchange_only[key] = snapshot
+        elif live:
+            result.errors[key] = "market data unavailable"
+        return True
+
     async def _one(
         self, key: MarketKey, wanted: int, live: bool, now_ms: int, result: FetchResult
     ) -> None:
+        """One market missing from the cache: fetched, or waited for while a peer fetches it."""
         # Every shard asks for the same window, so one shard's fetch serves them all.
         limit = max(wanted, STANDARD_WINDOW)
         step_ms = timeframe_ms(key.timeframe)
         step_seconds = step_ms / 1000
         last_closed = last_closed_open_time(now_ms, key.timeframe)
         cache_key = key.cache_key(last_closed)
-        cached = await self.cache.get(cache_key)
-        if cached is not None and len(cached[0]) >= wanted:
-            candles, source = cached
-            snapshot = MarketSnapshot(candles, source)  # type: ignore[arg-type]
-            result.snapshots[key] = snapshot
-            if source == "exchange":
-                result.exchange_only[key] = snapshot
-            elif live:
-                result.errors[key] = "market data unavailable"
+        cached = await self.cache.get(cache_key)  # since the shard's read, a peer may have
+        if cached is None and not await self.cache.claim(cache_key, FETCH_CLAIM_SECONDS):
+            cached = await self._fetched_by_peer(cache_key)
+        if self._use(key, wanted, live, cached, result):
             return
         error = "replay mode"
         if self.mode == "exchange" and not self._offline(key.exchange):
@@ -204,16 +225,33 @@ class MarketDataFeed:
         result.snapshots[key] = MarketSnapshot(candles, "replay")
         await self.cache.put(cache_key, candles, "replay", min(step_seconds, 30.0))
 
+    async def _fetched_by_peer(self, cache_key: str) -> tuple[Candles, str] | None:
+        """The entry another worker claimed to fetch, once it is there (None: it gave up)."""
+        deadline = time.monotonic() + FETCH_CLAIM_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(CLAIM_POLL_SECONDS)
+            cached = await self.cache.get(cache_key)
+            if cached is not None:
+                return cached
+            if not await self.cache.claimed(cache_key):
+                return await self.cache.get(cache_key)
+        return None
+
     async def fetch(
         self, needs: Mapping[MarketKey, int], live_keys: set[MarketKey], now_ms: int
     ) -> FetchResult:
         """Snapshots for every market in ``needs`` (market -> candles wanted), concurrently."""
         before = self.exchange_calls_total
         result = FetchResult({}, {}, {}, 0)
+        cache_keys = [
+            key.cache_key(last_closed_open_time(now_ms, key.timeframe)) for key in needs
+        ]
+        cached = await self.cache.get_many(cache_keys)  # one round trip for the whole shard
         await asyncio.gather(
             *(
                 self._one(key, limit, key in live_keys, now_ms, result)
-                for key, limit in needs.items()
+                for (key, limit), entry in zip(needs.items(), cached, strict=True)
+                if not self._use(key, limit, key in live_keys, entry, result)
             )
         )
         result.exchange_calls = self.exchange_calls_total - before

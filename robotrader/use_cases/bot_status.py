@@ -125,8 +125,12 @@ async def _activities(app: App, bots: list[BotSummary]) -> list[BotActivity]:
     now = datetime.fromtimestamp(now_ms / 1000, UTC)
     ids = [b.id for b in bots]
     async with app.database.sessions() as session:
-        rows = await session.execute(select(Bot.id, Bot.started_at).where(Bot.id.in_(ids)))
-        started = {bot_id: at for bot_id, at in rows}
+        rows = await session.execute(
+            select(Bot.id, Bot.started_at, Bot.user_id).where(Bot.id.in_(ids))
+        )
+        started, owners = {}, {}
+        for bot_id, at, owner in rows:
+            started[bot_id], owners[bot_id] = at, owner
         held: dict[tuple[int, str], Position] = {
             (p.bot_id, p.symbol): p
             for p in await session.scalars(select(Position).where(Position.bot_id.in_(ids)))
@@ -169,7 +173,7 @@ async def _activities(app: App, bots: list[BotSummary]) -> list[BotActivity]:
         last = None
         if running:
             since = started.get(bot.id)
-            times = [at for runner, at in beats if evaluates(runner, bot.id)]
+            times = [at for runner, at in beats if evaluates(runner, owners[bot.id])]
             newest = max(times, default=None)
             last = newest if newest is not None and (since is None or newest >= since) else None
         result.append(

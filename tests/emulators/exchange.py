@@ -2844,7 +2844,8 @@ class ExchangeEmulator(ThreadedServer):
                 exchange, req.method, req.path, api_key, time.time(), api.is_private(req)
             )
             self._calls.append(record)
-            fault = self._take_fault(exchange, req.path)
+            # Matched with the query too: a fault can target one market's klines.
+            fault = self._take_fault(exchange, f"{req.path}?{req.raw_query}")
             kind = fault.kind if fault else None
             if kind == "disconnect":
                 if request.transport is not None:

@@ -12,10 +12,13 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from sqlalchemy import func, select
 
-from db.models import Backtest, BacktestStatus, Order
+from db.models import Backtest, BacktestStatus, EngineHeartbeat, Order
+from db.models.bots import tick_bucket_of
 from engine import celery_app
 from engine.backtest.queue import CeleryBacktestQueue
 from engine.context import EngineConfig
+from engine.heartbeats import shard_runner
+from engine.sharding import shard_of
 from robotrader.app import App
 from robotrader.use_cases.backtests import BacktestRequest, backtest_chart, start_backtest
 from tests.engine.conftest import make_user, running_bot
@@ -31,7 +34,7 @@ def celery_engine(app: App, tmp_path: Path) -> Iterator[None]:
     prefix = RUN_PREFIX
     config = EngineConfig(
         database_url=app.database.url, vault=app.vault, redis_url=REDIS_URL,
-        market_data="replay", bots_per_shard=3, backtest_cache_dir=tmp_path / "candles",
+        market_data="replay", tick_shards=4, backtest_cache_dir=tmp_path / "candles",
     )  # fmt: skip
     celery_app.configure(config, REDIS_URL, namespace=prefix)
 
@@ -61,20 +64,48 @@ async def _wait_for_orders(app: App, expected: int, within: float = 30) -> int:
 async def test_worker_ticks_shards_and_duplicates_change_nothing(
     app: App, celery_engine: None
 ) -> None:
-    user = await make_user(app)
-    for i in range(7):  # 7 bots, 3 per shard -> 3 shards
+    users = [await make_user(app, f"u{i}") for i in range(4)]
+    owners = [users[i % 4] for i in range(7)]  # 7 bots of 4 users in the 4 fixed shards
+    for i, user in enumerate(owners):
         await running_bot(app, user, name=f"dca-{i}")
 
     celery_app.tick.delay()
     assert await _wait_for_orders(app, 7) == 7
+    async with app.database.sessions() as session:
+        heartbeats = {h.runner: h.bots_evaluated for h in await session.scalars(
+            select(EngineHeartbeat)
+        )}  # fmt: skip
+    # Every shard of the setting was ticked, each with the bots of its owners' buckets;
+    # four users in a row are in four different shards.
+    per_shard = [0] * 4
+    for user in owners:
+        per_shard[shard_of(tick_bucket_of(user), 4)] += 1
+    assert heartbeats == {shard_runner(shard, 4): n for shard, n in enumerate(per_shard)}
+    assert sorted(per_shard) == [1, 2, 2, 2]
 
     # The same shard tasks delivered again (a redelivery after a crash, a duplicate beat).
     now_ms = int(time.time() * 1000)
     for _ in range(2):
-        for shard in range(3):
-            celery_app.tick_shard.delay(shard, 3, now_ms)
+        for shard in range(4):
+            celery_app.tick_shard.delay(shard, 4, now_ms)
     await asyncio.sleep(3)
     assert await _orders(app) == 7
+
+
+async def test_a_shard_taken_a_tick_after_its_moment_is_dropped(
+    app: App, celery_engine: None
+) -> None:
+    """A task redelivered after its worker died: the next tick has the shard again."""
+    user = await make_user(app)
+    await running_bot(app, user, name="dca-late")
+    assert celery_app.state.config is not None
+    late = int((time.time() - 2 * celery_app.state.config.tick_seconds) * 1000)
+    for shard in range(4):
+        celery_app.tick_shard.delay(shard, 4, late)
+    await asyncio.sleep(2)
+    assert await _orders(app) == 0
+    celery_app.tick.delay()  # the next tick evaluates the bot
+    assert await _wait_for_orders(app, 1) == 1
 
 
 async def test_a_backtest_asked_for_in_chat_runs_on_a_worker_once(

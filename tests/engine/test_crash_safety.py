@@ -59,8 +59,8 @@ def crash_database() -> Iterator[str]:
 class Worker:
     """A real Celery worker process (solo pool, so SIGKILL kills the one process doing the work)."""
 
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env, self.cwd = env, cwd
+    def __init__(self, env: dict[str, str], cwd: Path, name: str | None = None) -> None:
+        self.env, self.cwd, self.name = env, cwd, name
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -68,6 +68,7 @@ class Worker:
             *(sys.executable, "-m", "celery", "-A", "robotrader.worker", "worker"),
             *("-Q", "ticks,orders", "--pool=solo", "-l", "WARNING"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+            *(("-n", f"{self.name}@%h") if self.name else ()),
         ]
         self.process = subprocess.Popen(
             command, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

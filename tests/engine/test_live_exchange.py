@@ -212,11 +212,11 @@ async def test_shards_on_two_workers_share_one_fetch_per_market_through_redis(
     live_app: App, exchange_emulator: ExchangeEmulator
 ) -> None:
     """Two workers (two feeds, two client pools) tick the two shards of the same markets."""
-    user = await make_user(live_app)
+    users = [await make_user(live_app, f"shard{i}") for i in range(2)]  # one in each shard
     symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
     for i in range(12):
         await running_bot(
-            live_app, user, strategy="rsi", name=f"r{i}", symbols=[symbols[i % 3]]
+            live_app, users[i % 2], strategy="rsi", name=f"r{i}", symbols=[symbols[i % 3]]
         )
     for symbol in symbols:  # a full window each (earlier tests may have left short ones)
         calm_market(exchange_emulator, "binance", symbol)

@@ -17,6 +17,7 @@ from db.models import (
     BotMode,
     BotSignal,
     BotStatus,
+    Fill,
     Notification,
     NotificationDelivery,
     Order,
@@ -25,6 +26,7 @@ from db.models import (
     Position,
     Trade,
 )
+from engine.computed_signals import ComputedSignals
 from engine.market_data.cache import MemoryCandleCache
 from engine.market_data.feed import MarketDataFeed
 from engine.tick import LIVE_DATA_GRACE, run_tick
@@ -92,13 +94,36 @@ async def test_one_computation_per_market_and_parameters(app: App) -> None:
 
 
 async def test_sharded_ticks_cover_every_bot_once(app: App) -> None:
-    user = await make_user(app)
+    users = [await make_user(app, f"s{i}") for i in range(3)]
     for i in range(7):
-        await running_bot(app, user, name=f"b{i}")
+        await running_bot(app, users[i % 3], name=f"b{i}")
     feed = replay_feed(app)
     reports = [await run_tick(app.database, feed, shard=s, shards=3, now_ms=NOW) for s in range(3)]
     assert sum(r.bots for r in reports) == 7
+    assert sum(1 for r in reports if r.bots) > 1
     assert await _count(app, Order) == 7
+
+
+async def test_a_process_computes_each_signal_once_for_all_the_shards_it_runs(app: App) -> None:
+    """Shards of one candle share the candles: the first computes, the others read."""
+    users = [await make_user(app, f"c{i}") for i in range(2)]  # one in each of two shards
+    for i in range(6):
+        await running_bot(app, users[i % 2], strategy="sma_crossover", name=f"sma-{i}")
+    feed, computed = replay_feed(app), ComputedSignals()
+    first, second = [
+        await run_tick(app.database, feed, shard=s, shards=2, now_ms=NOW, computed=computed)
+        for s in range(2)
+    ]
+    assert (first.bots, second.bots) == (3, 3)
+    assert (first.computations, second.computations) == (1, 0)
+    # The next candle is computed again, once.
+    later = [
+        await run_tick(
+            app.database, feed, shard=s, shards=2, now_ms=NOW + 60_000, computed=computed
+        )
+        for s in range(2)
+    ]
+    assert [r.computations for r in later] == [1, 0]
 
 
 async def test_paper_bot_falls_back_to_replay_and_says_so_once(app: App) -> None:
@@ -228,6 +253,29 @@ async def test_many_paper_fills_are_written_together_not_one_round_trip_each(app
     assert all(Decimal(9_799) < amount < Decimal(9_800) for amount in usdt.values())
     assert sorted(p.bot_id for p in positions) == sorted(bots)
     assert notified == 30  # each owner, on the one platform they use
+
+
+async def test_a_ticks_orders_are_stored_whole_filled_or_rejected(app: App) -> None:
+    """The tick inserts its orders as rows: the model's defaults, ids its fills point at."""
+    rich, poor = await make_user(app, "rich"), await make_user(app, "poor")
+    async with app.database.transaction() as session:
+        session.add(PaperBalance(user_id=poor, asset="USDT", amount=Decimal("1")))
+    filled_bot = await running_bot(app, rich, strategy="dca", name="filled")
+    refused_bot = await running_bot(app, poor, strategy="dca", name="refused")
+
+    report = await run_tick(app.database, replay_feed(app), now_ms=NOW)
+
+    assert (report.orders_filled, report.orders_rejected) == (1, 1)
+    async with app.database.sessions() as session:
+        orders = {o.bot_id: o for o in await session.scalars(select(Order))}
+        fills = (await session.scalars(select(Fill))).all()
+    filled, refused = orders[filled_bot], orders[refused_bot]
+    assert filled.status == OrderStatus.FILLED and filled.filled > 0 and filled.fee > 0
+    assert [f.order_id for f in fills] == [filled.id]
+    assert refused.status == OrderStatus.REJECTED
+    assert refused.error is not None and refused.error.startswith("below_minimum")
+    assert (refused.filled, refused.fee, refused.submit_attempts) == (0, 0, 0)
+    assert refused.created_at is not None and refused.exchange_order_id is None
 
 
 async def test_garbage_collection_resumes_after_a_tick_even_a_failed_one(app: App) -> None:

@@ -14,10 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Bot, EngineHeartbeat, Order, OrderSide, OrderType, Position
+from db.models.bots import tick_bucket_of
 from db.models.enums import BotMode
 from engine.heartbeats import shard_runner
 from engine.market_data.feed import closed_candles
 from engine.market_data.timeframes import TIMEFRAME_MS
+from engine.sharding import shard_of
 from engine.strategies.base import Candles, PositionState
 from engine.strategies.grid import grid_lines
 from engine.strategies.indicators import rsi, sma
@@ -165,14 +167,20 @@ async def test_last_evaluation_comes_from_the_tick_that_took_the_bot_in(live_app
 
 
 async def test_a_shard_runner_speaks_for_its_own_bots_only(live_app: App) -> None:
-    user = await make_user(live_app)
-    bots = [await running_bot(live_app, user, strategy="rsi", name=f"b{i}") for i in range(2)]
+    """A shard holds whole users (engine.sharding): its heartbeat speaks for their bots."""
+    users = [await make_user(live_app, f"u{i}") for i in range(2)]
+    bots = [await running_bot(live_app, u, strategy="rsi", name="b") for u in users]
+    buckets = [tick_bucket_of(u) for u in users]
+    shards = next(n for n in range(2, 65) if shard_of(buckets[0], n) != shard_of(buckets[1], n))
     at = datetime.now(UTC)  # after the bots started
     async with live_app.database.transaction() as session:
-        session.add(EngineHeartbeat(runner=shard_runner(bots[0] % 2, 2), last_tick_at=at))
+        runner = shard_runner(shard_of(buckets[0], shards), shards)
+        session.add(EngineHeartbeat(runner=runner, last_tick_at=at))
         session.add(EngineHeartbeat(runner="shard-5", last_tick_at=at))  # an older worker's
-    found = {a.bot.id: a.last_evaluated_at for a in await bots_activity(live_app, user)}
-    assert found == {bots[0]: at, bots[1]: None}
+    (first,) = await bots_activity(live_app, users[0])
+    (second,) = await bots_activity(live_app, users[1])
+    assert (first.bot.id, first.last_evaluated_at) == (bots[0], at)
+    assert (second.bot.id, second.last_evaluated_at) == (bots[1], None)
 
 
 async def test_a_symbol_waiting_for_the_exchange_says_so(live_app: App) -> None:
