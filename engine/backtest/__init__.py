@@ -3,6 +3,7 @@
 from engine.backtest.runner import (
     FILL_RULE,
     SHARPE_FORMULA,
+    AmountOutOfRange,
     BacktestFill,
     BacktestResult,
     BacktestTrade,
@@ -13,6 +14,7 @@ from engine.backtest.runner import (
 __all__ = [
     "FILL_RULE",
     "SHARPE_FORMULA",
+    "AmountOutOfRange",
     "BacktestFill",
     "BacktestResult",
     "BacktestTrade",

@@ -17,7 +17,7 @@ A job is a row of ``backtests`` (db.models.Backtest) that a use case inserted as
    the notification is written to the outbox in that same transaction.
 
 A failure stores an error key the chat translates (``no_candles``, ``exchange_error``,
-``internal``...), never an exception text.
+``amount_out_of_range``, ``internal``...), never an exception text.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from db.session import Database
 from db.types import utcnow
 from engine.backtest.candles import HistoricalCandles
 from engine.backtest.chart_text import ChartText
-from engine.backtest.runner import BacktestResult, run_backtest
+from engine.backtest.runner import AmountOutOfRange, BacktestResult, run_backtest
 from engine.backtest.summary import BacktestSpec, BacktestSummary, Source
 from engine.exchanges.errors import ExchangeError
 from engine.strategies.base import Candles
@@ -111,15 +111,18 @@ async def execute(
         raise JobFailed("exchange_error") from None
     if len(loaded.candles) < MIN_CANDLES:
         raise JobFailed("no_candles")
-    result = await asyncio.to_thread(
-        run_backtest,
-        loaded.candles,
-        strategy,
-        spec.parameters,
-        capital=spec.capital,
-        risk=spec.risk,
-        progress=report("simulating"),
-    )
+    try:
+        result = await asyncio.to_thread(
+            run_backtest,
+            loaded.candles,
+            strategy,
+            spec.parameters,
+            capital=spec.capital,
+            risk=spec.risk,
+            progress=report("simulating"),
+        )
+    except AmountOutOfRange:
+        raise JobFailed("amount_out_of_range") from None
     return Execution(loaded.candles, result, loaded.source)
 
 

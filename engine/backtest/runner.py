@@ -665,6 +665,13 @@ def _step_ms(times: npt.NDArray[np.int64]) -> int:
     return shortest
 
 
+class AmountOutOfRange(ValueError):
+    """A buy of more than the backtest can count: amounts are int64 counts of the paper
+    exchange's step (1e-8), up to about 92 billion units of the base currency; a large
+    capital on a coin priced in millionths of a quote unit goes beyond.
+    """
+
+
 @dataclass(frozen=True)
 class _Setup:
     """What one backtest runs on, validated."""
@@ -1501,11 +1508,16 @@ def run_backtest(
     events = np.flatnonzero(signals != 0) if is_signal_driven(strategy) else np.arange(n)
     events = events.astype(np.int64, copy=False)
     setup = _Setup(candles, step_ms, strategy, values, capital, risk, fee_rate, slippage)
-    run = _simulate_by_table(setup, signals, events)
-    if run is None:
-        run = _simulate_exits_by_table(setup, signals, events, progress)
-    if run is None:
-        run = _simulate(setup, signals, events, progress)
+    try:
+        run = _simulate_by_table(setup, signals, events)
+        if run is None:
+            run = _simulate_exits_by_table(setup, signals, events, progress)
+        if run is None:
+            run = _simulate(setup, signals, events, progress)
+    except OverflowError:  # an amount in steps beyond int64
+        raise AmountOutOfRange(
+            "an amount bought is beyond what the backtest counts (2**63 steps of 1e-8)"
+        ) from None
     result = _result(setup, run)
     if progress is not None:
         progress(1.0)

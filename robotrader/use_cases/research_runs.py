@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from engine.backtest import AmountOutOfRange
 from engine.backtest.candles import CandleHistory, HistoricalCandles
 from engine.backtest.summary import BacktestSpec
 from engine.exchanges.errors import ExchangeError
@@ -63,7 +64,10 @@ async def run_reported(
     async def threaded(progress: Callable[[float], None]) -> T:
         return await asyncio.to_thread(work, progress)
 
-    return await _reported(threaded, report, stage)
+    try:
+        return await _reported(threaded, report, stage)
+    except AmountOutOfRange:
+        raise UserError("research_amount_out_of_range") from None
 
 
 async def _reported(

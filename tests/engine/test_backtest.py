@@ -15,10 +15,11 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from db.models import BotMode, Plan
-from engine.backtest import FILL_RULE, BacktestResult, run_backtest, runner
+from engine.backtest import FILL_RULE, AmountOutOfRange, BacktestResult, run_backtest, runner
 from engine.backtest.candles import HistoricalCandles
 from engine.backtest.runner import (
     SIGNAL_DRIVEN,
+    UNITS,
     _result,
     _Setup,
     _simulate,
@@ -339,6 +340,28 @@ def test_orders_under_the_paper_minimum_are_rejected() -> None:
 
 
 @pytest.mark.parametrize(
+    "risk",
+    [NO_RISK, RiskSettings(stop_loss_pct=D(1)), RiskSettings(max_position=D(10**9))],
+    ids=["walk", "walk with exit levels", "loop"],
+)
+def test_an_amount_beyond_int64_steps_is_refused_by_name(risk: RiskSettings) -> None:
+    # 123,456 USDT at 1e-7 is 1.2e12 units, 1.2e20 steps of 1e-8: more than int64 holds.
+    prices = [1e-7] * 10
+    with pytest.raises(AmountOutOfRange, match="beyond what the backtest counts"):
+        run_backtest(
+            candles_of(prices, prices), Scripted([1, 0, 0, -1, 0, 0, 0, 0, 0, 0]), {},
+            capital=D(123456), risk=risk,
+        )  # fmt: skip
+    # At 1e-5 it is 1.2e18 steps, within int64: backtested, bought whole.
+    prices = [1e-5] * 10
+    result = run_backtest(
+        candles_of(prices, prices), Scripted([1, 0, 0, -1, 0, 0, 0, 0, 0, 0]), {},
+        capital=D(123456), risk=risk,
+    )  # fmt: skip
+    assert result.trade_count == 1 and result.fills[0].amount > D(10**10)
+
+
+@pytest.mark.parametrize(
     ("risk", "reports"),
     [(RiskSettings(stop_loss_pct=D(50)), range(5, 26)), (NO_RISK, [2])],
     ids=["loop", "no loop"],
@@ -447,7 +470,15 @@ def assert_table_is_the_loop(
     setup, signals, events = _setup_and_signals(
         candles, strategy, params, capital, risk, fee_rate, slippage
     )
-    loop = _simulate(setup, signals, events, None)
+    try:
+        loop = _simulate(setup, signals, events, None)
+    except OverflowError:  # an amount beyond int64 steps: refused on every path
+        with pytest.raises(AmountOutOfRange):
+            run_backtest(
+                candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
+                slippage=slippage,
+            )  # fmt: skip
+        return False
     table = _simulate_by_table(setup, signals, events)
     if table is not None:
         assert np.array_equal(table.fill_index, loop.fill_index)
@@ -612,10 +643,16 @@ def test_every_buy_is_buy_quote_of_the_trades_before_it(
     capital = data.draw(st.sampled_from([D(3), D(1000), D("123456.789")]))
     fee_rate = data.draw(st.sampled_from([D(0), FEE_RATE, D("0.0025")]))
     slippage = data.draw(st.sampled_from([D(0), SLIPPAGE, D("0.01")]))
-    result = run_backtest(
-        candles, Scripted(signals), {}, capital=capital, risk=risk, fee_rate=fee_rate,
-        slippage=slippage,
-    )  # fmt: skip
+    try:
+        result = run_backtest(
+            candles, Scripted(signals), {}, capital=capital, risk=risk, fee_rate=fee_rate,
+            slippage=slippage,
+        )  # fmt: skip
+    except AmountOutOfRange:
+        # Only where a buy of about the capital at the lowest close is near 2**63 steps.
+        assert float(capital) / float(np.min(candles.close)) * UNITS > 2**60
+        event("amount out of range")
+        return
     fill_cost = cost_rate(fee_rate, slippage)
     realized = D(0)
     trades = iter(result.trades)

@@ -143,6 +143,21 @@ async def test_a_period_without_candles_fails_with_a_reason(
     assert row.summary is None and row.chart_png is None
 
 
+async def test_a_capital_beyond_what_a_backtest_counts_fails_with_a_reason(
+    app: App, history: HistoricalCandles
+) -> None:
+    # 5,000,000 USDT of SHIB at ~0.00002 is ~2.5e11 SHIB: beyond int64 steps of 1e-8.
+    user = await make_user(app)
+    spec = spec_of(days=2, symbol="SHIB/USDT", capital=Decimal(5_000_000))
+    job_id = await queue_job(app, user, spec)
+    assert await run_backtest_job(app.database, history, job_id) == "failed"
+    row = await job_row(app.database, job_id)
+    assert (row.status, row.error) == ("failed", "amount_out_of_range")
+    # A whale's capital on the same coin that fits is backtested.
+    fits = await queue_job(app, user, spec_of(days=2, symbol="SHIB/USDT", capital=Decimal(10**6)))
+    assert await run_backtest_job(app.database, history, fits) == "done"
+
+
 async def test_nobody_waiting_means_the_outbox_says_it_is_done(
     app: App, history: HistoricalCandles
 ) -> None:

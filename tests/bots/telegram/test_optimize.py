@@ -83,6 +83,17 @@ async def test_optimize_refuses_bad_input_in_portuguese(telegram_bot: RunningBot
     assert button(refused, "Fazer upgrade") == "v1:up"
 
 
+async def test_compare_with_a_capital_beyond_what_a_backtest_counts_says_so(
+    telegram_bot: RunningBot,
+) -> None:
+    user = await registered(telegram_bot)
+    await make_pro(telegram_bot, user)
+    telegram_bot.emulator.user_sends(
+        user, "/backtest comparar SHIB/USDT 2d rsi sma_crossover capital=5000000"
+    )
+    await telegram_bot.says(user, "Esse capital compra mais dessa moeda do que um backtest")
+
+
 async def test_compare_answers_a_table_and_one_chart_of_the_equity_curves(
     telegram_bot: RunningBot,
 ) -> None:
