@@ -20,7 +20,11 @@ COPY engine ./engine
 COPY billing ./billing
 COPY db ./db
 COPY web ./web
-RUN pip install . && rm -rf /app/build
+# The backtester's compiled walk (numba) is compiled here, into a cache the runtime user reads.
+ENV NUMBA_CACHE_DIR=/opt/numba-cache
+RUN pip install . && rm -rf /app/build \
+    && python -c "import engine.backtest.fill_walk" \
+    && chown -R robotrader:robotrader /opt/numba-cache
 
 USER robotrader
 WORKDIR /home/robotrader

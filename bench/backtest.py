@@ -43,7 +43,8 @@ Timing is wall time (``time.perf_counter``) of one whole backtest producing the
 summary and the trade records (ours: ``run_backtest``, signals included;
 vectorbt: ``Portfolio.from_signals`` and its trade records; backtesting.py:
 ``Backtest.run``). ``first`` is the first call in this process (vectorbt's
-includes compiling its numba code), ``warm`` the best and the median of
+includes compiling its numba code; ours, loading our compiled walk from numba's cache,
+or compiling it once on a new machine), ``warm`` the best and the median of
 ``--repeat`` more calls, and ``CPU`` the least CPU time this process spent in
 one warm call: on a shared machine wall time also counts waiting for a core,
 CPU time does not. For ours, the Decimal trade list is built lazily on first

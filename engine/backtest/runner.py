@@ -46,21 +46,23 @@ Differences from a live bot, on purpose:
   which is what a user who resumes the next morning gets. A close belongs to
   the day of its close time, when the tick evaluates it.
 
-Speed: without risk rules, a strategy that ``decides_on_signal_and_holding``
-(crossover, RSI, webhook) needs no decision loop: ``decide`` is asked once per
-signal value, flat and holding, numpy finds the events that open or close a
-position, and a short Python walk sizes the fills one after the other (sizing
-compounds, so each depends on the trades before it), with the loop's own
-float64 expressions (``_simulate_by_table``; it hands over to the loop for what
-it cannot express, such as partial sales or buys while holding). With a stop
-loss, a take profit and/or a trailing stop and no other risk rule, the same walk
-runs trade by trade (``_simulate_exits_by_table``): a position's average entry is
-its fill price times (1 + fee) whatever the size, so the first close past a level
-(or under the trail from the highest close since entry) after every possible
-entry is found at once with numpy, a hair looser than the Decimal rule (a close
-within that margin is asked of ``decide_exit`` itself), and the exit is that
-close or the strategy's next sale, whichever comes first. Otherwise
-the Python loop visits only candles where something can happen. For a strategy
+Speed: without risk rules, or with a stop loss, a take profit and/or a trailing
+stop and no other risk rule, a strategy that ``decides_on_signal_and_holding``
+(crossover, RSI, webhook) needs no decision loop (``_simulate_by_table``):
+``decide`` is asked once per signal value, flat and holding, and numpy finds the
+events that open or close a position. With exit levels, a position's average
+entry is its fill price times (1 + fee) whatever the size, so the first close past
+a level (or under the trail from the highest close since entry) after every
+possible entry is found at once with numpy, a hair looser than the Decimal rule (a
+close within that margin is asked of ``decide_exit`` itself), and the exit is that
+close or the strategy's next sale, whichever comes first. Sizing compounds (each
+buy is sized on the budget the trades before it left), so the fills are then
+walked one after the other, with the loop's own float64 expressions, by a
+compiled walk (``fill_walk``, numba: a few nanoseconds a trade where Python took
+~1.5 µs), which hands back to Python what float64 cannot decide. The table hands
+over to the loop for what it cannot express, such as partial sales or buys while
+holding. Otherwise the Python loop visits only candles where something can
+happen. For a strategy
 whose ``decide`` does nothing without a signal (``SIGNAL_DRIVEN``: crossover,
 RSI, grid, webhook), those are the candles with a non-zero signal, plus, while
 a position is open, the first close at which ``decide_exit`` sells: one numpy
@@ -72,13 +74,13 @@ asked on every candle. The daily loss limit is evaluated lazily with numpy over
 the closes since the last fill, only when a buy is about to happen. The equity
 curve and the statistics are vectorised. A year of 1-minute SMA 9/21 candles
 (~28,000 signals; 10,000 USDT at 0.1 % fees, spent after ~4,700 round trips)
-takes ~20 ms of CPU on a shared 2-core machine without risk rules (a third of it
-the strategy's ``compute``, a third the walk over the fills, the rest the
-statistics), about as much with a stop loss and a take profit (the loop took
-~70 ms), ~24 ms with a trailing stop (~80 ms), and ~90 ms with targets and
-breakeven, through the loop. A bot that never runs short
-over such a year (~14,000 round trips) also needs the Decimal budget for a buy
-or two in a thousand (see Rounding): ~50 ms.
+takes ~15-20 ms of CPU on a shared 2-core machine, without risk rules as with a
+stop loss and a take profit or a trailing stop (the Python walk took ~30 ms, the
+loop ~70-80 ms), most of it the strategy's ``compute`` and the statistics; ~100 ms
+with targets and breakeven, through the loop. The first backtest of a process
+also loads the compiled walk (~0.5 s with importing numba). A bot that never runs
+short over such a year (~14,000 round trips) also needs the Decimal budget for a
+buy or two in a thousand (see Rounding).
 
 Rounding, in one place each:
 
@@ -109,7 +111,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -475,6 +476,7 @@ def _exact_sell_steps(held: int, fraction: float | Decimal) -> int:
     return int(amount * UNITS)
 
 
+_Ints64 = npt.NDArray[np.int64]
 _Ints = Sequence[int] | npt.NDArray[np.int64]  # fills' candles or steps: a list, array, numpy
 
 
@@ -993,27 +995,18 @@ def _only_exit_levels(risk: RiskSettings) -> bool:
 
 
 def _simulate_by_table(
-    setup: _Setup, signals: npt.NDArray[np.int8], events: npt.NDArray[np.int64]
-) -> _Run | None:
-    """``_simulate``'s run without risk rules, looping over its fills only (``_walk_table``);
-    None where only the loop can say.
-    """
-    if not setup.strategy.decides_on_signal_and_holding or not _no_risk_rules(setup.risk):
-        return None
-    return _walk_table(setup, signals, events, None)
-
-
-def _simulate_exits_by_table(
     setup: _Setup,
     signals: npt.NDArray[np.int8],
     events: npt.NDArray[np.int64],
-    progress: Callable[[float], None] | None,
+    progress: Callable[[float], None] | None = None,
 ) -> _Run | None:
-    """``_simulate``'s run with a stop loss, a take profit and/or a trailing stop and no
-    other risk rule (``_only_exit_levels``), looping over its fills only (``_walk_table``);
-    None where only the loop can say.
+    """``_simulate``'s run without risk rules, or with a stop loss, a take profit and/or a
+    trailing stop and no other (``_only_exit_levels``), looping over its fills only
+    (``_walk_table``); None where only the loop can say.
     """
-    if not setup.strategy.decides_on_signal_and_holding or not _only_exit_levels(setup.risk):
+    if not setup.strategy.decides_on_signal_and_holding:
+        return None
+    if not (_no_risk_rules(setup.risk) or _only_exit_levels(setup.risk)):
         return None
     return _walk_table(setup, signals, events, progress)
 
@@ -1027,20 +1020,22 @@ def _walk_table(
     """``_simulate``'s run, looping over its fills only; None where only the loop can say.
 
     It applies when the strategy ``decides_on_signal_and_holding`` and no risk rule acts
-    but a stop loss or a take profit (see the callers): ``decide`` is then asked once per
+    but a stop loss, a take profit or a trailing stop (``_simulate_by_table``): ``decide``
+    is then asked once per
     signal value, flat and holding, and that table says of each event whether it opens a
     position (a buy when flat), closes one (a sale of all of it when holding) or does
     nothing in either state. The events that open or close ("setters") are found with
     numpy, and so is, after each setter that opens, the next that closes, and the other
     way round. Sizing compounds (a buy is sized on the budget the trades before it left),
-    so the fills are found in order, walking from one to the next: a buy at the next
-    setter that opens, its sale at the next that closes (or at a level, below); never
-    visiting the candles or the events that do nothing. Its
+    so the fills are found in order by the compiled walk (``fill_walk.walk``), from one to
+    the next: a buy at the next setter that opens, its sale at the next that closes (or at
+    a level, below); never visiting the candles or the events that do nothing. Its
     amounts, values, cost, budget and PnL are the loop's own float64 expressions in the
     same order, so every figure is the loop's, bit for bit (a test holds it). An order the
-    paper exchange rejects leaves the position, and so the budget, as it was: the orders
-    after it that float64 surely rejects too are skipped at once, with numpy (a bot whose
-    budget fell under the minimum order stays fast).
+    paper exchange rejects leaves the position, and so the budget, as it was. What float64
+    cannot decide, the walk hands back and this function answers in Python: a buy too
+    close to a whole step (``_ExactBudget``), a sale near a level or under the minimum
+    (``later_sale``), the next block of exits (``exits_from``).
 
     With a stop loss, a take profit or a trailing stop (``_only_exit_levels``), a
     position's sale is the first of: a close at or past a level, or at or under the trail
@@ -1057,6 +1052,9 @@ def _walk_table(
     when flat and also closes when holding, buys while holding or partial sales, and
     prices whose float64 steps (or, with a level, fill prices) are not finite.
     """
+    # numba and the compiled walk: loaded by the first backtest, not by every process.
+    from engine.backtest import fill_walk
+
     strategy, risk = setup.strategy, setup.risk
     if signals.dtype != np.int8:
         return None  # the table is indexed by the signal's byte
@@ -1114,29 +1112,16 @@ def _walk_table(
     # after a sale at closing setter c, the next buy the first opening setter after that.
     exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
     sale_of = np.searchsorted(sells, buys)
-    sale_after: list[int] = [] if exits else sale_of.tolist()
-    buy_after: list[int] = [] if exits else np.searchsorted(buys, sells).tolist()
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         per_unit_of = UNITS / closes[buy_at]
         if not bool(np.isfinite(per_unit_of).all()):
             return None  # a zero or broken price: the loop says what the tick does
-    per_unit_list: list[float] = per_unit_of.tolist()
     fractions = fraction_of[codes[buys]]
     scales = np.maximum(fractions, 1.0)
-    if fractions.shape[0] and bool((fractions == fractions[0]).all()):  # one opening value
-        buy_fraction = [float(fractions[0])] * fractions.shape[0]
-        buy_scale = [float(scales[0])] * fractions.shape[0]
-    else:
-        buy_fraction, buy_scale = fractions.tolist(), scales.tolist()
     buy_prices = opens[buy_at + 1] * (1.0 + slippage)
     sell_prices = opens[sell_at + 1] * (1.0 - slippage)
-    buy_price: list[float] = buy_prices.tolist()
-    sell_price: list[float] = [] if exits else sell_prices.tolist()
     buy_count, sell_count = int(buys.shape[0]), int(sells.shape[0])
-    buy_list: list[int] = buy_at.tolist()
-    sell_list: list[int] = sell_at.tolist()
     sell_reason_at = reason_of[codes[sells]]  # of each closing setter, in reasons
-    sell_reason: list[str] = np.asarray(reasons, dtype=object)[sell_reason_at].tolist()
     reasons += EXIT_REASONS  # decide_exit's, after the strategy's, in reasons + STOP_LOSS...
     reasons_before = len(reasons) - len(EXIT_REASONS)
     last = n - 2  # the last close whose decision fills
@@ -1168,7 +1153,7 @@ def _walk_table(
     sale_end = np.append(sell_at, last)[sale_of]  # the strategy's sale, or the last close
     sale_reason = np.append(sell_reason_at, 0)[sale_of]
 
-    def exits_from(first: int) -> tuple[int, list[int], list[int], list[float], list[int]]:
+    def exits_from(first: int) -> tuple[int, _Ints64, _Ints64, FloatArray, _Ints64]:
         """For the opening setters from ``first`` to the block's end (returned first), what
         their position's sale is when nothing is rejected: the candle deciding it (HELD:
         none before the end; -1: ask later_sale), its reason (in reasons), the value of
@@ -1220,10 +1205,9 @@ def _walk_table(
         reason = np.where(early, reasons_before + code, sale_reason[first:stop])
         price = opens[np.clip(candle, 0, n - 2) + 1] * (1.0 - slippage)
         after = np.searchsorted(buy_at, candle, side="right")
-        return stop, candle.tolist(), reason.tolist(), price.tolist(), after.tolist()
+        return stop, candle, reason.astype(np.int64), price, after.astype(np.int64)
 
     stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
-    rejected = 0  # orders under the paper exchange's minimum
 
     def exit_reason(candle: int, b: int, cost: float, bought: int, high: float) -> str | None:
         """decide_exit's verdict at this close on the position bought at opening setter
@@ -1240,6 +1224,23 @@ def _walk_table(
         seen = ExitState(_dec(high) if high > -math.inf else None)
         return decide_exit(position, close, risk, seen).reason
 
+    at = np.zeros(fill_walk.AT_SIZE, dtype=np.int64)
+    at[fill_walk.GIVEN] = -1
+    money = np.zeros(fill_walk.MONEY_SIZE, dtype=np.float64)
+    money[fill_walk.BUDGET] = float(setup.capital)
+    money[fill_walk.BUDGET_ERROR] = FLOAT_ERROR * float(setup.capital)
+    rules = np.array(
+        [fee_rate, min_value, 1.0 / float(1 + setup.cost_rate), FLOAT_ERROR, NEAR_STEP, UNITS],
+        dtype=np.float64,
+    )
+    bought_at = np.empty(buy_count, dtype=np.int64)  # opening setter of each position
+    bought_steps = np.empty(buy_count, dtype=np.int64)  # amount of each position
+    sold_at = np.empty(buy_count, dtype=np.int64)  # candle deciding each sale
+    sold_for = np.empty(buy_count, dtype=np.int64)  # its reason, in reasons
+    trade_pnl = np.empty(buy_count, dtype=np.float64)
+    reason_number = {reason: number for number, reason in reversed(list(enumerate(reasons)))}
+    exact_budget = _ExactBudget(setup, opens)
+
     def later_sale(
         b: int, start: int, amount: float, cost: float, bought: int
     ) -> tuple[int, str, float] | None:
@@ -1247,13 +1248,12 @@ def _walk_table(
         ``b`` that the exchange accepts (decision candle, reason, value): at a close past a
         level, or at a setter that closes; each one before it is rejected. None: held on.
         """
-        nonlocal rejected
         entry = entry_list[b]
-        c = bisect_left(sell_list, start)
-        opened = buy_list[b] + 1
+        c = int(np.searchsorted(sell_at, start))
+        opened = int(buy_at[b]) + 1
         high = float(closes[opened:start].max()) if trailing and start > opened else -math.inf
         while start <= last:
-            end = sell_list[c] if c < sell_count else last
+            end = int(sell_at[c]) if c < sell_count else last
             window = closes[start : end + 1]
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 ratio = window / entry
@@ -1274,52 +1274,29 @@ def _walk_table(
                 value = amount * (float(opens[candle + 1]) * sell_factor)
                 if not value < min_value:
                     return candle, reason, value
-                rejected += 1
+                at[fill_walk.REJECTED] += 1
                 asked_at_end = candle == end
             if c < sell_count and not asked_at_end:
                 value = amount * (float(opens[end + 1]) * sell_factor)
                 if not value < min_value:
-                    return end, sell_reason[c], value
-                rejected += 1
+                    return end, reasons[sell_reason_at[c]], value
+                at[fill_walk.REJECTED] += 1
             start, c = end + 1, c + 1
         return None
 
-    capital_f = float(setup.capital)
-    inv_cost = 1.0 / float(1 + setup.cost_rate)
-    exact_budget = _ExactBudget(setup, opens)
-    bought_at: list[int] = []  # opening setter of each position, in order
-    sold_at: list[int] = []  # candle deciding each sale
-    sold_for: list[str] = []  # its reason
-    bought_steps: list[int] = []  # amount of each position
-    trade_pnl: list[float] = []
-
-    def next_buy_to_ask(first: int, total: float, budget_error: float) -> int:
-        """The first opening setter from ``first`` on whose buy float64 does not surely
-        reject, while flat with this budget: the ones before it are rejected, as the walk
-        below would find them one by one (its expressions, over arrays).
+    def next_setter_sale(start: int, amount: float) -> tuple[int, str, float] | None:
+        """Without exit levels: from close ``start`` on, the first closing setter whose
+        sale of ``amount`` the exchange accepts (the ones before it are rejected).
         """
-        room = total * inv_cost
-        size = 64
-        while first < buy_count:
-            end = min(first + size, buy_count)
-            quote = total * fractions[first:end]
-            quote = np.where(room < quote, room, quote)
-            error = (budget_error + FLOAT_ERROR * total) * scales[first:end]
-            per_unit = per_unit_of[first:end]
-            steps = quote * per_unit
-            whole = np.floor(steps)
-            part = steps - whole
-            margin = steps * NEAR_STEP + 1e-9 + error * per_unit
-            placed = quote > error
-            sure = placed & (margin < part) & (part < 1.0 - margin)
-            prices = buy_prices[first:end]
-            rejected = sure & ((whole <= 0) | (whole / UNITS * prices < min_value))
-            rejected |= placed & ~sure & (np.floor(steps + margin) / UNITS * prices < min_value)
-            asked = np.flatnonzero(~rejected)
-            if asked.shape[0]:
-                return first + int(asked[0])
-            first, size = end, size * 2
-        return buy_count
+        c = int(np.searchsorted(sell_at, start))
+        while c < sell_count:
+            value = amount * float(sell_prices[c])
+            if not value < min_value:
+                return int(sell_at[c]), reasons[sell_reason_at[c]], value
+            after = next_sale_to_ask(c + 1, amount)
+            at[fill_walk.REJECTED] += after - c
+            c = after
+        return None
 
     def next_sale_to_ask(first: int, held: float) -> int:
         """The first closing setter from ``first`` on whose sale of ``held`` (the amount
@@ -1336,130 +1313,88 @@ def _walk_table(
 
     def fills_so_far() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Candles and signed steps of the fills so far, for the exact budget."""
-        held = np.asarray(bought_steps, dtype=np.int64)
-        candles = np.empty(held.shape[0] + len(sold_at), dtype=np.int64)
+        positions, sales = int(at[fill_walk.POSITIONS]), int(at[fill_walk.SALES])
+        held = bought_steps[:positions]
+        candles = np.empty(positions + sales, dtype=np.int64)
         steps = np.empty(candles.shape[0], dtype=np.int64)
-        candles[0::2] = buy_at[bought_at] + 1
-        candles[1::2] = np.asarray(sold_at, dtype=np.int64) + 1
-        steps[0::2], steps[1::2] = held, -held[: len(sold_at)]
+        candles[0::2] = buy_at[bought_at[:positions]] + 1
+        candles[1::2] = sold_at[:sales] + 1
+        steps[0::2], steps[1::2] = held, -held[:sales]
         return candles, steps
 
-    budget = capital_f
-    budget_error = FLOAT_ERROR * capital_f
-    b = 0  # the next opening setter to ask
-    units, near_step, float_error = UNITS, NEAR_STEP, FLOAT_ERROR
-    add_position, add_steps = bought_at.append, bought_steps.append
-    add_sale, add_pnl, add_sale_reason = sold_at.append, trade_pnl.append, sold_for.append
+    if exits:  # found in blocks, as the walk gets there (exits_from)
+        exit_at = exit_reason_of = buy_next = np.empty(0, dtype=np.int64)
+        exit_price = np.empty(0, dtype=np.float64)
+    else:  # at the next closing setter, for every opening setter at once
+        at[fill_walk.BLOCK_END] = buy_count
+        exit_at = np.append(sell_at, HELD)[sale_of]
+        exit_reason_of = np.append(sell_reason_at, 0)[sale_of].astype(np.int64)
+        exit_price = np.append(sell_prices, 0.0)[sale_of]
+        buy_next = np.append(np.searchsorted(buys, sells), buy_count)[sale_of].astype(np.int64)
     sell_factor = 1.0 - slippage
-    block_start = block_end = 0  # opening setters whose exits are known (exits_from)
-    exit_at: list[int] = []
-    exit_reason_of: list[int] = []
-    exit_price: list[float] = []
-    buy_next: list[int] = []
     report_every = max(n // 20, 1)
-    next_report = report_every if progress is not None else n + 1
-    # The loop's own expressions, for a buy when flat (no cost held, no max position) and a
-    # sale of all of it: a test holds every figure to the loop's, bit for bit.
-    while b < buy_count:
-        if buy_list[b] >= next_report:
+    report_at = report_every if progress is not None else n + 1
+    buy_candle = buy_at.astype(np.int64, copy=False)
+    fraction_of_buy = fractions.astype(np.float64, copy=False)
+    while True:
+        event = fill_walk.walk(
+            buy_candle, fraction_of_buy, scales, per_unit_of, buy_prices,
+            exit_at, exit_reason_of, exit_price, buy_next, rules, report_at, money, at,
+            bought_at, bought_steps, sold_at, sold_for, trade_pnl,
+        )  # fmt: skip
+        b = int(at[fill_walk.NEXT])
+        if event == fill_walk.REPORT:
             assert progress is not None
-            progress(buy_list[b] / n)
-            next_report = (buy_list[b] // report_every + 1) * report_every
-        fraction = buy_fraction[b]
-        total = budget
-        if total < 0.0:
-            total = 0.0
-        quote = total * fraction
-        room = total * inv_cost  # free = total: nothing held
-        if room < quote:
-            quote = room
-        error = (budget_error + float_error * total) * buy_scale[b]
-        bought = -1
-        if quote > error:
-            per_unit = per_unit_list[b]
-            steps = quote * per_unit
-            whole = int(steps)
-            margin = steps * near_step + 1e-9 + error * per_unit
-            if margin < steps - whole < 1.0 - margin:
-                bought = whole
-            elif int(steps + margin) / units * buy_price[b] < min_value:
-                bought = 0  # rejected whichever step float64 missed
-        if bought < 0:  # too close to call in float64
-            exact = exact_budget.buy_steps(*fills_so_far(), fraction, float(closes[buy_at[b]]))
+            progress(int(buy_at[b]) / n)
+            report_at = (int(buy_at[b]) // report_every + 1) * report_every
+        elif event == fill_walk.NEED_EXACT:
+            exact = exact_budget.buy_steps(
+                *fills_so_far(), float(fractions[b]), float(closes[buy_at[b]])
+            )
             if exact is None:
-                b += 1
-                continue  # nothing left to spend: the tick places nothing
-            bought = exact
-        amount = bought / units
-        value = amount * buy_price[b]
-        if bought <= 0 or value < min_value:
-            # Still flat on the same budget: the next buys float64 surely rejects, at once.
-            after = next_buy_to_ask(b + 1, total, budget_error)
-            rejected += after - b
-            b = after
-            continue
-        cost = value + value * fee_rate
-        budget_error += float_error * cost
-        add_position(b)
-        add_steps(bought)
-        if exits:  # the sale: at the first close past a level, or the next closing setter
-            if b >= block_end:
-                block_start = b
-                block_end, exit_at, exit_reason_of, exit_price, buy_next = exits_from(b)
-            at = b - block_start
-            sold = exit_at[at]
-            if sold == HELD:
+                at[fill_walk.NEXT] = b + 1  # nothing left to spend: the tick places nothing
+            else:
+                at[fill_walk.GIVEN] = exact
+        elif event == fill_walk.NEED_AMOUNT:
+            money[fill_walk.AMOUNT] = int(at[fill_walk.GIVEN]) / UNITS
+            at[fill_walk.AMOUNT_GIVEN] = 1
+        elif event == fill_walk.NEED_EXITS:
+            at[fill_walk.BLOCK_START] = b
+            block_end, exit_at, exit_reason_of, exit_price, buy_next = exits_from(b)
+            at[fill_walk.BLOCK_END] = block_end
+        elif event == fill_walk.NEED_SALE:
+            bought = int(bought_steps[at[fill_walk.POSITIONS] - 1])
+            amount, start = bought / UNITS, int(at[fill_walk.SALE_FROM])
+            if exits:
+                found = later_sale(b, start, amount, float(money[fill_walk.COST]), bought)
+            else:
+                found = next_setter_sale(start, amount)
+            if found is None:
                 break  # still holding at the end
-            start = sold + 1
-            if sold >= 0:
-                value = amount * exit_price[at]
-                if value < min_value:
-                    rejected += 1
-                    sold = -1
-            else:
-                start = buy_list[b] + 1  # a near miss, or not all closes checked
-            if sold >= 0:
-                reason, b = reasons[exit_reason_of[at]], buy_next[at]
-            else:
-                found = later_sale(b, start, amount, cost, bought)
-                if found is None:
-                    break  # still holding at the end
-                sold, reason, value = found
-                b = bisect_right(buy_list, sold)
+            sold, reason, value = found
+            at[fill_walk.PENDING] = 1
+            at[fill_walk.SALE_CANDLE], at[fill_walk.SALE_REASON] = sold, reason_number[reason]
+            at[fill_walk.SALE_NEXT] = np.searchsorted(buy_at, sold, side="right")
+            money[fill_walk.SALE_VALUE] = value
         else:
-            c = sale_after[b]
-            while c < sell_count:  # the sale: at the next closing setter the exchange accepts
-                value = amount * sell_price[c]
-                if value < min_value:
-                    after = next_sale_to_ask(c + 1, amount)
-                    rejected += after - c
-                    c = after
-                    continue
-                break
-            if c == sell_count:
-                break  # still holding at the end
-            sold, reason = sell_list[c], sell_reason[c]
-            b = buy_after[c]
-        pnl = value - value * fee_rate - cost * bought / bought
-        budget += pnl
-        budget_error += float_error * (value + cost + (budget if budget > 0.0 else -budget))
-        add_pnl(pnl)
-        add_sale(sold)
-        add_sale_reason(reason)
+            break  # DONE, HELD_AT_END
+    if at[fill_walk.PENDING]:  # not reached: a pending sale is booked by the next walk
+        raise AssertionError("a sale left unbooked")
 
+    positions, sales = int(at[fill_walk.POSITIONS]), int(at[fill_walk.SALES])
     # Fills alternate, a buy first: the buys at even places, the sales at odd ones.
     fill_index, fill_steps = fills_so_far()
     fill_reasons = np.empty(fill_index.shape[0], dtype=object)
-    buy_reason = np.asarray(reasons, dtype=object)[reason_of[codes[buys]]]
-    fill_reasons[0::2] = buy_reason[np.asarray(bought_at, dtype=np.intp)]
-    fill_reasons[1::2] = sold_for
+    reason_names = np.asarray(reasons, dtype=object)
+    fill_reasons[0::2] = reason_names[reason_of[codes[buys]]][bought_at[:positions]]
+    fill_reasons[1::2] = reason_names[sold_for[:sales]]
     return _Run(
         fill_index,
         fill_steps,
         [],
         fill_reasons.tolist(),
-        np.asarray(trade_pnl, dtype=np.float64),
-        rejected,
+        trade_pnl[:sales].copy(),
+        int(at[fill_walk.REJECTED]),
         0,
     )
 
@@ -1483,8 +1418,7 @@ def run_backtest(
     """Backtest ``strategy`` with ``params`` on ``candles`` for a bot with ``capital`` and ``risk``.
 
     ``params`` are validated (defaults filled in) as on bot creation. ``progress``, if
-    given, is called with the fraction of candles done (0..1): about 20 times in all when
-    the decision loop runs, only at 0 and 1 when the fills are found without it.
+    given, is called with the fraction of candles done (0..1), about 20 times in all.
     ``signals``, if given, are ``strategy.compute``'s over these candles, computed by the
     caller: the optimiser computes them once over a longer history (the indicators are
     warm at the first candle) and runs the in-sample and out-of-sample parts on slices.
@@ -1509,9 +1443,7 @@ def run_backtest(
     events = events.astype(np.int64, copy=False)
     setup = _Setup(candles, step_ms, strategy, values, capital, risk, fee_rate, slippage)
     try:
-        run = _simulate_by_table(setup, signals, events)
-        if run is None:
-            run = _simulate_exits_by_table(setup, signals, events, progress)
+        run = _simulate_by_table(setup, signals, events, progress)
         if run is None:
             run = _simulate(setup, signals, events, progress)
     except OverflowError:  # an amount in steps beyond int64

@@ -363,11 +363,11 @@ def test_an_amount_beyond_int64_steps_is_refused_by_name(risk: RiskSettings) -> 
 
 @pytest.mark.parametrize(
     ("risk", "reports"),
-    [(RiskSettings(stop_loss_pct=D(50)), range(5, 26)), (NO_RISK, [2])],
-    ids=["loop", "no loop"],
+    [(RiskSettings(max_position=D(500)), range(5, 26)), (NO_RISK, range(5, 26))],
+    ids=["loop", "walk"],
 )
 def test_progress_is_reported_from_zero_to_one(risk: RiskSettings, reports: Sequence[int]) -> None:
-    # About 20 times while the decision loop runs; a run without it reports only 0 and 1.
+    # About 20 times, whether the decision loop runs or the walk over the fills.
     seen: list[float] = []
     candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
     run_backtest(candles, SmaCrossover(), {}, capital=D(1000), risk=risk, progress=seen.append)
@@ -503,13 +503,12 @@ def test_without_risk_rules_a_crossover_year_day_needs_no_loop() -> None:
 @pytest.mark.parametrize(
     "risk",
     [
-        RiskSettings(stop_loss_pct=D("0.2")),
-        RiskSettings(take_profit_pct=D("0.2")),
         RiskSettings(max_position=D(700)),
         RiskSettings(daily_loss_limit_pct=D("0.5")),
     ],
 )
-def test_any_risk_rule_runs_the_loop(risk: RiskSettings) -> None:
+def test_a_risk_rule_other_than_exit_levels_runs_the_loop(risk: RiskSettings) -> None:
+    # Stop loss, take profit and trailing stop: tests/engine/test_backtest_exit_levels.py
     candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
     assert not assert_table_is_the_loop(candles, SmaCrossover(), {"fast": 5, "slow": 13}, risk=risk)
 
@@ -626,7 +625,8 @@ def test_the_run_without_the_loop_is_the_loop_s_run(
         slippage=slippage,
     )  # fmt: skip
     event("without the loop" if tabled else "through the loop")
-    if risk != NO_RISK or not strategy.decides_on_signal_and_holding:
+    other_rules = risk.max_position is not None or bool(risk.daily_loss_limit_pct)
+    if other_rules or not strategy.decides_on_signal_and_holding:
         assert not tabled
 
 

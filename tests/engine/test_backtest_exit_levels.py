@@ -19,7 +19,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from engine.backtest import AmountOutOfRange, run_backtest, runner
-from engine.backtest.runner import _result, _simulate, _simulate_exits_by_table
+from engine.backtest.runner import _result, _simulate, _simulate_by_table
 from engine.exchanges.paper import FEE_RATE, SLIPPAGE
 from engine.market_data.replay import ReplayFeed
 from engine.risk import RiskSettings, Target
@@ -64,7 +64,7 @@ def assert_walk_is_the_loop(
                 slippage=slippage,
             )  # fmt: skip
         return False
-    walk = _simulate_exits_by_table(setup, signals, events, None)
+    walk = _simulate_by_table(setup, signals, events, None)
     if walk is not None:
         assert np.array_equal(walk.fill_index, loop.fill_index)
         assert np.array_equal(walk.fill_steps, loop.fill_steps)
@@ -136,15 +136,14 @@ def test_sales_under_the_minimum_are_rejected_on_every_close_past_a_level() -> N
         RiskSettings(take_profit_pct=D("0.2"), daily_loss_limit_pct=D("0.5")),
         RiskSettings(targets=(Target(D("0.2"), D(50)),)),
         RiskSettings(trailing_stop_pct=D("0.3"), targets=(Target(D("0.2"), D(50)),)),
-        RiskSettings(),
     ],
 )
-def test_other_risk_rules_and_none_are_not_this_walk_s(risk: RiskSettings) -> None:
+def test_other_risk_rules_are_not_this_walk_s(risk: RiskSettings) -> None:
     candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
     setup, signals, events = _setup_and_signals(
         candles, SmaCrossover(), {"fast": 5, "slow": 13}, D(1000), risk, FEE_RATE, SLIPPAGE
     )
-    assert _simulate_exits_by_table(setup, signals, events, None) is None
+    assert _simulate_by_table(setup, signals, events, None) is None
 
 
 def test_the_walk_reports_progress_from_zero_to_one() -> None:
