@@ -5,8 +5,8 @@ fills are found one after the other. In Python that walk cost about a microsecon
 half a trade, the largest share of a year of minutes with a stop loss and a take profit;
 compiled, a few nanoseconds. It is the same float64 arithmetic, in the same order, as the
 decision loop (``runner._simulate``) and its Decimal fallbacks: numba compiles IEEE-754
-operations without reassociating or fusing them (no ``fastmath``), so every figure stays
-the loop's, bit for bit (tests in ``tests/engine/test_backtest*.py`` hold it).
+operations as written (``engine.backtest.compiled``), so every figure stays the loop's,
+bit for bit (tests in ``tests/engine/test_backtest*.py`` hold it).
 
 What float64 cannot decide stays in Python and is asked of the caller: the walk stops and
 returns an event, the caller answers through ``at``/``money`` and calls it again:
@@ -29,12 +29,10 @@ The walk ends with ``DONE`` (no buy left to ask) or ``HELD`` (a position held at
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
-
-import numba
 import numpy as np
 import numpy.typing as npt
+
+from engine.backtest.compiled import compiled
 
 # Events the walk returns.
 DONE, HELD_AT_END, REPORT, NEED_EXACT, NEED_EXITS, NEED_SALE, NEED_AMOUNT = range(7)
@@ -57,24 +55,8 @@ WHOLE_LIMIT = 2.0**62
 # float64 division twice: the caller divides.
 EXACT_INT = 2**53
 
-_Function = TypeVar("_Function", bound=Callable[..., Any])
 
-
-def _compiled(signature: str) -> Callable[[_Function], _Function]:
-    """Compiled for exactly these types when the module is imported, once per machine: the
-    machine code is cached beside the module (or in ``NUMBA_CACHE_DIR``), so a new process
-    loads it instead (about half a second with importing numba). Arrays of other types
-    are refused rather than compiled anew.
-    """
-
-    def compile_(function: _Function) -> _Function:
-        # A Dispatcher, called like the function it compiled.
-        return cast(_Function, numba.njit(signature, cache=True, nogil=True)(function))
-
-    return compile_
-
-
-@_compiled(
+@compiled(
     "void(float64[:], int64[:], float64[:], int64, float64, int64, int64,"
     " int64[:], int64[:], float64[:])"
 )
@@ -106,7 +88,7 @@ def _book_sale(
     at[SALES] = sales + 1
 
 
-@_compiled(
+@compiled(
     "int64(int64[:], float64[:], float64[:], float64[:], float64[:], int64[:], int64[:],"
     " float64[:], int64[:], float64[:], int64, float64[:], int64[:], int64[:], int64[:],"
     " int64[:], int64[:], float64[:])"

@@ -165,7 +165,6 @@ OFFSET = 8.0  # apart from one window to the next: a close / entry ratio under i
 EXIT_BLOCK = 2048  # opening setters whose exits are found at once (_walk_table)
 HELD = 2**62  # an exit candle that never comes: still holding at the end
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
-DRAWDOWN_BLOCK = 512  # candles per block when bounding the drawdown (_lowest_to_peak)
 GAP_SEGMENT = 65_536  # candle gaps taken at a time for the candle length (_step_ms)
 
 FILL_RULE = (
@@ -1456,58 +1455,10 @@ def run_backtest(
     return result
 
 
-def _lowest_to_peak(equity: FloatArray) -> float:
-    """``min(equity / running peak of equity)``, the same float as computed over every candle.
-
-    The running peak (``np.maximum.accumulate``) is a sequential scan, half the cost of
-    the statistics over a year of minutes, so it is taken only where the minimum can be.
-    In each block of ``DRAWDOWN_BLOCK`` candles the peak lies between the peak before the
-    block (or the block's first value, if higher) and the block's own high, which bounds
-    the block's lowest ratio from below; correctly rounded division keeps that order, so
-    a block whose bound is not under a ratio already found cannot hold the minimum.
-    The equity curve starts at the capital, so every peak is positive.
-    """
-    size = equity.shape[0]
-    block = DRAWDOWN_BLOCK
-    full = size // block
-    if full < 4:
-        return float((equity / np.maximum.accumulate(equity)).min())
-    grid = equity[: full * block].reshape(full, block)
-    highs = grid.max(axis=1)
-    lows = grid.min(axis=1)
-    before = np.empty(full, dtype=np.float64)
-    before[0] = -math.inf
-    np.maximum.accumulate(highs[:-1], out=before[1:])
-    if size > full * block:
-        tail = equity[full * block :]
-        tail_peak = np.maximum(np.maximum.accumulate(tail), max(before[-1], highs[-1]))
-        lowest = float((tail / tail_peak).min())
-    else:
-        lowest = math.inf
-    # Negative lows (a bot that owes money) are lowest under the lowest possible peak.
-    bound = np.where(
-        lows >= 0,
-        lows / np.maximum(before, highs),
-        lows / np.maximum(before, grid[:, 0]),
-    )
-    if np.isnan(bound).any() or math.isnan(lowest):
-        return float((equity / np.maximum.accumulate(equity)).min())
-
-    def exactly(rows: npt.NDArray[np.intp]) -> float:
-        values = grid[rows]
-        peaks = np.maximum.accumulate(values, axis=1)
-        np.maximum(peaks, before[rows, None], out=peaks)
-        return float((values / peaks).min())
-
-    lowest = min(lowest, exactly(np.asarray([bound.argmin()], dtype=np.intp)))
-    candidates = np.flatnonzero(bound < lowest)
-    if candidates.shape[0]:
-        lowest = min(lowest, exactly(candidates))
-    return lowest
-
-
 def _result(setup: _Setup, run: _Run) -> BacktestResult:
     """The equity curve and the statistics, vectorised over the fills."""
+    from engine.backtest import equity_curve  # numba: loaded by the first backtest
+
     candles, capital, fee_rate, slippage = (
         setup.candles,
         setup.capital,
@@ -1534,14 +1485,15 @@ def _result(setup: _Setup, run: _Run) -> BacktestResult:
     cash_after = capital_f + np.cumsum(flow)
     # The state after a fill holds from its candle up to the next fill; none before the first.
     lengths = np.diff(np.concatenate(([0], fill_index, [n])))
-    equity = np.repeat(np.concatenate(([0.0], held_after)), lengths)
-    equity *= close
-    equity += np.repeat(np.concatenate(([capital_f], cash_after)), lengths)
     exposure = float(lengths[1:][held_after > 0].sum()) / n * 100.0
+    equity = np.empty(n, dtype=np.float64)
+    lowest_to_peak, lowest = equity_curve.fill_equity(
+        fill_index.astype(np.int64, copy=False), held_after, cash_after, close, capital_f, equity
+    )
 
-    max_drawdown = (1.0 - _lowest_to_peak(equity)) * 100.0
+    max_drawdown = (1.0 - lowest_to_peak) * 100.0
     sharpe: Decimal | None = None
-    if n > 2 and float(equity.min()) > 0:  # returns mean nothing once the bot owes money
+    if n > 2 and lowest > 0:  # returns mean nothing once the bot owes money
         returns = np.divide(equity[1:], equity[:-1])
         returns -= 1.0
         mean = float(returns.mean())

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any, ClassVar
-from unittest import mock
 
 import numpy as np
 import numpy.typing as npt
@@ -15,8 +14,9 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from db.models import BotMode, Plan
-from engine.backtest import FILL_RULE, AmountOutOfRange, BacktestResult, run_backtest, runner
+from engine.backtest import FILL_RULE, AmountOutOfRange, BacktestResult, run_backtest
 from engine.backtest.candles import HistoricalCandles
+from engine.backtest.equity_curve import fill_equity
 from engine.backtest.runner import (
     SIGNAL_DRIVEN,
     UNITS,
@@ -672,15 +672,30 @@ def test_every_buy_is_buy_quote_of_the_trades_before_it(
 @given(
     st.floats(1.0, 1e6),
     st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=200),
-    st.integers(1, 9),
+    st.lists(st.floats(-1e3, 1e3, allow_nan=False), max_size=20),
+    st.lists(st.floats(allow_infinity=True), max_size=3),
 )
-def test_the_drawdown_bound_finds_the_lowest_equity_to_peak(
-    capital: float, moves: list[float], block: int
+def test_the_compiled_equity_curve_is_numpy_s(
+    capital: float, moves: list[float], amounts: list[float], odd: list[float]
 ) -> None:
-    equity = np.asarray([capital, *moves], dtype=np.float64)
-    expected = float((equity / np.maximum.accumulate(equity)).min())
-    with mock.patch.object(runner, "DRAWDOWN_BLOCK", block):
-        assert runner._lowest_to_peak(equity) == expected
+    # The curve, its lowest ratio to the running peak and its lowest value, as numpy
+    # computes them, bit for bit, NaN and infinities included.
+    close = np.abs(np.asarray([capital, *moves, *odd], dtype=np.float64)) + 1.0
+    count = close.shape[0]
+    fill_index = np.sort(np.arange(len(amounts), dtype=np.int64) * 7 % count)
+    held_after = np.abs(np.asarray(amounts, dtype=np.float64))
+    cash_after = capital - np.cumsum(held_after * close[fill_index])
+    lengths = np.diff(np.concatenate(([0], fill_index, [count])))
+    expected = np.repeat(np.concatenate(([0.0], held_after)), lengths)
+    with np.errstate(invalid="ignore"):
+        expected *= close
+        expected += np.repeat(np.concatenate(([capital], cash_after)), lengths)
+    equity = np.empty(count, dtype=np.float64)
+    lowest_to_peak, lowest = fill_equity(fill_index, held_after, cash_after, close, capital, equity)
+    assert equity.tobytes() == expected.tobytes()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float((expected / np.maximum.accumulate(expected)).min())
+    assert np.array_equal([lowest_to_peak, lowest], [ratio, expected.min()], equal_nan=True)
 
 
 # ----------------------------------------------------------------------------------------
