@@ -161,9 +161,6 @@ LOOSE = 1e-9
 # decide_exit's reasons of a sale of all of it, in its order (_walk_table's codes)
 EXIT_REASONS = ["stop_loss", "trailing_stop", "take_profit"]
 STOP_LOSS, TRAILING_STOP, TAKE_PROFIT = range(3)
-OFFSET = 8.0  # apart from one window to the next: a close / entry ratio under it fits
-EXIT_BLOCK = 2048  # opening setters whose exits are found at once (_walk_table)
-HELD = 2**62  # an exit candle that never comes: still holding at the end
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
 GAP_SEGMENT = 65_536  # candle gaps taken at a time for the candle length (_step_ms)
 
@@ -475,7 +472,6 @@ def _exact_sell_steps(held: int, fraction: float | Decimal) -> int:
     return int(amount * UNITS)
 
 
-_Ints64 = npt.NDArray[np.int64]
 _Ints = Sequence[int] | npt.NDArray[np.int64]  # fills' candles or steps: a list, array, numpy
 
 
@@ -1034,16 +1030,17 @@ def _walk_table(
     paper exchange rejects leaves the position, and so the budget, as it was. What float64
     cannot decide, the walk hands back and this function answers in Python: a buy too
     close to a whole step (``_ExactBudget``), a sale near a level or under the minimum
-    (``later_sale``), the next block of exits (``exits_from``).
+    (``later_sale``).
 
     With a stop loss, a take profit or a trailing stop (``_only_exit_levels``), a
     position's sale is the first of: a close at or past a level, or at or under the trail
     from the highest close since entry (risk first, as in the loop: on that close the
     strategy is not asked), or the next setter that closes. Whatever the size bought, a
     position's average entry is its fill price times (1 + fee) to a few units in the last
-    place, so the closes past a level are found for every opening setter at once, with
-    numpy, a hair looser than ``decide_exit`` (``LOOSE``); a close clearly past a level is
-    that rule's verdict, and one within the margin is asked of ``decide_exit`` itself. A
+    place, so the walk compares each close from the fill on with the levels in float64, a
+    hair looser than ``decide_exit`` (``LOOSE``), up to the first close past one
+    (``fill_walk._exit``); a close clearly past a level is that rule's verdict, and one
+    within the margin is asked of ``decide_exit`` itself. A
     sale under the minimum is rejected, and every later close past a level and setter
     that closes is another order, until one is accepted (``later_sale``, with numpy).
 
@@ -1146,65 +1143,11 @@ def _walk_table(
             trail_ratio = 1.0 - float(risk.trailing_stop_pct) / 100.0
             if risk.trailing_arm_pct is not None:
                 arm_ratio = 1.0 + float(risk.trailing_arm_pct) / 100.0
-    starts = buy_at + 1  # a position's first close is its fill candle's
-    ends = np.append(starts[1:], n) - 1  # each checked up to the next one's start
+    # The strategy's sale of each opening setter's position, or the last close whose
+    # decision fills (a position the strategy never sells is held to the end).
     selling = sale_of < sell_count
-    sale_end = np.append(sell_at, last)[sale_of]  # the strategy's sale, or the last close
-    sale_reason = np.append(sell_reason_at, 0)[sale_of]
-
-    def exits_from(first: int) -> tuple[int, _Ints64, _Ints64, FloatArray, _Ints64]:
-        """For the opening setters from ``first`` to the block's end (returned first), what
-        their position's sale is when nothing is rejected: the candle deciding it (HELD:
-        none before the end; -1: ask later_sale), its reason (in reasons), the value of
-        each unit sold (the loop's next open * sell factor) and the next opening setter.
-        In blocks, as the walk gets there: a bot that spent its budget asks no more.
-        """
-        stop = min(first + EXIT_BLOCK, buy_count)
-        begin, finish = int(starts[first]), int(ends[stop - 1])
-        lengths = ends[first:stop] - starts[first:stop] + 1
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio = closes[begin : finish + 1] / np.repeat(entry[first:stop], lengths)
-        past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
-        high = np.empty(0, dtype=np.float64)
-        fits = True
-        if trailing:
-            # The highest close since entry over it, window by window: each window's ratios
-            # lifted by OFFSET times its number, so one running maximum restarts at each
-            # (a few 1e-12 off, well within LOOSE; a ratio outside (0, OFFSET) asks later).
-            spread = OFFSET * np.repeat(np.arange(stop - first, dtype=np.float64), lengths)
-            high = np.maximum.accumulate(ratio + spread)
-            high -= spread
-            fits = bool(ratio.min() > 0.0) and bool(ratio.max() < OFFSET)
-            past |= (high >= arm_ratio - LOOSE) & (ratio <= high * trail_ratio + LOOSE)
-        # The first close past a level from each start, loosely: the start itself, or the
-        # first of a run of such closes after it (far fewer than the closes themselves).
-        runs = np.flatnonzero(past[1:] > past[:-1]) + (begin + 1)
-        hit = np.append(runs, n)[np.searchsorted(runs, starts[first:stop])]
-        hit = np.where(past[starts[first:stop] - begin], starts[first:stop], hit)
-        at = np.minimum(hit, finish) - begin
-        ratio = ratio[at]
-        stop_hit = (-math.inf < ratio) & (ratio <= stop_ratio - LOOSE)
-        take_hit = (take_ratio + LOOSE <= ratio) & (ratio < math.inf)
-        trail_hit = np.zeros(at.shape[0], dtype=np.bool_)
-        if trailing:  # decide_exit's order: stop loss, trailing stop, take profit
-            high = high[at]
-            trail_hit = (high >= arm_ratio + LOOSE) & (ratio <= high * trail_ratio - LOOSE)
-            trail_hit &= ratio > stop_ratio + LOOSE
-            surely_not = (high < arm_ratio - LOOSE) | (ratio > high * trail_ratio + LOOSE)
-            take_hit &= surely_not
-        end = sale_end[first:stop]
-        early = (hit <= end) & (hit <= ends[first:stop])  # a close past a level before it
-        quiet = ~early & (end <= ends[first:stop])  # none up to it, all of them checked
-        sure = stop_hit | trail_hit | take_hit
-        candle = np.where(early & sure, hit, np.where(quiet, end, -1))
-        candle[quiet & ~selling[first:stop]] = HELD
-        if not fits:
-            candle[:] = -1  # the highs may be wrong: later_sale finds every exit
-        code = np.where(stop_hit, STOP_LOSS, np.where(trail_hit, TRAILING_STOP, TAKE_PROFIT))
-        reason = np.where(early, reasons_before + code, sale_reason[first:stop])
-        price = opens[np.clip(candle, 0, n - 2) + 1] * (1.0 - slippage)
-        after = np.searchsorted(buy_at, candle, side="right")
-        return stop, candle, reason.astype(np.int64), price, after.astype(np.int64)
+    sale_end = np.where(selling, np.append(sell_at, last)[sale_of], last).astype(np.int64)
+    sale_reason = np.append(sell_reason_at, fill_walk.NO_SALE)[sale_of].astype(np.int64)
 
     stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
 
@@ -1228,10 +1171,17 @@ def _walk_table(
     money = np.zeros(fill_walk.MONEY_SIZE, dtype=np.float64)
     money[fill_walk.BUDGET] = float(setup.capital)
     money[fill_walk.BUDGET_ERROR] = FLOAT_ERROR * float(setup.capital)
-    rules = np.array(
-        [fee_rate, min_value, 1.0 / float(1 + setup.cost_rate), FLOAT_ERROR, NEAR_STEP, UNITS],
-        dtype=np.float64,
-    )
+    rules = np.empty(fill_walk.RULES_SIZE, dtype=np.float64)
+    rules[fill_walk.FEE_RATE], rules[fill_walk.MIN_VALUE] = fee_rate, min_value
+    rules[fill_walk.INV_COST] = 1.0 / float(1 + setup.cost_rate)
+    rules[fill_walk.FLOAT_ERROR], rules[fill_walk.NEAR_STEP] = FLOAT_ERROR, NEAR_STEP
+    rules[fill_walk.UNITS], rules[fill_walk.SELL_FACTOR] = UNITS, 1.0 - slippage
+    rules[fill_walk.STOP], rules[fill_walk.TAKE] = stop_ratio, take_ratio
+    rules[fill_walk.ARM], rules[fill_walk.TRAIL] = arm_ratio, trail_ratio
+    rules[fill_walk.LOOSE] = LOOSE
+    exit_rules = np.empty(fill_walk.EXITS_SIZE, dtype=np.int64)
+    exit_rules[fill_walk.LEVELS], exit_rules[fill_walk.TRAILING] = exits, trailing
+    exit_rules[fill_walk.EXIT_REASON] = reasons_before + STOP_LOSS
     bought_at = np.empty(buy_count, dtype=np.int64)  # opening setter of each position
     bought_steps = np.empty(buy_count, dtype=np.int64)  # amount of each position
     sold_at = np.empty(buy_count, dtype=np.int64)  # candle deciding each sale
@@ -1321,15 +1271,6 @@ def _walk_table(
         steps[0::2], steps[1::2] = held, -held[:sales]
         return candles, steps
 
-    if exits:  # found in blocks, as the walk gets there (exits_from)
-        exit_at = exit_reason_of = buy_next = np.empty(0, dtype=np.int64)
-        exit_price = np.empty(0, dtype=np.float64)
-    else:  # at the next closing setter, for every opening setter at once
-        at[fill_walk.BLOCK_END] = buy_count
-        exit_at = np.append(sell_at, HELD)[sale_of]
-        exit_reason_of = np.append(sell_reason_at, 0)[sale_of].astype(np.int64)
-        exit_price = np.append(sell_prices, 0.0)[sale_of]
-        buy_next = np.append(np.searchsorted(buys, sells), buy_count)[sale_of].astype(np.int64)
     sell_factor = 1.0 - slippage
     report_every = max(n // 20, 1)
     report_at = report_every if progress is not None else n + 1
@@ -1337,8 +1278,8 @@ def _walk_table(
     fraction_of_buy = fractions.astype(np.float64, copy=False)
     while True:
         event = fill_walk.walk(
-            buy_candle, fraction_of_buy, scales, per_unit_of, buy_prices,
-            exit_at, exit_reason_of, exit_price, buy_next, rules, report_at, money, at,
+            buy_candle, fraction_of_buy, scales, per_unit_of, buy_prices, sale_end,
+            sale_reason, entry, closes, opens, rules, exit_rules, report_at, money, at,
             bought_at, bought_steps, sold_at, sold_for, trade_pnl,
         )  # fmt: skip
         b = int(at[fill_walk.NEXT])
@@ -1357,10 +1298,6 @@ def _walk_table(
         elif event == fill_walk.NEED_AMOUNT:
             money[fill_walk.AMOUNT] = int(at[fill_walk.GIVEN]) / UNITS
             at[fill_walk.AMOUNT_GIVEN] = 1
-        elif event == fill_walk.NEED_EXITS:
-            at[fill_walk.BLOCK_START] = b
-            block_end, exit_at, exit_reason_of, exit_price, buy_next = exits_from(b)
-            at[fill_walk.BLOCK_END] = block_end
         elif event == fill_walk.NEED_SALE:
             bought = int(bought_steps[at[fill_walk.POSITIONS] - 1])
             amount, start = bought / UNITS, int(at[fill_walk.SALE_FROM])

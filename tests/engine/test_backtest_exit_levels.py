@@ -208,12 +208,10 @@ def test_the_walk_with_exit_levels_is_the_loop_s_run(
     capital = data.draw(st.sampled_from([D("0.5"), D("1.2"), D(3), D(1000), D("123456.789")]))
     fee_rate = data.draw(st.sampled_from([D(0), FEE_RATE, D("0.0025")]))
     slippage = data.draw(st.sampled_from([D(0), SLIPPAGE, D("0.01")]))
-    block = data.draw(st.sampled_from([1, 3, runner.EXIT_BLOCK]))  # entries' exits at once
-    with mock.patch.object(runner, "EXIT_BLOCK", block):
-        walked = assert_walk_is_the_loop(
-            candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
-            slippage=slippage,
-        )  # fmt: skip
+    walked = assert_walk_is_the_loop(
+        candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
+        slippage=slippage,
+    )  # fmt: skip
     event("without the loop" if walked else "through the loop")
     if isinstance(strategy, SmaCrossover):
         assert walked
