@@ -50,16 +50,16 @@ Speed: without risk rules, or with a stop loss, a take profit and/or a trailing
 stop and no other risk rule, a strategy that ``decides_on_signal_and_holding``
 (crossover, RSI, webhook) needs no decision loop (``_simulate_by_table``):
 ``decide`` is asked once per signal value, flat and holding, and numpy finds the
-events that open or close a position. With exit levels, a position's average
-entry is its fill price times (1 + fee) whatever the size, so the first close past
-a level (or under the trail from the highest close since entry) after every
-possible entry is found at once with numpy, a hair looser than the Decimal rule (a
-close within that margin is asked of ``decide_exit`` itself), and the exit is that
-close or the strategy's next sale, whichever comes first. Sizing compounds (each
-buy is sized on the budget the trades before it left), so the fills are then
-walked one after the other, with the loop's own float64 expressions, by a
-compiled walk (``fill_walk``, numba: a few nanoseconds a trade where Python took
-~1.5 µs), which hands back to Python what float64 cannot decide. The table hands
+events that open or close a position. Sizing compounds (each buy is sized on the
+budget the trades before it left), so the fills are then walked one after the
+other, with the loop's own float64 expressions, by a compiled walk (``fill_walk``,
+numba: a few nanoseconds a trade where Python took ~1.5 µs), which hands back to
+Python what float64 cannot decide. With exit levels, a position's average entry
+is its fill price times (1 + fee) whatever the size, so the walk compares the
+closes after a fill with the levels (or the trail under the highest close since
+entry) in float64, a hair looser than the Decimal rule (a close within that margin
+is asked of ``decide_exit`` itself), and the exit is the first close past one or
+the strategy's next sale, whichever comes first. The table hands
 over to the loop for what it cannot express, such as partial sales or buys while
 holding. Otherwise the Python loop visits only candles where something can
 happen. For a strategy
@@ -72,12 +72,13 @@ by ``decide_exit`` itself; with a trailing stop, the running high comes from
 ``np.maximum.accumulate``). Other strategies (DCA reacts to price alone) are
 asked on every candle. The daily loss limit is evaluated lazily with numpy over
 the closes since the last fill, only when a buy is about to happen. The equity
-curve and the statistics are vectorised. A year of 1-minute SMA 9/21 candles
+curve and its drawdown take one compiled pass (``equity_curve``), the other
+statistics are vectorised. A year of 1-minute SMA 9/21 candles
 (~28,000 signals; 10,000 USDT at 0.1 % fees, spent after ~4,700 round trips)
-takes ~15-20 ms of CPU on a shared 2-core machine, without risk rules as with a
-stop loss and a take profit or a trailing stop (the Python walk took ~30 ms, the
-loop ~70-80 ms), most of it the strategy's ``compute`` and the statistics; ~100 ms
-with targets and breakeven, through the loop. The first backtest of a process
+takes ~15-17 ms of CPU on a shared 2-core machine, without risk rules as with a
+stop loss and a take profit or a trailing stop (~24-27 ms with the walk in Python,
+~70-80 ms through the loop), about a third of it the strategy's ``compute``; ~125
+ms with targets and breakeven, through the loop. The first backtest of a process
 also loads the compiled walk (~0.5 s with importing numba). A bot that never runs
 short over such a year (~14,000 round trips) also needs the Decimal budget for a
 buy or two in a thousand (see Rounding).
