@@ -8,18 +8,16 @@ to the decision loop (``_simulate``), figure for figure, rejected orders include
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from unittest import mock
 
-import numpy as np
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from engine.backtest import AmountOutOfRange, run_backtest, runner
-from engine.backtest.runner import _result, _simulate, _simulate_by_table
+from engine.backtest import run_backtest, runner
+from engine.backtest.runner import _simulate_by_table
 from engine.exchanges.paper import FEE_RATE, SLIPPAGE
 from engine.market_data.replay import ReplayFeed
 from engine.risk import RiskSettings, Target
@@ -32,51 +30,13 @@ from tests.engine.test_backtest import (
     Scripted,
     Tabled,
     _setup_and_signals,
-    assert_same_result,
+    assert_table_is_the_loop,
     candles_of,
     markets,
 )
 
 D = Decimal
 SL_TP = RiskSettings(stop_loss_pct=D("0.3"), take_profit_pct=D("0.5"))
-
-
-def assert_walk_is_the_loop(
-    candles: Any,
-    strategy: Strategy,
-    params: Mapping[str, Any],
-    *,
-    capital: Decimal,
-    risk: RiskSettings,
-    fee_rate: Decimal = FEE_RATE,
-    slippage: Decimal = SLIPPAGE,
-) -> bool:
-    """run_backtest against the decision loop alone; whether the walk ran without it."""
-    setup, signals, events = _setup_and_signals(
-        candles, strategy, params, capital, risk, fee_rate, slippage
-    )
-    try:
-        loop = _simulate(setup, signals, events, None)
-    except OverflowError:  # an amount beyond int64 steps: refused on every path
-        with pytest.raises(AmountOutOfRange):
-            run_backtest(
-                candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
-                slippage=slippage,
-            )  # fmt: skip
-        return False
-    walk = _simulate_by_table(setup, signals, events, None)
-    if walk is not None:
-        assert np.array_equal(walk.fill_index, loop.fill_index)
-        assert np.array_equal(walk.fill_steps, loop.fill_steps)
-        assert walk.reasons == loop.reasons
-        assert np.array_equal(walk.trade_pnl, loop.trade_pnl)  # float64, bit for bit
-        assert (walk.dust, walk.rejected, walk.blocked) == (loop.dust, loop.rejected, 0)
-    tested = run_backtest(
-        candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
-        slippage=slippage,
-    )  # fmt: skip
-    assert_same_result(tested, _result(setup, loop))
-    return walk is not None
 
 
 def test_a_crossover_day_with_a_stop_loss_and_a_take_profit_needs_no_loop() -> None:
@@ -91,7 +51,7 @@ def test_a_crossover_day_with_a_stop_loss_and_a_take_profit_needs_no_loop() -> N
         RiskSettings(take_profit_pct=D("1")),
     )
     for risk in (SL_TP, stop_only, take_only):
-        assert assert_walk_is_the_loop(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
+        assert assert_table_is_the_loop(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
 
 
 @pytest.mark.parametrize("arm", [None, D("0.1")])
@@ -105,7 +65,7 @@ def test_a_trailing_stop_needs_no_loop_either(arm: Decimal | None) -> None:
     with mock.patch.object(runner, "_simulate", side_effect=AssertionError("the loop ran")):
         result = run_backtest(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
     assert "trailing_stop" in {trade.exit_reason for trade in result.trades}
-    assert assert_walk_is_the_loop(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
+    assert assert_table_is_the_loop(candles, SmaCrossover(), params, capital=D(1000), risk=risk)
 
 
 def test_sales_under_the_minimum_are_rejected_on_every_close_past_a_level() -> None:
@@ -119,7 +79,7 @@ def test_sales_under_the_minimum_are_rejected_on_every_close_past_a_level() -> N
     risk = RiskSettings(stop_loss_pct=D(10), take_profit_pct=D(50))
     strategy = Scripted(signals)
     capital, free = D("1.2"), D(0)
-    assert assert_walk_is_the_loop(
+    assert assert_table_is_the_loop(
         candles, strategy, {}, capital=capital, risk=risk, fee_rate=free, slippage=free
     )
     result = run_backtest(
@@ -208,7 +168,7 @@ def test_the_walk_with_exit_levels_is_the_loop_s_run(
     capital = data.draw(st.sampled_from([D("0.5"), D("1.2"), D(3), D(1000), D("123456.789")]))
     fee_rate = data.draw(st.sampled_from([D(0), FEE_RATE, D("0.0025")]))
     slippage = data.draw(st.sampled_from([D(0), SLIPPAGE, D("0.01")]))
-    walked = assert_walk_is_the_loop(
+    walked = assert_table_is_the_loop(
         candles, strategy, params, capital=capital, risk=risk, fee_rate=fee_rate,
         slippage=slippage,
     )  # fmt: skip
@@ -225,7 +185,7 @@ def test_a_close_exactly_on_a_level_fires_it_and_a_hair_above_does_not() -> None
     signals = [1, 0, 0, 0, 1, 0, 0, 0, 0, 0]
     risk = RiskSettings(stop_loss_pct=D("0.5"), take_profit_pct=D("0.5"))
     candles, strategy, free = candles_of(opens, closes), Scripted(signals), D(0)
-    assert assert_walk_is_the_loop(
+    assert assert_table_is_the_loop(
         candles, strategy, {}, capital=D(1000), risk=risk, fee_rate=free, slippage=free
     )
     result = run_backtest(
