@@ -1138,7 +1138,7 @@ def _walk_table(
         stop_ratio = 1.0 - float(stop_pct) / 100.0 if stop_pct is not None else -math.inf
         take_ratio = 1.0 + float(take_pct) / 100.0 if take_pct is not None else math.inf
         if risk.trailing_stop_pct is not None:
-            # The loop's running high and numpy's agree on finite closes only.
+            # The loop's running high and the walk's agree on finite closes only.
             if not bool(np.isfinite(closes).all()):
                 return None
             trail_ratio = 1.0 - float(risk.trailing_stop_pct) / 100.0
@@ -1190,6 +1190,7 @@ def _walk_table(
     trade_pnl = np.empty(buy_count, dtype=np.float64)
     reason_number = {reason: number for number, reason in reversed(list(enumerate(reasons)))}
     exact_budget = _ExactBudget(setup, opens)
+    sell_factor = 1.0 - slippage
 
     def later_sale(
         b: int, start: int, amount: float, cost: float, bought: int
@@ -1272,7 +1273,6 @@ def _walk_table(
         steps[0::2], steps[1::2] = held, -held[:sales]
         return candles, steps
 
-    sell_factor = 1.0 - slippage
     report_every = max(n // 20, 1)
     report_at = report_every if progress is not None else n + 1
     buy_candle = buy_at.astype(np.int64, copy=False)
@@ -1315,8 +1315,6 @@ def _walk_table(
             money[fill_walk.SALE_VALUE] = value
         else:
             break  # DONE, HELD_AT_END
-    if at[fill_walk.PENDING]:  # not reached: a pending sale is booked by the next walk
-        raise AssertionError("a sale left unbooked")
 
     positions, sales = int(at[fill_walk.POSITIONS]), int(at[fill_walk.SALES])
     # Fills alternate, a buy first: the buys at even places, the sales at odd ones.
