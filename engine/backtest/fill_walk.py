@@ -22,7 +22,8 @@ returns an event, the caller answers through ``at``/``money`` and calls it again
   Python's int division gives bit for bit; the caller hands it back in ``money[AMOUNT]``;
 - ``REPORT``: the walk reached candle ``report_at``, for a progress report.
 
-The walk ends with ``DONE`` (no buy left to ask) or ``HELD`` (a position held at the end).
+The walk ends with ``DONE`` (no buy left to ask) or ``HELD_AT_END`` (a position held at
+the end).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ LEVELS, TRAILING, EXIT_REASON = range(3)
 EXITS_SIZE = 3
 STOP_LOSS, TRAILING_STOP, TAKE_PROFIT = range(3)  # after EXIT_REASON, decide_exit's order
 NO_SALE = -1  # the strategy never sells the position (sale_reason)
-HELD = 2**62  # a sale that never comes: still holding at the end (runner.HELD)
+HELD = 2**62  # a sale that never comes: still holding at the end (_exit)
 # Under this many steps (in absolute value) a float64 amount converts to int64 exactly
 # enough for the fraction test; at or beyond it its fraction is 0, as in Python.
 WHOLE_LIMIT = 2.0**62
