@@ -231,30 +231,45 @@ def worker(
     celery.worker_main(argv)
 
 
+# What backtest, optimize and compare share, declared once.
+StrategyArgument = Annotated[str, typer.Argument(help="Strategy: sma_crossover, rsi, dca, grid")]
+SymbolArgument = Annotated[str, typer.Argument(help="Pair, e.g. BTC/USDT")]
+PeriodArgument = Annotated[str, typer.Argument(help="How far back: 7d, 30d, 12w, 1y")]
+ExchangeOption = Annotated[str, typer.Option(help="Exchange whose history to use")]
+TimeframeOption = Annotated[str, typer.Option(help="Candle length: 1m, 5m, 15m, 1h, 4h, 1d")]
+CapitalOption = Annotated[
+    str, typer.Option(help="The bot's capital, in the quote currency (each one's in compare)")
+]
+StopLossOption = Annotated[str | None, typer.Option(help="Stop loss, in percent")]
+TakeProfitOption = Annotated[str | None, typer.Option(help="Take profit, in percent")]
+EndOption = Annotated[
+    str | None, typer.Option(help="Last day of the period (YYYY-MM-DD, UTC); default now")
+]
+OfflineOption = Annotated[
+    bool, typer.Option("--offline", help="Use the shipped sample data, not the exchange")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts)")]
+ChartOption = Annotated[Path | None, typer.Option(help="Also write the chart to this PNG")]
+
+
 @app.command()
 def backtest(
-    strategy: Annotated[str, typer.Argument(help="Strategy: sma_crossover, rsi, dca, grid")],
-    symbol: Annotated[str, typer.Argument(help="Pair, e.g. BTC/USDT")],
+    strategy: StrategyArgument,
+    symbol: SymbolArgument,
     period: Annotated[str, typer.Option(help="How far back: 7d, 30d, 12w, 1y")] = "30d",
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="A strategy parameter, name=value (repeatable)"),
     ] = None,
-    exchange: Annotated[str, typer.Option(help="Exchange whose history to use")] = "binance",
-    timeframe: Annotated[str, typer.Option(help="Candle length: 1m, 5m, 15m, 1h, 4h, 1d")] = "1m",
-    capital: Annotated[str, typer.Option(help="The bot's capital, in the quote currency")] = "1000",
-    stop_loss: Annotated[str | None, typer.Option(help="Stop loss, in percent")] = None,
-    take_profit: Annotated[str | None, typer.Option(help="Take profit, in percent")] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Last day of the period (YYYY-MM-DD, UTC); default now")
-    ] = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Use the shipped sample data, not the exchange")
-    ] = False,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print the result as JSON (for scripts)")
-    ] = False,
-    chart: Annotated[Path | None, typer.Option(help="Also write the chart to this PNG")] = None,
+    exchange: ExchangeOption = "binance",
+    timeframe: TimeframeOption = "1m",
+    capital: CapitalOption = "1000",
+    stop_loss: StopLossOption = None,
+    take_profit: TakeProfitOption = None,
+    end: EndOption = None,
+    offline: OfflineOption = False,
+    json_output: JsonOption = False,
+    chart: ChartOption = None,
     csv_path: Annotated[
         Path | None,
         typer.Option("--csv", help="Also write the trades to this CSV file, one row per trade"),
@@ -528,9 +543,9 @@ def _money_json(value: Any) -> Any:
 
 @app.command()
 def optimize(
-    strategy: Annotated[str, typer.Argument(help="Strategy: sma_crossover, rsi, dca, grid")],
-    symbol: Annotated[str, typer.Argument(help="Pair, e.g. BTC/USDT")],
-    period: Annotated[str, typer.Argument(help="How far back: 7d, 30d, 12w, 1y")] = "30d",
+    strategy: StrategyArgument,
+    symbol: SymbolArgument,
+    period: PeriodArgument = "30d",
     param: Annotated[
         list[str] | None,
         typer.Option("--param", "-p", help="Fix one (fast=9) or narrow its range (fast=5..30)"),
@@ -538,18 +553,14 @@ def optimize(
     split: Annotated[int, typer.Option(help="In-sample percent (the rest judges)")] = 70,
     values: Annotated[int, typer.Option(help="Values tried per parameter")] = 8,
     max_sets: Annotated[int, typer.Option(help="At most this many parameter sets")] = 1000,
-    exchange: Annotated[str, typer.Option(help="Exchange whose history to use")] = "binance",
-    timeframe: Annotated[str, typer.Option(help="Candle length: 1m, 5m, 15m, 1h, 4h, 1d")] = "1m",
-    capital: Annotated[str, typer.Option(help="The bot's capital, in the quote currency")] = "1000",
-    stop_loss: Annotated[str | None, typer.Option(help="Stop loss, in percent")] = None,
-    take_profit: Annotated[str | None, typer.Option(help="Take profit, in percent")] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Last day of the period (YYYY-MM-DD, UTC); default now")
-    ] = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Use the shipped sample data, not the exchange")
-    ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
+    exchange: ExchangeOption = "binance",
+    timeframe: TimeframeOption = "1m",
+    capital: CapitalOption = "1000",
+    stop_loss: StopLossOption = None,
+    take_profit: TakeProfitOption = None,
+    end: EndOption = None,
+    offline: OfflineOption = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Search a strategy's parameters on one pair: fitted in-sample, ranked out-of-sample."""
     import json
@@ -626,24 +637,20 @@ def optimize(
 
 @app.command()
 def compare(
-    symbol: Annotated[str, typer.Argument(help="Pair, e.g. BTC/USDT")],
-    period: Annotated[str, typer.Argument(help="How far back: 7d, 30d, 12w, 1y")],
+    symbol: SymbolArgument,
+    period: PeriodArgument,
     contenders: Annotated[
         list[str], typer.Argument(help="Strategies: rsi sma_crossover sma_crossover:fast=5,slow=30")
     ],
-    exchange: Annotated[str, typer.Option(help="Exchange whose history to use")] = "binance",
-    timeframe: Annotated[str, typer.Option(help="Candle length: 1m, 5m, 15m, 1h, 4h, 1d")] = "1m",
-    capital: Annotated[str, typer.Option(help="Each bot's capital (quote currency)")] = "1000",
-    stop_loss: Annotated[str | None, typer.Option(help="Stop loss, in percent")] = None,
-    take_profit: Annotated[str | None, typer.Option(help="Take profit, in percent")] = None,
-    end: Annotated[
-        str | None, typer.Option(help="Last day of the period (YYYY-MM-DD, UTC); default now")
-    ] = None,
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Use the shipped sample data, not the exchange")
-    ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON")] = False,
-    chart: Annotated[Path | None, typer.Option(help="Also write the chart to this PNG")] = None,
+    exchange: ExchangeOption = "binance",
+    timeframe: TimeframeOption = "1m",
+    capital: CapitalOption = "1000",
+    stop_loss: StopLossOption = None,
+    take_profit: TakeProfitOption = None,
+    end: EndOption = None,
+    offline: OfflineOption = False,
+    json_output: JsonOption = False,
+    chart: ChartOption = None,
 ) -> None:
     """Backtest several strategies or parameter sets on the same candles, side by side."""
     import json
