@@ -11,12 +11,10 @@ Phases (timed in TickReport.phases):
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -61,6 +59,7 @@ from engine.computed_signals import ComputedSignals
 from engine.exchanges.errors import OrderRejected
 from engine.exchanges.gateway import OrderRequest
 from engine.exchanges.paper import FEE_RATE, SLIPPAGE, PaperAccounts, PaperGateway, split_symbol
+from engine.gc_pause import automatic_gc_paused
 from engine.market_data.feed import MarketDataFeed, MarketKey, MarketSnapshot
 from engine.market_data.timeframes import TIMEFRAME_MS
 from engine.risk import ExitState, RiskSettings, Target, daily_loss_breached, decide_exit
@@ -582,25 +581,6 @@ async def _note_sources(
     await add_notifications(session, notices)
 
 
-@contextmanager
-def _automatic_gc_paused() -> Iterator[None]:
-    """No automatic cyclic garbage collection inside: a tick's objects are freed by refcount.
-
-    A tick allocates a few containers per bot (10^5 bots: about a million), and every
-    few hundred allocations CPython's collector runs, its full passes walking the
-    whole heap: at 10^5 bots that was more time than building the bots. What a tick
-    allocates holds no reference cycles worth collecting mid-tick; collection resumes
-    when it ends (a tick running inside another leaves it to the outer one).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 async def _note_stale_signals(session: AsyncSession, bots: list[BotState], now: datetime) -> None:
     """Tell each owner which alert their bot dropped for arriving too late (the newest)."""
     notices = []
@@ -641,7 +621,7 @@ async def run_tick(
 
     ``computed``: signals the process's earlier shards computed on the same candles.
     """
-    with _automatic_gc_paused():
+    with automatic_gc_paused():
         return await _run_tick(
             database, feed, shard, shards, runner, now_ms, clock, computed or ComputedSignals()
         )

@@ -123,6 +123,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.exchanges.paper import AMOUNT_STEP, FEE_RATE, MIN_ORDER_VALUE, SLIPPAGE
+from engine.gc_pause import automatic_gc_paused
 from engine.risk import (
     ExitState,
     RiskSettings,
@@ -1105,10 +1106,7 @@ def _walk_table(
     buys = setters[setting > 0]  # positions in events of the setters that open...
     sells = setters[setting < 0]  # ...and of those that close
     buy_at, sell_at = events[buys], events[sells]  # the candles deciding them
-    # After a buy at opening setter b, the sale is the first closing setter after it, and
-    # after a sale at closing setter c, the next buy the first opening setter after that.
     exits = not _no_risk_rules(risk)  # _only_exit_levels: the loop's own rules otherwise
-    sale_of = np.searchsorted(sells, buys)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         per_unit_of = UNITS / closes[buy_at]
         if not bool(np.isfinite(per_unit_of).all()):
@@ -1116,8 +1114,7 @@ def _walk_table(
     fractions = fraction_of[codes[buys]]
     scales = np.maximum(fractions, 1.0)
     buy_prices = opens[buy_at + 1] * (1.0 + slippage)
-    sell_prices = opens[sell_at + 1] * (1.0 - slippage)
-    buy_count, sell_count = int(buys.shape[0]), int(sells.shape[0])
+    buy_count = int(buys.shape[0])
     sell_reason_at = reason_of[codes[sells]]  # of each closing setter, in reasons
     reasons += EXIT_REASONS  # decide_exit's, after the strategy's, in reasons + STOP_LOSS...
     reasons_before = len(reasons) - len(EXIT_REASONS)
@@ -1126,14 +1123,12 @@ def _walk_table(
     trailing = risk.trailing_stop_pct is not None
     arm_ratio, trail_ratio = -math.inf, 0.0  # armed at this high / entry; sells under high *
     entry = np.empty(0, dtype=np.float64)
-    entry_list: list[float] = []
     if exits:
         # A position's average entry, as the loop computes it (cost * UNITS / units), is
         # this to a few units in the last place, whatever amount was bought.
         entry = opens[buy_at + 1] * (1.0 + slippage) * (1.0 + fee_rate)
         if not bool(np.isfinite(entry).all()):
             return None
-        entry_list = entry.tolist()
         stop_pct, take_pct = risk.stop_loss_pct, risk.take_profit_pct
         stop_ratio = 1.0 - float(stop_pct) / 100.0 if stop_pct is not None else -math.inf
         take_ratio = 1.0 + float(take_pct) / 100.0 if take_pct is not None else math.inf
@@ -1144,28 +1139,15 @@ def _walk_table(
             trail_ratio = 1.0 - float(risk.trailing_stop_pct) / 100.0
             if risk.trailing_arm_pct is not None:
                 arm_ratio = 1.0 + float(risk.trailing_arm_pct) / 100.0
-    # The strategy's sale of each opening setter's position, or the last close whose
-    # decision fills (a position the strategy never sells is held to the end).
-    selling = sale_of < sell_count
-    sale_end = np.where(selling, np.append(sell_at, last)[sale_of], last).astype(np.int64)
-    sale_reason = np.append(sell_reason_at, fill_walk.NO_SALE)[sale_of].astype(np.int64)
 
-    stop_sure, take_sure = stop_ratio - LOOSE, take_ratio + LOOSE
-
-    def exit_reason(candle: int, b: int, cost: float, bought: int, high: float) -> str | None:
-        """decide_exit's verdict at this close on the position bought at opening setter
-        ``b``, whose highest close since entry, this one included, is ``high`` (-inf
-        without a trailing stop); the float ratio decides where it is clear.
+    def exit_reason(candle: int, cost: float, bought: int, high: float) -> str | None:
+        """decide_exit's verdict at this close on the position held (``bought`` steps for
+        ``cost``), whose highest close since entry, this one included, is ``high`` (-inf
+        without a trailing stop).
         """
-        close = float(closes[candle])
-        ratio = close / entry_list[b]
-        if -math.inf < ratio <= stop_sure:
-            return "stop_loss"  # the first rule
-        if not trailing and take_sure <= ratio < math.inf:
-            return "take_profit"
         position = _position(bought / UNITS, cost * UNITS / bought, 1)  # the loop's state
         seen = ExitState(_dec(high) if high > -math.inf else None)
-        return decide_exit(position, close, risk, seen).reason
+        return decide_exit(position, float(closes[candle]), risk, seen).reason
 
     at = np.zeros(fill_walk.AT_SIZE, dtype=np.int64)
     at[fill_walk.GIVEN] = -1
@@ -1183,6 +1165,7 @@ def _walk_table(
     exit_rules = np.empty(fill_walk.EXITS_SIZE, dtype=np.int64)
     exit_rules[fill_walk.LEVELS], exit_rules[fill_walk.TRAILING] = exits, trailing
     exit_rules[fill_walk.EXIT_REASON] = reasons_before + STOP_LOSS
+    exit_rules[fill_walk.LAST] = last
     bought_at = np.empty(buy_count, dtype=np.int64)  # opening setter of each position
     bought_steps = np.empty(buy_count, dtype=np.int64)  # amount of each position
     sold_at = np.empty(buy_count, dtype=np.int64)  # candle deciding each sale
@@ -1190,77 +1173,6 @@ def _walk_table(
     trade_pnl = np.empty(buy_count, dtype=np.float64)
     reason_number = {reason: number for number, reason in reversed(list(enumerate(reasons)))}
     exact_budget = _ExactBudget(setup, opens)
-    sell_factor = 1.0 - slippage
-
-    def later_sale(
-        b: int, start: int, amount: float, cost: float, bought: int
-    ) -> tuple[int, str, float] | None:
-        """From close ``start`` on, the first sale of the position bought at opening setter
-        ``b`` that the exchange accepts (decision candle, reason, value): at a close past a
-        level, or at a setter that closes; each one before it is rejected. None: held on.
-        """
-        entry = entry_list[b]
-        c = int(np.searchsorted(sell_at, start))
-        opened = int(buy_at[b]) + 1
-        high = float(closes[opened:start].max()) if trailing and start > opened else -math.inf
-        while start <= last:
-            end = int(sell_at[c]) if c < sell_count else last
-            window = closes[start : end + 1]
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                ratio = window / entry
-            past = (ratio <= stop_ratio + LOOSE) | (ratio >= take_ratio - LOOSE)
-            highs = window
-            if trailing:  # the highest close since entry at each close of the window
-                highs = np.maximum(np.maximum.accumulate(window), high)
-                high = float(highs[-1])
-                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                    most = highs / entry
-                past |= (most >= arm_ratio - LOOSE) & (ratio <= most * trail_ratio + LOOSE)
-            asked_at_end = False  # a risk exit on the closing setter's close: not asked
-            for candle in (np.flatnonzero(past) + start).tolist():
-                seen = float(highs[candle - start]) if trailing else -math.inf
-                reason = exit_reason(candle, b, cost, bought, seen)
-                if reason is None:
-                    continue
-                value = amount * (float(opens[candle + 1]) * sell_factor)
-                if not value < min_value:
-                    return candle, reason, value
-                at[fill_walk.REJECTED] += 1
-                asked_at_end = candle == end
-            if c < sell_count and not asked_at_end:
-                value = amount * (float(opens[end + 1]) * sell_factor)
-                if not value < min_value:
-                    return end, reasons[sell_reason_at[c]], value
-                at[fill_walk.REJECTED] += 1
-            start, c = end + 1, c + 1
-        return None
-
-    def next_setter_sale(start: int, amount: float) -> tuple[int, str, float] | None:
-        """Without exit levels: from close ``start`` on, the first closing setter whose
-        sale of ``amount`` the exchange accepts (the ones before it are rejected).
-        """
-        c = int(np.searchsorted(sell_at, start))
-        while c < sell_count:
-            value = amount * float(sell_prices[c])
-            if not value < min_value:
-                return int(sell_at[c]), reasons[sell_reason_at[c]], value
-            after = next_sale_to_ask(c + 1, amount)
-            at[fill_walk.REJECTED] += after - c
-            c = after
-        return None
-
-    def next_sale_to_ask(first: int, held: float) -> int:
-        """The first closing setter from ``first`` on whose sale of ``held`` (the amount
-        over UNITS) is not under the minimum: the ones before it are rejected.
-        """
-        size = 64
-        while first < sell_count:
-            end = min(first + size, sell_count)
-            asked = np.flatnonzero(~(held * sell_prices[first:end] < min_value))
-            if asked.shape[0]:
-                return first + int(asked[0])
-            first, size = end, size * 2
-        return sell_count
 
     def fills_so_far() -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """Candles and signed steps of the fills so far, for the exact budget."""
@@ -1276,11 +1188,13 @@ def _walk_table(
     report_every = max(n // 20, 1)
     report_at = report_every if progress is not None else n + 1
     buy_candle = buy_at.astype(np.int64, copy=False)
+    sell_candle = sell_at.astype(np.int64, copy=False)
+    sell_reason = sell_reason_at.astype(np.int64)
     fraction_of_buy = fractions.astype(np.float64, copy=False)
     while True:
         event = fill_walk.walk(
-            buy_candle, fraction_of_buy, scales, per_unit_of, buy_prices, sale_end,
-            sale_reason, entry, closes, opens, rules, exit_rules, report_at, money, at,
+            buy_candle, fraction_of_buy, scales, per_unit_of, buy_prices, sell_candle,
+            sell_reason, entry, closes, opens, rules, exit_rules, report_at, money, at,
             bought_at, bought_steps, sold_at, sold_for, trade_pnl,
         )  # fmt: skip
         b = int(at[fill_walk.NEXT])
@@ -1299,20 +1213,12 @@ def _walk_table(
         elif event == fill_walk.NEED_AMOUNT:
             money[fill_walk.AMOUNT] = int(at[fill_walk.GIVEN]) / UNITS
             at[fill_walk.AMOUNT_GIVEN] = 1
-        elif event == fill_walk.NEED_SALE:
+        elif event == fill_walk.NEED_DECISION:
             bought = int(bought_steps[at[fill_walk.POSITIONS] - 1])
-            amount, start = bought / UNITS, int(at[fill_walk.SALE_FROM])
-            if exits:
-                found = later_sale(b, start, amount, float(money[fill_walk.COST]), bought)
-            else:
-                found = next_setter_sale(start, amount)
-            if found is None:
-                break  # still holding at the end
-            sold, reason, value = found
-            at[fill_walk.PENDING] = 1
-            at[fill_walk.SALE_CANDLE], at[fill_walk.SALE_REASON] = sold, reason_number[reason]
-            at[fill_walk.SALE_NEXT] = np.searchsorted(buy_at, sold, side="right")
-            money[fill_walk.SALE_VALUE] = value
+            cost, high = float(money[fill_walk.COST]), float(money[fill_walk.HIGH])
+            reason = exit_reason(int(at[fill_walk.SCAN_FROM]), cost, bought, high)
+            at[fill_walk.DECISION] = fill_walk.NO_SALE if reason is None else reason_number[reason]
+            at[fill_walk.DECIDED] = 1
         else:
             break  # DONE, HELD_AT_END
 
@@ -1377,15 +1283,16 @@ def run_backtest(
     events = np.flatnonzero(signals != 0) if is_signal_driven(strategy) else np.arange(n)
     events = events.astype(np.int64, copy=False)
     setup = _Setup(candles, step_ms, strategy, values, capital, risk, fee_rate, slippage)
-    try:
-        run = _simulate_by_table(setup, signals, events, progress)
-        if run is None:
-            run = _simulate(setup, signals, events, progress)
-    except OverflowError:  # an amount in steps beyond int64
-        raise AmountOutOfRange(
-            "an amount bought is beyond what the backtest counts (2**63 steps of 1e-8)"
-        ) from None
-    result = _result(setup, run)
+    with automatic_gc_paused():  # Decimal bookkeeping allocates; nothing here makes cycles
+        try:
+            run = _simulate_by_table(setup, signals, events, progress)
+            if run is None:
+                run = _simulate(setup, signals, events, progress)
+        except OverflowError:  # an amount in steps beyond int64
+            raise AmountOutOfRange(
+                "an amount bought is beyond what the backtest counts (2**63 steps of 1e-8)"
+            ) from None
+        result = _result(setup, run)
     if progress is not None:
         progress(1.0)
     return result

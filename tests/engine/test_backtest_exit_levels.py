@@ -177,6 +177,27 @@ def test_the_walk_with_exit_levels_is_the_loop_s_run(
         assert walked
 
 
+def test_a_sale_under_the_minimum_is_asked_again_at_every_later_exit() -> None:
+    # 1.2 USDT buys 0.012 at 100; at 80 a sale is worth 0.96, under the 1 USDT minimum:
+    # the stop loss is rejected at each close past it (the closing setter's close too, where
+    # the strategy's sale is then not asked), until the take profit at 120 sells for 1.44.
+    closes = [100, 100, 80, 80, 80, 80, 120, 120, 120, 120]
+    opens = [100, 100, 100, 80, 80, 80, 80, 120, 120, 120]
+    signals = [1, 0, 0, 0, -1, 0, 0, 0, 0, 0]
+    risk = RiskSettings(stop_loss_pct=D(10), take_profit_pct=D(10))
+    candles, strategy, free = candles_of(opens, closes), Scripted(signals), D(0)
+    assert assert_table_is_the_loop(
+        candles, strategy, {}, capital=D("1.2"), risk=risk, fee_rate=free, slippage=free
+    )
+    result = run_backtest(
+        candles, strategy, {}, capital=D("1.2"), risk=risk, fee_rate=free, slippage=free
+    )
+    assert result.rejected_orders == 4
+    assert [(fill.index, fill.reason) for fill in result.fills] == [
+        (1, "entry"), (7, "take_profit"),
+    ]  # fmt: skip
+
+
 def test_a_close_exactly_on_a_level_fires_it_and_a_hair_above_does_not() -> None:
     # Without fees the average entry is the fill price, 200: the stop of 0.5 % is at 199
     # and the take profit of 0.5 % at 201, exactly; float64 alone cannot tell these apart.
