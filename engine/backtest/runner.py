@@ -1031,8 +1031,8 @@ def _walk_table(
     same order, so every figure is the loop's, bit for bit (a test holds it). An order the
     paper exchange rejects leaves the position, and so the budget, as it was. What float64
     cannot decide, the walk hands back and this function answers in Python: a buy too
-    close to a whole step (``_ExactBudget``), a sale near a level or under the minimum
-    (``later_sale``).
+    close to a whole step (``_ExactBudget``), a close within ``LOOSE`` of an exit level
+    (``decide_exit`` itself).
 
     With a stop loss, a take profit or a trailing stop (``_only_exit_levels``), a
     position's sale is the first of: a close at or past a level, or at or under the trail
@@ -1041,10 +1041,10 @@ def _walk_table(
     position's average entry is its fill price times (1 + fee) to a few units in the last
     place, so the walk compares each close from the fill on with the levels in float64, a
     hair looser than ``decide_exit`` (``LOOSE``), up to the first close past one
-    (``fill_walk._exit``); a close clearly past a level is that rule's verdict, and one
-    within the margin is asked of ``decide_exit`` itself. A
-    sale under the minimum is rejected, and every later close past a level and setter
-    that closes is another order, until one is accepted (``later_sale``, with numpy).
+    (``fill_walk._sale``); a close clearly past a level is that rule's verdict, and one
+    within the margin is asked of ``decide_exit`` itself. A sale under the minimum is
+    rejected, and every later close past a level and setter that closes is another
+    order, until one is accepted.
 
     The loop runs instead (None) for what the table cannot express: a value that opens
     when flat and also closes when holding, buys while holding or partial sales, and
