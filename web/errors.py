@@ -79,6 +79,7 @@ STATUS_OF_ERROR: dict[str, int] = {
     "optimize_bad_split": 422,
     "optimize_bad_values": 422,
     "optimize_no_sets": 422,
+    "research_amount_out_of_range": 422,
     "research_history_unavailable": 422,
     "research_no_candles": 422,
     "bad_percent": 422,
