@@ -160,9 +160,9 @@ FLOAT_ERROR = 12 * 2.0**-53
 # Float pre-filters are this much looser than the Decimal rules they stand for, so they
 # never miss a candle; each candidate is then confirmed by the rule itself.
 LOOSE = 1e-9
-# decide_exit's reasons of a sale of all of it, in its order (_walk_table's codes)
+# decide_exit's reasons of a sale of all of it, in its order (fill_walk's codes, from
+# STOP_LOSS on)
 EXIT_REASONS = ["stop_loss", "trailing_stop", "take_profit"]
-STOP_LOSS, TRAILING_STOP, TAKE_PROFIT = range(3)
 SHORT_WINDOW = 16  # closes checked one by one below this, with numpy above
 GAP_SEGMENT = 65_536  # candle gaps taken at a time for the candle length (_step_ms)
 
@@ -1116,7 +1116,7 @@ def _walk_table(
     buy_prices = opens[buy_at + 1] * (1.0 + slippage)
     buy_count = int(buys.shape[0])
     sell_reason_at = reason_of[codes[sells]]  # of each closing setter, in reasons
-    reasons += EXIT_REASONS  # decide_exit's, after the strategy's, in reasons + STOP_LOSS...
+    reasons += EXIT_REASONS  # decide_exit's, after the strategy's
     reasons_before = len(reasons) - len(EXIT_REASONS)
     last = n - 2  # the last close whose decision fills
     stop_ratio = take_ratio = 0.0
@@ -1164,7 +1164,7 @@ def _walk_table(
     rules[fill_walk.LOOSE] = LOOSE
     exit_rules = np.empty(fill_walk.EXITS_SIZE, dtype=np.int64)
     exit_rules[fill_walk.LEVELS], exit_rules[fill_walk.TRAILING] = exits, trailing
-    exit_rules[fill_walk.EXIT_REASON] = reasons_before + STOP_LOSS
+    exit_rules[fill_walk.EXIT_REASON] = reasons_before + fill_walk.STOP_LOSS
     exit_rules[fill_walk.LAST] = last
     bought_at = np.empty(buy_count, dtype=np.int64)  # opening setter of each position
     bought_steps = np.empty(buy_count, dtype=np.int64)  # amount of each position
