@@ -20,10 +20,11 @@ COPY engine ./engine
 COPY billing ./billing
 COPY db ./db
 COPY web ./web
-# The backtester's compiled walk (numba) is compiled here, into a cache the runtime user reads.
+# The backtester's compiled code (numba) is compiled here, from the installed package (-I:
+# not from /app), into a cache the runtime user reads and may update.
 ENV NUMBA_CACHE_DIR=/opt/numba-cache
 RUN pip install . && rm -rf /app/build \
-    && python -c "import engine.backtest.fill_walk" \
+    && python -I -c "import engine.backtest.fill_walk, engine.backtest.equity_curve" \
     && chown -R robotrader:robotrader /opt/numba-cache
 
 USER robotrader
