@@ -138,11 +138,14 @@ def _sale(
     unit = entry[b] if levels else 1.0
     # Closes strictly between these two are past neither the stop loss nor the take
     # profit, without dividing: a relative margin of 1e-12 covers the few roundings
-    # between them and the ratio test (without a trailing stop, for a positive entry).
+    # between them and the ratio test (without a trailing stop, for a positive entry and
+    # positive lines: a stop of 100 % or more is tested by the ratio alone).
     low, high_price = np.inf, -np.inf
-    if levels and not trailing and unit > 0.0:
-        low = (rules[STOP] + rules[LOOSE]) * unit * (1.0 + PRICE_MARGIN)
-        high_price = (rules[TAKE] - rules[LOOSE]) * unit * (1.0 - PRICE_MARGIN)
+    stop_line, take_line = rules[STOP] + rules[LOOSE], rules[TAKE] - rules[LOOSE]
+    positive = take_line > 0.0 and (stop_line > 0.0 or stop_line == -np.inf)
+    if levels and not trailing and unit > 0.0 and positive:
+        low = stop_line * unit * (1.0 + PRICE_MARGIN)
+        high_price = take_line * unit * (1.0 - PRICE_MARGIN)
     candle, c = at[SCAN_FROM], at[SCAN_SETTER]
     asked_at_end = at[ASKED_AT_END]
     high = money[HIGH]

@@ -177,6 +177,23 @@ def test_the_walk_with_exit_levels_is_the_loop_s_run(
         assert walked
 
 
+@pytest.mark.parametrize(
+    "risk",
+    [
+        RiskSettings(stop_loss_pct=D(100), take_profit_pct=D("0.2")),
+        RiskSettings(stop_loss_pct=D(150), take_profit_pct=D("0.2")),
+        RiskSettings(stop_loss_pct=D("0.2")),
+        RiskSettings(take_profit_pct=D("0.2")),
+    ],
+    ids=["stop 100 %", "stop 150 %", "stop alone", "take profit alone"],
+)
+def test_any_pair_of_levels_is_walked_as_the_loop_decides(risk: RiskSettings) -> None:
+    candles = ReplayFeed().history("BTC/USDT", "1m", T0, T0 + DAY)
+    assert assert_table_is_the_loop(
+        candles, SmaCrossover(), {"fast": 5, "slow": 13}, capital=D(1000), risk=risk
+    )
+
+
 def test_a_sale_under_the_minimum_is_asked_again_at_every_later_exit() -> None:
     # 1.2 USDT buys 0.012 at 100; at 80 a sale is worth 0.96, under the 1 USDT minimum:
     # the stop loss is rejected at each close past it (the closing setter's close too, where
