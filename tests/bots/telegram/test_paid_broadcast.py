@@ -109,7 +109,10 @@ async def test_paid_broadcasts_deliver_hundreds_a_second_without_a_429(
         assert delivery.stats.sent == 300 and len(sends) == 300
         assert all(r.status == 200 and r.paid for r in sends)
         assert emulator.stats.rate_limited == 0 and limiter.retries == 0
-        assert elapsed < 5, f"300 paid broadcasts took {elapsed:.1f} s"  # 30/s would take 10
+        # The free lane (28 in any second) cannot send 300 in under 9.7 s. The paid lane
+        # took 2.8 s (PostgreSQL) and 4.7 s (SQLite) on a quiet 2-core machine, 5.7 s on
+        # SQLite with the whole suite running: a bound of 5 s failed there.
+        assert elapsed < 9, f"300 paid broadcasts took {elapsed:.1f} s"
 
 
 async def test_without_the_setting_sends_keep_telegram_free_pace(
